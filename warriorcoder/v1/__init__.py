@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code for the warriorcoder.v1 schema (make protos)."""
