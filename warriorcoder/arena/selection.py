@@ -1,0 +1,153 @@
+"""Winner selection and training records.
+
+For each challenge, every answer gets a final score
+
+    e(A) = sum over the opponents B that A battled on this challenge of
+           alpha * P_rating(A beats B) + (1 - alpha) * x(A > B)
+
+where P_rating comes from the global ratings (Elo by default) and x is the battle's local score
+from the judges' votes. The best-scored answer becomes an SFT example; the best against the worst
+gives a preference pair for DPO.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from warriorcoder.arena.rating import RatingScale, win_probability
+from warriorcoder.v1 import arena_pb2
+
+
+@dataclass(frozen=True)
+class ChallengeOutcome:
+    challenge_id: str
+    # e(model) for every model that answered in a rated battle of this challenge.
+    scores: dict[str, float]
+    winner: str
+    loser: str
+    battles: tuple[arena_pb2.RatedBattle, ...]
+
+
+def final_scores(
+    battles: Iterable[arena_pb2.RatedBattle],
+    ratings: Mapping[str, float],
+    alpha: float,
+    scale: RatingScale = RatingScale(),
+) -> dict[str, float]:
+    """e(model) over the rated battles of one challenge."""
+    scores: dict[str, float] = defaultdict(float)
+    for b in battles:
+        p_a = win_probability(ratings[b.model_a], ratings[b.model_b], scale)
+        x_a = b.local_score_a
+        scores[b.model_a] += alpha * p_a + (1 - alpha) * x_a
+        scores[b.model_b] += alpha * (1 - p_a) + (1 - alpha) * (1 - x_a)
+    return dict(scores)
+
+
+def select_winners(
+    battles: Sequence[arena_pb2.RatedBattle],
+    ratings: Mapping[str, float],
+    alpha: float,
+    scale: RatingScale = RatingScale(),
+) -> list[ChallengeOutcome]:
+    """One outcome per challenge that has at least one rated battle, in challenge-id order.
+
+    Equal scores go to the shorter answer (fewer completion tokens), then to the model id, so the
+    choice is deterministic and length never wins a tie.
+    """
+    by_challenge: dict[str, list[arena_pb2.RatedBattle]] = defaultdict(list)
+    for b in battles:
+        if b.status == arena_pb2.BATTLE_STATUS_RATED:
+            by_challenge[b.challenge_id].append(b)
+    outcomes = []
+    for challenge_id in sorted(by_challenge):
+        group = sorted(by_challenge[challenge_id], key=lambda b: b.battle_id)
+        scores = final_scores(group, ratings, alpha, scale)
+        tokens: dict[str, int] = {}
+        for b in group:
+            tokens[b.model_a] = b.tokens_a
+            tokens[b.model_b] = b.tokens_b
+        ranked = sorted(scores, key=lambda m: (-round(scores[m], 12), tokens[m], m))
+        outcomes.append(
+            ChallengeOutcome(challenge_id, scores, ranked[0], ranked[-1], tuple(group))
+        )
+    return outcomes
+
+
+def _provenance(
+    outcome: ChallengeOutcome, round_id: str, config_hash: str
+) -> dict[str, Any]:
+    judges = sorted({v.judge for b in outcome.battles for v in b.votes})
+    return {
+        "round_id": round_id,
+        "challenge_id": outcome.challenge_id,
+        "battle_ids": [b.battle_id for b in outcome.battles],
+        "models": sorted(outcome.scores),
+        "judges": judges,
+        "votes": [
+            {
+                "battle_id": b.battle_id,
+                "judge": v.judge,
+                "verdict": arena_pb2.Verdict.Name(v.verdict).removeprefix("VERDICT_").lower(),
+            }
+            for b in outcome.battles
+            for v in b.votes
+        ],
+        "local_scores": [
+            {"battle_id": b.battle_id, "model_a": b.model_a, "model_b": b.model_b,
+             "x_a": b.local_score_a}
+            for b in outcome.battles
+        ],
+        # A list, not a map keyed by model: every record then has the same columns in Arrow.
+        "scores": [{"model": m, "score": outcome.scores[m]} for m in sorted(outcome.scores)],
+        "config_hash": config_hash,
+    }
+
+
+def training_records(
+    outcomes: Sequence[ChallengeOutcome],
+    instructions: Mapping[str, str],
+    answers: Mapping[tuple[str, str], str],
+    *,
+    round_id: str,
+    config_hash: str,
+    min_preference_margin: float = 0.0,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """SFT records (chat `messages`) and preference pairs (conversational prompt/chosen/rejected).
+
+    `answers` maps (challenge_id, model_id) to the answer text. A preference pair needs a loser
+    whose score is more than `min_preference_margin` below the winner's and whose text differs.
+    Both layouts load with `datasets` and are the formats TRL's SFTTrainer and DPOTrainer read.
+    """
+    sft, preference = [], []
+    for o in outcomes:
+        prompt = instructions[o.challenge_id]
+        chosen = answers[(o.challenge_id, o.winner)]
+        prov = _provenance(o, round_id, config_hash)
+        sft.append({
+            "id": f"{o.challenge_id}/sft",
+            "messages": [
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": chosen},
+            ],
+            "model": o.winner,
+            "score": o.scores[o.winner],
+            "provenance": prov,
+        })
+        rejected = answers[(o.challenge_id, o.loser)]
+        margin = o.scores[o.winner] - o.scores[o.loser]
+        if o.loser != o.winner and rejected != chosen and margin > min_preference_margin:
+            preference.append({
+                "id": f"{o.challenge_id}/preference",
+                "prompt": [{"role": "user", "content": prompt}],
+                "chosen": [{"role": "assistant", "content": chosen}],
+                "rejected": [{"role": "assistant", "content": rejected}],
+                "chosen_model": o.winner,
+                "rejected_model": o.loser,
+                "margin": margin,
+                "provenance": prov,
+            })
+    return sft, preference

@@ -1,0 +1,76 @@
+"""Exporter: the best answer of each challenge becomes an SFT record, best vs worst a DPO pair."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from warriorcoder.arena.rating import RatingScale
+from warriorcoder.arena.selection import select_winners, training_records
+from warriorcoder.config import ArenaConfig
+from warriorcoder.report import write_leaderboard
+from warriorcoder.storage.store import ArenaStore
+from warriorcoder.v1 import arena_pb2
+
+
+@dataclass(frozen=True)
+class Export:
+    sft: list[dict[str, Any]]
+    preference: list[dict[str, Any]]
+    files: list[Path]
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Write atomically: a crash mid-write leaves the previous file, never half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+class Exporter:
+    def __init__(self, config: ArenaConfig, store: ArenaStore) -> None:
+        self.config = config
+        self.store = store
+
+    def records(self, board: arena_pb2.Leaderboard) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        cfg = self.config
+        rating_field = "elo" if cfg.export.rating == "elo" else "bradley_terry"
+        ratings = {r.model_id: getattr(r, rating_field) for r in board.ratings}
+        r = cfg.rating
+        outcomes = select_winners(
+            self.store.battles(board.round_id),
+            ratings,
+            cfg.export.alpha,
+            RatingScale(initial=r.initial, scale=r.scale, base=r.base),
+        )
+        instructions, answers = {}, {}
+        for o in outcomes:
+            challenge = self.store.challenge(o.challenge_id)
+            assert challenge is not None, f"battle of unknown challenge {o.challenge_id}"
+            instructions[o.challenge_id] = challenge.instruction
+            for response in self.store.responses(o.challenge_id):
+                answers[(o.challenge_id, response.model_id)] = response.generation.text
+        return training_records(
+            outcomes,
+            instructions,
+            answers,
+            round_id=board.round_id,
+            config_hash=cfg.config_hash(),
+            min_preference_margin=cfg.export.min_preference_margin,
+        )
+
+    def export(self, board: arena_pb2.Leaderboard, out_dir: Path) -> Export:
+        """Write sft.jsonl, preference.jsonl and the leaderboard files into `out_dir`."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        sft, preference = self.records(board)
+        write_jsonl(out_dir / "sft.jsonl", sft)
+        write_jsonl(out_dir / "preference.jsonl", preference)
+        files = [out_dir / "sft.jsonl", out_dir / "preference.jsonl"]
+        files += write_leaderboard(board, out_dir)
+        return Export(sft, preference, files)

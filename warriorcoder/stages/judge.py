@@ -1,0 +1,100 @@
+"""Judge: every uninvolved expert judges each battle in both orders.
+
+A verdict that cannot be parsed is never guessed: it is recorded as INVALID and, up to
+`judge.retries_on_invalid` times, asked again with sampling (a greedy retry would repeat itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from warriorcoder.arena.judging import JUDGE_SYSTEM_PROMPT, judge_prompt, judgment_id, parse_verdict, unswap
+from warriorcoder.backends.base import ChatMessage, ChatRequest, GenerationError, ModelBackend
+from warriorcoder.config import ArenaConfig, SamplingConfig
+from warriorcoder.stages.challenger import derive_seed
+from warriorcoder.stages.fanout import chat_by_model, to_generation_pb
+from warriorcoder.storage.store import ArenaStore
+from warriorcoder.v1 import arena_pb2
+
+ORDERS = (arena_pb2.ORDER_AB, arena_pb2.ORDER_BA)
+RETRY_TEMPERATURE = 0.7
+
+
+class Judge:
+    def __init__(
+        self, config: ArenaConfig, backends: Mapping[str, ModelBackend], store: ArenaStore
+    ) -> None:
+        self.config = config
+        self.backends = backends
+        self.store = store
+
+    def _request(self, pair: arena_pb2.ResponsePair, order: int, attempt: int) -> ChatRequest:
+        a, b = pair.response_a.generation.text, pair.response_b.generation.text
+        first, second = (a, b) if order == arena_pb2.ORDER_AB else (b, a)
+        cfg = self.config.judge
+        sampling = SamplingConfig(
+            temperature=cfg.temperature if attempt == 1 else max(cfg.temperature, RETRY_TEMPERATURE),
+            top_p=1.0,
+            max_tokens=cfg.max_tokens,
+            seed=derive_seed(self.config.seed, pair.battle_id, order, attempt),
+        )
+        messages = (
+            ChatMessage("system", JUDGE_SYSTEM_PROMPT),
+            ChatMessage("user", judge_prompt(pair.instruction, first, second)),
+        )
+        return ChatRequest(messages, sampling)
+
+    async def handle(
+        self, pairs: Sequence[arena_pb2.ResponsePair]
+    ) -> list[arena_pb2.BattleJudgments]:
+        """All judgments of each battle; stored valid judgments are reused."""
+        judgments: dict[str, arena_pb2.Judgment] = {}
+        todo: list[tuple[arena_pb2.ResponsePair, str, int]] = []
+        for pair in pairs:
+            if pair.response_a.error or pair.response_b.error:
+                continue  # the rater marks the battle failed with the responder's reason
+            stored_judgments = {j.judgment_id: j for j in self.store.judgments(pair.battle_id)}
+            for judge in pair.judges:
+                for order in ORDERS:
+                    jid = judgment_id(pair.battle_id, judge, order)
+                    stored = stored_judgments.get(jid)
+                    if stored is not None and stored.verdict != arena_pb2.VERDICT_INVALID:
+                        judgments[jid] = stored
+                    else:
+                        todo.append((pair, judge, order))
+
+        attempt = 1
+        while todo and attempt <= 1 + self.config.judge.retries_on_invalid:
+            requests = [(judge, self._request(pair, order, attempt)) for pair, judge, order in todo]
+            outcomes = await chat_by_model(self.backends, requests)
+            retry = []
+            for (pair, judge, order), outcome in zip(todo, outcomes, strict=True):
+                j = arena_pb2.Judgment(
+                    judgment_id=judgment_id(pair.battle_id, judge, order),
+                    battle_id=pair.battle_id,
+                    judge=judge,
+                    order=order,
+                    attempts=attempt,
+                )
+                if isinstance(outcome, GenerationError):
+                    # The model server failed after its own retries: no point asking again now.
+                    j.position_verdict = j.verdict = arena_pb2.VERDICT_INVALID
+                    j.error = f"{judge}: {outcome.reason}"
+                else:
+                    j.generation.CopyFrom(to_generation_pb(outcome))
+                    j.position_verdict = parse_verdict(outcome.text)
+                    j.verdict = unswap(j.position_verdict, order)
+                    if j.verdict == arena_pb2.VERDICT_INVALID:
+                        j.error = "no verdict found in the judge's answer"
+                        retry.append((pair, judge, order))
+                self.store.save_judgment(j)
+                judgments[j.judgment_id] = j
+            todo, attempt = retry, attempt + 1
+
+        by_battle: dict[str, list[arena_pb2.Judgment]] = {}
+        for jid in sorted(judgments):
+            by_battle.setdefault(judgments[jid].battle_id, []).append(judgments[jid])
+        return [
+            arena_pb2.BattleJudgments(pair=pair, judgments=by_battle.get(pair.battle_id, []))
+            for pair in pairs
+        ]

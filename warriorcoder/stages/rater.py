@@ -1,0 +1,83 @@
+"""Rater: local score per battle from the judges' votes; global ratings over all battles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from warriorcoder.arena.judging import judge_statistics, rate_battle
+from warriorcoder.arena.rating import (
+    RatingScale,
+    bootstrap_intervals,
+    bradley_terry,
+    elo_ratings,
+    win_stats,
+)
+from warriorcoder.config import ArenaConfig
+from warriorcoder.storage.store import ArenaStore
+from warriorcoder.v1 import arena_pb2
+
+
+class Rater:
+    def __init__(self, config: ArenaConfig, store: ArenaStore) -> None:
+        self.config = config
+        self.store = store
+        r = config.rating
+        self.scale = RatingScale(initial=r.initial, scale=r.scale, base=r.base)
+
+    def handle(self, items: Sequence[arena_pb2.BattleJudgments]) -> list[arena_pb2.RatedBattle]:
+        """Rate each battle and store it (same battle twice: same document, nothing doubled)."""
+        rated = []
+        for item in items:
+            battle = rate_battle(item.pair, item.judgments)
+            self.store.save_battle(battle)
+            rated.append(battle)
+        return rated
+
+    def leaderboard(self, round_id: str) -> arena_pb2.Leaderboard:
+        """Elo (online, in battle-id order), Bradley-Terry with bootstrap intervals, judge stats."""
+        battles = self.store.battles(round_id)  # sorted by battle id: a deterministic Elo order
+        ok = [b for b in battles if b.status == arena_pb2.BATTLE_STATUS_RATED]
+        outcomes = [(b.model_a, b.model_b, b.local_score_a) for b in ok]
+        cfg = self.config.rating
+        elo = elo_ratings(outcomes, k_factor=cfg.k_factor, scale=self.scale)
+        bt = bradley_terry(outcomes, scale=self.scale)
+        intervals = bootstrap_intervals(
+            outcomes, rounds=cfg.bootstrap_rounds, seed=self.config.seed, scale=self.scale
+        )
+        stats = win_stats(outcomes)
+        board = arena_pb2.Leaderboard(
+            round_id=round_id,
+            battles=len(ok),
+            failed_battles=len(battles) - len(ok),
+            bootstrap_rounds=cfg.bootstrap_rounds,
+        )
+        for model in sorted(bt, key=lambda m: (-bt[m], m)):
+            s = stats[model]
+            lo, hi = intervals[model]
+            board.ratings.add(
+                model_id=model,
+                elo=elo[model],
+                bradley_terry=bt[model],
+                bradley_terry_lower=lo,
+                bradley_terry_upper=hi,
+                battles=s.battles,
+                wins=s.wins,
+                losses=s.losses,
+                ties=s.ties,
+                win_rate=s.win_rate,
+            )
+        board.judges.extend(judge_statistics(self._judged_pairs(ok)))
+        self.store.save_leaderboard(board)
+        return board
+
+    def _judged_pairs(
+        self, battles: Sequence[arena_pb2.RatedBattle]
+    ) -> list[tuple[arena_pb2.ResponsePair, list[arena_pb2.Judgment]]]:
+        """(pair, judgments) per battle; the pair carries only what the statistics read."""
+        out = []
+        for b in battles:
+            pair = arena_pb2.ResponsePair(battle_id=b.battle_id, model_a=b.model_a, model_b=b.model_b)
+            pair.response_a.generation.completion_tokens = b.tokens_a
+            pair.response_b.generation.completion_tokens = b.tokens_b
+            out.append((pair, self.store.judgments(b.battle_id)))
+        return out

@@ -1,0 +1,154 @@
+"""Arena records in any database that speaks pymongo's API.
+
+The same `ArenaStore` runs on a real MongoDB (`pymongo.MongoClient(uri)[name]`) in the
+distributed services and on an embedded SQLite file (`neosqlite`, pymongo-like API) in the
+single-process run. Every document has a deterministic `_id` and is written with an upsert, so
+writing the same event twice (a redelivered message, a resumed run) changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from warriorcoder.v1 import arena_pb2
+
+M = TypeVar("M", bound=Message)
+
+# collection -> fields to index (besides _id)
+COLLECTIONS: dict[str, tuple[str, ...]] = {
+    "rounds": (),
+    "mined": ("round_id",),
+    "challenges": ("round_id",),
+    "responses": ("challenge_id",),
+    "judgments": ("battle_id",),
+    "battles": ("round_id", "challenge_id"),
+    "leaderboards": (),
+}
+
+
+def to_document(message: Message, doc_id: str) -> dict[str, Any]:
+    """A protobuf message as a MongoDB document (field names as in the .proto, enums by name)."""
+    doc = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    doc["_id"] = doc_id
+    return doc
+
+
+def from_document(doc: dict[str, Any], cls: type[M]) -> M:
+    body = {k: v for k, v in doc.items() if k != "_id"}
+    return json_format.ParseDict(body, cls(), ignore_unknown_fields=True)
+
+
+class ArenaStore:
+    """Typed access to the arena's collections over a pymongo-compatible database."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        for name, fields in COLLECTIONS.items():
+            for f in fields:
+                db[name].create_index(f)
+
+    @classmethod
+    def open_embedded(cls, path: str | Path) -> ArenaStore:
+        """An on-disk store in one SQLite file (no server), for the embedded run."""
+        import neosqlite
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return cls(neosqlite.Connection(str(path)))
+
+    @classmethod
+    def connect(cls, uri: str, database: str = "warriorcoder") -> ArenaStore:
+        """A store on a MongoDB server (or anything that speaks its wire protocol)."""
+        import pymongo
+
+        return cls(pymongo.MongoClient(uri)[database])
+
+    # -- generic --------------------------------------------------------------------------
+    def _put(self, collection: str, doc_id: str, message: Message) -> None:
+        self.db[collection].replace_one({"_id": doc_id}, to_document(message, doc_id), upsert=True)
+
+    def _get(self, collection: str, doc_id: str, cls: type[M]) -> M | None:
+        doc = self.db[collection].find_one({"_id": doc_id})
+        return None if doc is None else from_document(doc, cls)
+
+    def _find(self, collection: str, query: dict[str, Any], cls: type[M]) -> list[M]:
+        docs = sorted(self.db[collection].find(query), key=lambda d: str(d["_id"]))
+        return [from_document(d, cls) for d in docs]
+
+    def _ids(self, collection: str, query: dict[str, Any]) -> set[str]:
+        return {str(d["_id"]) for d in self.db[collection].find(query, {"_id": 1})}
+
+    # -- rounds ---------------------------------------------------------------------------
+    def round_info(self, round_id: str) -> dict[str, Any] | None:
+        doc = self.db["rounds"].find_one({"_id": round_id})
+        return None if doc is None else dict(doc)
+
+    def save_round_info(self, round_id: str, **fields: Any) -> None:
+        self.db["rounds"].update_one({"_id": round_id}, {"$set": fields}, upsert=True)
+
+    # -- mined raw instructions (before filtering) ------------------------------------------
+    def save_mined(self, mined_id: str, challenge: arena_pb2.Challenge) -> None:
+        self._put("mined", mined_id, challenge)
+
+    def mined(self, round_id: str) -> dict[str, arena_pb2.Challenge]:
+        docs = self.db["mined"].find({"round_id": round_id})
+        return {str(d["_id"]): from_document(d, arena_pb2.Challenge) for d in docs}
+
+    # -- challenges ---------------------------------------------------------------------------
+    def save_challenges(self, challenges: Iterable[arena_pb2.Challenge]) -> None:
+        for c in challenges:
+            self._put("challenges", c.challenge_id, c)
+
+    def challenges(self, round_id: str) -> list[arena_pb2.Challenge]:
+        return self._find("challenges", {"round_id": round_id}, arena_pb2.Challenge)
+
+    def challenge(self, challenge_id: str) -> arena_pb2.Challenge | None:
+        return self._get("challenges", challenge_id, arena_pb2.Challenge)
+
+    # -- responses ------------------------------------------------------------------------------
+    @staticmethod
+    def response_id(challenge_id: str, model_id: str) -> str:
+        return f"{challenge_id}/{model_id}"
+
+    def save_response(self, response: arena_pb2.Response) -> None:
+        self._put("responses", self.response_id(response.challenge_id, response.model_id), response)
+
+    def response(self, challenge_id: str, model_id: str) -> arena_pb2.Response | None:
+        return self._get("responses", self.response_id(challenge_id, model_id), arena_pb2.Response)
+
+    def responses(self, challenge_id: str) -> list[arena_pb2.Response]:
+        return self._find("responses", {"challenge_id": challenge_id}, arena_pb2.Response)
+
+    # -- judgments ------------------------------------------------------------------------------
+    def save_judgment(self, judgment: arena_pb2.Judgment) -> None:
+        self._put("judgments", judgment.judgment_id, judgment)
+
+    def judgments(self, battle_id: str) -> list[arena_pb2.Judgment]:
+        return self._find("judgments", {"battle_id": battle_id}, arena_pb2.Judgment)
+
+    # -- battles ----------------------------------------------------------------------------------
+    def save_battle(self, battle: arena_pb2.RatedBattle) -> None:
+        self._put("battles", battle.battle_id, battle)
+
+    def battle(self, battle_id: str) -> arena_pb2.RatedBattle | None:
+        return self._get("battles", battle_id, arena_pb2.RatedBattle)
+
+    def battles(self, round_id: str) -> list[arena_pb2.RatedBattle]:
+        return self._find("battles", {"round_id": round_id}, arena_pb2.RatedBattle)
+
+    def battle_ids(self, round_id: str) -> set[str]:
+        return self._ids("battles", {"round_id": round_id})
+
+    # -- leaderboards -----------------------------------------------------------------------------
+    def save_leaderboard(self, board: arena_pb2.Leaderboard) -> None:
+        self._put("leaderboards", board.round_id, board)
+
+    def leaderboard(self, round_id: str) -> arena_pb2.Leaderboard | None:
+        return self._get("leaderboards", round_id, arena_pb2.Leaderboard)
+
+    def count(self, collection: str, query: dict[str, Any] | None = None) -> int:
+        return int(self.db[collection].count_documents(query or {}))
