@@ -1,0 +1,83 @@
+"""Config validation: every malformed field is named before any model loads."""
+
+from pathlib import Path
+
+import pytest
+
+from warriorcoder.config import ConfigError, load_config, parse_config
+
+ROSTER = [
+    {"id": "a", "backend": "fake", "model": "fake"},
+    {"id": "b", "backend": "fake", "model": "fake"},
+    {"id": "c", "backend": "fake", "model": "fake"},
+]
+
+
+def test_examples_are_valid() -> None:
+    for path in Path("examples").glob("*.yaml"):
+        assert load_config(path).roster
+
+
+def test_minimal_config_gets_paper_defaults() -> None:
+    cfg = parse_config({"roster": ROSTER})
+    assert cfg.challenger.dedup.threshold == 0.5
+    assert cfg.challenger.dedup.num_perm == 128
+    assert cfg.rating.k_factor == 40
+    assert cfg.export.alpha == 0.7
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"roster": ROSTER[:2]}, "at least 3 are needed"),
+        ({"roster": [*ROSTER, {"id": "a", "backend": "fake", "model": "x"}]}, "duplicate"),
+        ({"roster": [*ROSTER, {"id": "d", "backend": "openai", "model": "m"}]},
+         "roster.3: endpoint: required"),
+        ({"roster": [*ROSTER, {"id": "d", "backend": "openai", "model": "m", "endpoint": "ftp://x"}]},
+         "must start with http"),
+        ({"roster": [*ROSTER, {"id": "d", "backend": "gpt", "model": "m"}]}, "roster.3.backend"),
+        ({"roster": [*ROSTER, {"id": "bad id!", "backend": "fake", "model": "m"}]}, "roster.3.id"),
+        ({"challenger": {"dedup": {"threshold": 1.5}}}, "challenger.dedup.threshold"),
+        ({"challenger": {"defenders": 5}}, "challenger.defenders"),
+        ({"challenger": {"quality": {"enabled": True, "judge": "zzz"}}},
+         "challenger.quality.judge"),
+        ({"challenger": {"sampling_grid": []}}, "challenger.sampling_grid"),
+        ({"export": {"alpha": 2}}, "export.alpha"),
+        ({"rating": {"k_factor": -1}}, "rating.k_factor"),
+        ({"judge": {"unknown_field": 1}}, "judge.unknown_field"),
+        ({"roster": [*ROSTER, {"id": "d", "backend": "fake", "model": "m",
+                               "chat_template": {"builtin": "chatml", "template": "x"}}]},
+         "exactly one of"),
+    ],
+)
+def test_bad_fields_are_named(patch: dict, field: str) -> None:
+    data = {"roster": ROSTER, **patch}
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.").replace("!", "")):
+        parse_config(data)
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("roster: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(scalar)
+
+
+def test_config_hash_is_stable_and_sensitive() -> None:
+    a = parse_config({"roster": ROSTER})
+    b = parse_config({"roster": ROSTER})
+    c = parse_config({"roster": ROSTER, "seed": 1})
+    assert a.config_hash() == b.config_hash() != c.config_hash()
+
+
+def test_answer_sampling_override() -> None:
+    roster = [dict(ROSTER[0], sampling={"temperature": 1.0}), *ROSTER[1:]]
+    cfg = parse_config({"roster": roster})
+    assert cfg.answer_sampling("a").temperature == 1.0
+    assert cfg.answer_sampling("b") == cfg.responder.sampling

@@ -1,0 +1,71 @@
+"""The store runs the same code on the embedded SQLite file and on the MongoDB wire protocol."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from warriorcoder.storage.store import ArenaStore
+from warriorcoder.v1 import arena_pb2
+
+
+@pytest.fixture(params=["embedded", "mongo"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArenaStore]:
+    if request.param == "embedded":
+        yield ArenaStore.open_embedded(tmp_path / "arena.db")
+    else:
+        uri = request.getfixturevalue("mongo_uri")
+        yield ArenaStore.connect(uri, database=f"t{uuid.uuid4().hex[:12]}")
+
+
+def _battle(battle_id: str, score: float = 0.75) -> arena_pb2.RatedBattle:
+    return arena_pb2.RatedBattle(
+        battle_id=battle_id, challenge_id="c1", round_id="r1", model_a="a", model_b="b",
+        votes=[arena_pb2.Vote(judge="j", verdict=arena_pb2.VERDICT_A)],
+        votes_a=1, local_score_a=score, status=arena_pb2.BATTLE_STATUS_RATED,
+    )
+
+
+def test_roundtrip_messages(store: ArenaStore) -> None:
+    c = arena_pb2.Challenge(challenge_id="c1", round_id="r1", instruction="Write x",
+                            attacker="a", defenders=["b", "c"], source="mined")
+    store.save_challenges([c])
+    assert store.challenges("r1") == [c]
+    assert store.challenge("c1") == c
+    assert store.challenge("nope") is None
+    r = arena_pb2.Response(challenge_id="c1", model_id="a",
+                           generation=arena_pb2.Generation(text="def x(): pass", completion_tokens=5))
+    store.save_response(r)
+    assert store.response("c1", "a") == r
+    assert store.responses("c1") == [r]
+    b = _battle("b1")
+    store.save_battle(b)
+    assert store.battle("b1") == b
+    assert store.battles("r1") == [b]
+
+
+def test_writing_twice_changes_nothing(store: ArenaStore) -> None:
+    for _ in range(3):
+        store.save_battle(_battle("b1"))
+        store.save_judgment(arena_pb2.Judgment(judgment_id="j1", battle_id="b1", judge="c",
+                                               order=arena_pb2.ORDER_AB, verdict=arena_pb2.VERDICT_B))
+    assert store.count("battles") == 1
+    assert store.count("judgments") == 1
+    store.save_battle(_battle("b1", score=0.25))  # an update replaces, never duplicates
+    assert [b.local_score_a for b in store.battles("r1")] == [0.25]
+
+
+def test_round_info_merges(store: ArenaStore) -> None:
+    store.save_round_info("r1", config_hash="abc")
+    store.save_round_info("r1", challenges_ready=True)
+    info = store.round_info("r1")
+    assert info is not None and info["config_hash"] == "abc" and bool(info["challenges_ready"])  # SQLite keeps bools as 1
+    assert store.round_info("r2") is None
+
+
+def test_embedded_store_survives_reopen(tmp_path: Path) -> None:
+    ArenaStore.open_embedded(tmp_path / "a.db").save_battle(_battle("b1"))
+    assert ArenaStore.open_embedded(tmp_path / "a.db").battle_ids("r1") == {"b1"}
