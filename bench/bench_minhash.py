@@ -25,7 +25,7 @@ STRUCTS = ["list", "array", "linked list", "binary tree", "hash map", "matrix", 
            "string", "heap", "trie", "queue", "interval set", "stream", "JSON document"]
 ITEMS = ["integers", "floats", "timestamps", "user records", "words", "IP addresses", "intervals",
          "coordinates", "transactions", "log lines", "file paths", "bank accounts", "emails"]
-WORDS = ("cache memory budget latency thread lock async retry timeout unicode locale bytes "
+_WORD_TEXT = ("cache memory budget latency thread lock async retry timeout unicode locale bytes "
          "buffer window sliding prefix suffix palindrome anagram prime factor modulo overflow "
          "checksum hash collision bucket queue priority dijkstra shortest path cycle topological "
          "order stable unstable inplace recursion iteration generator iterator lazy eager batch "
@@ -37,18 +37,19 @@ WORDS = ("cache memory budget latency thread lock async retry timeout unicode lo
          "tensor kernel convolution pooling stride padding dilation token parser lexer grammar "
          "ast visitor closure scope binding mutable immutable ownership borrow lifetime trait "
          "interface generic template macro reflection serialization protobuf yaml csv xml "
-         "regex glob wildcard escape quote newline tab whitespace indentation format").split()
+         "regex glob wildcard escape quote newline tab whitespace indentation format")
+WORDS = _WORD_TEXT.split()
 TEMPLATES = [
     "Write a {lang} function that {verb} a {struct} of {items} and handles {w1} {w2} and {w3}.",
-    "Implement in {lang} a routine which {verb} every {struct} of {items}; consider {w1}, {w2}, "
-    "{w3} and {w4}.",
+    ("Implement in {lang} a routine which {verb} every {struct} of {items}; consider {w1}, {w2}, "
+     "{w3} and {w4}."),
     "How can I build a {lang} class that {verb} a {struct} holding {items} with {w1} {w2} {w3}?",
-    "Given a {struct} of {items}, create a {lang} program that {verb} it using {w1} and {w2} "
-    "while avoiding {w3} {w4}.",
-    "Explain with {lang} code how one {verb} a {struct} of {items}, focusing on {w1} {w2} {w3} "
-    "{w4} {w5}.",
-    "Design a {lang} API that {verb} a large {struct} of {items}; it must support {w1}, {w2}, "
-    "{w3} {w4}.",
+    ("Given a {struct} of {items}, create a {lang} program that {verb} it using {w1} and {w2} "
+     "while avoiding {w3} {w4}."),
+    ("Explain with {lang} code how one {verb} a {struct} of {items}, focusing on {w1} {w2} {w3} "
+     "{w4} {w5}."),
+    ("Design a {lang} API that {verb} a large {struct} of {items}; it must support {w1}, {w2}, "
+     "{w3} {w4}."),
 ]
 PREFIXES = ["Please", "Can you", "Hey,", "Quick question:", "I need help:"]
 

@@ -25,7 +25,9 @@ Pipeline of :func:`minhash_dedup`:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -34,14 +36,17 @@ import numpy as np
 
 __all__ = ["DedupResult", "jaccard", "minhash_dedup", "normalized_tokens", "optimal_bands"]
 
-# A token is a maximal run of non-space characters trimmed to start and end on a word
-# character: this strips edge punctuation and drops punctuation-only tokens in one C-level pass.
-_TOKEN = re.compile(r"\w(?:\S*\w)?")
+# Characters stripped from token edges: ASCII punctuation (underscore included) and controls.
+# str.strip with this set is the fast path; non-ASCII tokens go through the regex, which strips
+# every non-alphanumeric character (Unicode punctuation and symbols) from both ends.
+_ASCII_EDGE = string.punctuation + "".join(map(chr, range(32))) + "\x7f"
+_UNICODE_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
 _MASK32 = np.uint64(0xFFFFFFFF)
 # Signature value of a text without any shingle; no real minimum reaches it in all permutations.
 _EMPTY_SIGNATURE_VALUE = np.uint32(0xFFFFFFFF)
 # Shingles hashed per permutation block: bounds the (shingles x num_perm) uint64 working array.
-_SHINGLES_PER_BLOCK = 1 << 16
+# 4096 x 128 x 8 bytes = 4 MiB: small enough to stay in cache across the passes over a block.
+_SHINGLES_PER_BLOCK = 1 << 12
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,13 @@ class DedupResult:
 
 
 def normalized_tokens(text: str) -> list[str]:
-    """Lowercased tokens of ``text`` with edge punctuation stripped and punctuation-only tokens
-    dropped: the word sequence that shingles are built from."""
-    return _TOKEN.findall(text.lower())
+    """Lowercased whitespace-separated tokens of ``text``, punctuation stripped from both ends,
+    tokens left empty dropped: the word sequence that shingles are built from."""
+    return [
+        token
+        for raw in text.lower().split()
+        if (token := raw.strip(_ASCII_EDGE) if raw.isascii() else _UNICODE_EDGE.sub("", raw))
+    ]
 
 
 def _shingle_set(text: str, shingle_size: int) -> set[tuple[str, ...]]:
@@ -206,14 +215,13 @@ def _signatures(
         bounds, np.arange(0, bounds[-1], _SHINGLES_PER_BLOCK), side="right"
     ) - 1
     cut_points = np.unique(np.concatenate((cut_points, [len(nonempty)])))
-    for lo, hi in zip(cut_points[:-1], cut_points[1:], strict=True):
+    for lo, hi in itertools.pairwise(cut_points.tolist()):
         block = shingles[bounds[lo] : bounds[hi]]
         values = block[:, None] * a[None, :]
         values += b[None, :]
-        values >>= np.uint64(32)
-        sig[nonempty[lo:hi]] = np.minimum.reduceat(
-            values, bounds[lo:hi] - bounds[lo], axis=0
-        ).astype(np.uint32)
+        minima = np.minimum.reduceat(values, bounds[lo:hi] - bounds[lo], axis=0)
+        # The shift is monotone, so shifting the minima equals minimising the shifted values.
+        sig[nonempty[lo:hi]] = (minima >> np.uint64(32)).astype(np.uint32)
     return sig
 
 

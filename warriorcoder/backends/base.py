@@ -46,6 +46,8 @@ class GenerationResult:
     completion_tokens: int
     latency_s: float
     finish_reason: str  # "stop" | "length" | backend-specific
+    # False when the server sent no token usage (the counts are then 0, not measured).
+    usage_reported: bool = True
 
 
 @dataclass(frozen=True)

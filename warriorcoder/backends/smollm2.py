@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from warriorcoder.backends.base import BackendError
 
@@ -75,11 +76,19 @@ def _convert(gguf: Path, target: Path) -> None:
             f"converting SmolLM2 needs transformers, torch and gguf ({err}); "
             "install them with: pip install -e '.[local]'"
         ) from None
+    extra: dict[str, Any] = {}
+    try:
+        # transformers >= 5 keeps GGUF weights packed (not serializable) unless told to unpack.
+        from transformers import GgufConfig
+
+        extra["quantization_config"] = GgufConfig(dequantize=True)
+    except ImportError:  # older transformers always dequantize GGUF at load
+        pass
     tokenizer = AutoTokenizer.from_pretrained(
         str(gguf.parent), gguf_file=gguf.name, local_files_only=True
     )
     model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, local_files_only=True
+        str(gguf.parent), gguf_file=gguf.name, local_files_only=True, **extra
     )
     target.mkdir(parents=True)
     tokenizer.save_pretrained(str(target))

@@ -1,0 +1,250 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests (stdlib only, no model).
+
+    with FakeOpenAIServer() as server:          # random free port, serves from a thread
+        server.set_behaviour("error", status=500, times=2)   # two 500s, then normal answers
+        ... OpenAIBackend(expert with endpoint=server.base_url) ...
+        assert server.max_in_flight <= 4
+        assert server.requests[0].body["seed"] == 7
+
+Endpoints: POST /v1/chat/completions and POST /v1/completions. Behaviours (`set_behaviour`):
+  normal   a deterministic answer with usage; chat echoes the last user message, completions
+           return `completion_text` cut at the first stop string (as real servers do)
+  error    HTTP `status` (500, 401, 429...) with a JSON error body
+  slow     sleeps `slow_s` before answering (use a client timeout below it)
+  garbage  HTTP 200 whose body is not the expected shape: `garbage="not-json"` (plain text),
+           `"no-choices"` ({"object": ...} without choices), `"no-content"` (content null)
+With `times=N` the behaviour applies to the next N requests only, then answers are normal.
+`delay_s` adds latency to every answer (to make requests overlap). Every request is recorded.
+
+Run it by hand: ``python tests/fake_openai_server.py --port 8000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+
+Mode = Literal["normal", "error", "slow", "garbage"]
+GarbageKind = Literal["not-json", "no-choices", "no-content"]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: Any  # parsed JSON, or None when the body was not JSON
+
+
+@dataclass
+class Behaviour:
+    mode: Mode = "normal"
+    status: int = 500
+    times: int | None = None  # None: until changed
+    slow_s: float = 10.0
+    garbage: GarbageKind = "not-json"
+    delay_s: float = 0.0
+    omit_usage: bool = False
+    retry_after: str | None = None
+    completion_text: str = "Write a Python function that reverses a linked list."
+    served: int = field(default=0)  # requests that got this behaviour so far
+
+
+def _words(value: Any) -> int:
+    return len(str(value).split())
+
+
+class FakeOpenAIServer:
+    """OpenAI-compatible test server with switchable behaviours and a request log."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._behaviour = Behaviour()
+        self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._httpd = ThreadingHTTPServer((host, port), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.app = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """The `endpoint` to configure: ``http://127.0.0.1:PORT/v1``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def set_behaviour(self, mode: Mode = "normal", **options: Any) -> None:
+        """Switch behaviour (see the module docstring); options are `Behaviour` fields."""
+        with self._lock:
+            self._behaviour = Behaviour(mode=mode, **options)
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.max_in_flight = self.in_flight
+
+    def start(self) -> FakeOpenAIServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes handlers sleeping in "slow"
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- called from handler threads -------------------------------------------------------
+
+    def _begin(self, record: RecordedRequest) -> Behaviour:
+        """Log a request and pick the behaviour it gets (normal once `times` is used up)."""
+        with self._lock:
+            self.requests.append(record)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            b = self._behaviour
+            if b.times is not None and b.served >= b.times:
+                return Behaviour(delay_s=b.delay_s, completion_text=b.completion_text)
+            b.served += 1
+            return Behaviour(**b.__dict__)
+
+    def _end(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def _sleep(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+
+def answer_body(path: str, body: dict[str, Any], b: Behaviour) -> dict[str, Any]:
+    """The JSON a normal server returns for `body` (deterministic)."""
+    model = body.get("model", "fake")
+    max_tokens = int(body.get("max_tokens") or 10_000)
+    if path.endswith("/chat/completions"):
+        messages = body.get("messages") or []
+        last_user = next((m.get("content", "") for m in reversed(messages)
+                          if m.get("role") == "user"), "")
+        text = f"echo {model}: {last_user}"
+        prompt_tokens = sum(_words(m.get("content", "")) for m in messages)
+    else:
+        text = b.completion_text
+        for stop in body.get("stop") or []:
+            text = text.split(stop, 1)[0]
+        prompt_tokens = _words(body.get("prompt", ""))
+    finish = "stop"
+    words = text.split()
+    if len(words) > max_tokens:
+        text, finish = " ".join(words[:max_tokens]), "length"
+    if path.endswith("/chat/completions"):
+        choice = {"index": 0, "message": {"role": "assistant", "content": text},
+                  "finish_reason": finish}
+    else:
+        choice = {"index": 0, "text": text, "finish_reason": finish}
+    out: dict[str, Any] = {"id": "fake-1", "object": "completion", "model": model,
+                           "choices": [choice]}
+    if not b.omit_usage:
+        out["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": _words(text),
+                        "total_tokens": prompt_tokens + _words(text)}
+    return out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like real servers
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet test output
+        pass
+
+    def _send(self, status: int, payload: bytes, content_type: str = "application/json",
+              extra_headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in (extra_headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+            self.close_connection = True
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        app: FakeOpenAIServer = self.server.app  # type: ignore[attr-defined]
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        record = RecordedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        b = app._begin(record)
+        try:
+            self._respond(app, b, body)
+        finally:
+            app._end()
+
+    def _respond(self, app: FakeOpenAIServer, b: Behaviour, body: Any) -> None:
+        if self.path not in ("/v1/chat/completions", "/v1/completions"):
+            self._send(404, json.dumps({"error": {"message": f"no route {self.path}"}}).encode())
+            return
+        if not isinstance(body, dict):
+            self._send(400, b'{"error": {"message": "body is not a JSON object"}}')
+            return
+        if b.delay_s:
+            app._sleep(b.delay_s)
+        if b.mode == "slow":
+            app._sleep(b.slow_s)
+        if b.mode == "error":
+            headers = {"Retry-After": b.retry_after} if b.retry_after is not None else None
+            message = json.dumps({"error": {"message": f"fake failure {b.status}",
+                                            "code": b.status}}).encode()
+            self._send(b.status, message, extra_headers=headers)
+        elif b.mode == "garbage":
+            if b.garbage == "not-json":
+                self._send(200, b"<html>upstream proxy error</html>", "text/html")
+            elif b.garbage == "no-choices":
+                self._send(200, b'{"object": "list", "data": []}')
+            else:
+                self._send(200, b'{"choices": [{"index": 0, "message": {"content": null},'
+                                b' "text": null, "finish_reason": "stop"}]}')
+        else:
+            self._send(200, json.dumps(answer_body(self.path, body, b)).encode())
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for connection-refused tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args()
+    with FakeOpenAIServer(port=args.port) as server:
+        print(f"fake OpenAI server on {server.base_url} (Ctrl-C to stop)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

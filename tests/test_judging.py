@@ -1,0 +1,742 @@
+"""Tests of the pure judging logic: prompt, verdict parsing, votes, scores, judge statistics."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from warriorcoder.arena.ids import stable_id
+from warriorcoder.arena.judging import (
+    JUDGE_SYSTEM_PROMPT,
+    NO_JUDGES_REASON,
+    NO_VALID_VERDICT_REASON,
+    VoteCounts,
+    battle_id,
+    combine_orders,
+    judge_prompt,
+    judge_statistics,
+    judge_votes,
+    judgment_battle_verdict,
+    judgment_id,
+    local_score,
+    parse_verdict,
+    rate_battle,
+    unswap,
+)
+from warriorcoder.v1 import arena_pb2
+from warriorcoder.v1.arena_pb2 import (
+    Generation,
+    Judgment,
+    Response,
+    ResponsePair,
+    Vote,
+)
+
+A = arena_pb2.VERDICT_A
+B = arena_pb2.VERDICT_B
+TIE = arena_pb2.VERDICT_TIE
+INVALID = arena_pb2.VERDICT_INVALID
+UNSPECIFIED = arena_pb2.VERDICT_UNSPECIFIED
+AB = arena_pb2.ORDER_AB
+BA = arena_pb2.ORDER_BA
+RATED = arena_pb2.BATTLE_STATUS_RATED
+FAILED = arena_pb2.BATTLE_STATUS_FAILED
+
+BATTLE = "battle-1"
+
+
+def make_pair(
+    *,
+    battle: str = BATTLE,
+    model_a: str = "alpha",
+    model_b: str = "beta",
+    tokens_a: int = 100,
+    tokens_b: int = 100,
+    judges: tuple[str, ...] = (),
+    error_a: str = "",
+    error_b: str = "",
+) -> ResponsePair:
+    def response(model: str, tokens: int, error: str) -> Response:
+        return Response(
+            challenge_id="challenge-1",
+            model_id=model,
+            generation=Generation(
+                model_id=model, text=f"answer of {model}", completion_tokens=tokens
+            ),
+            error=error,
+        )
+
+    return ResponsePair(
+        battle_id=battle,
+        challenge_id="challenge-1",
+        round_id="round-1",
+        instruction="Write a function that reverses a string.",
+        model_a=model_a,
+        model_b=model_b,
+        response_a=response(model_a, tokens_a, error_a),
+        response_b=response(model_b, tokens_b, error_b),
+        judges=list(judges),
+    )
+
+
+def make_judgment(
+    judge: str,
+    order: int,
+    position_verdict: int,
+    *,
+    battle: str = BATTLE,
+    attempts: int = 1,
+    error: str = "",
+) -> Judgment:
+    return Judgment(
+        judgment_id=f"{battle}/{judge}/{order}/{attempts}",
+        battle_id=battle,
+        judge=judge,
+        order=order,
+        position_verdict=position_verdict,
+        attempts=attempts,
+        error=error,
+    )
+
+
+def both_orders(judge: str, ab: int, ba: int, *, battle: str = BATTLE) -> list[Judgment]:
+    """A judge's two judgments, given as position verdicts."""
+    return [
+        make_judgment(judge, AB, ab, battle=battle),
+        make_judgment(judge, BA, ba, battle=battle),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompt
+# ---------------------------------------------------------------------------------------------
+
+
+def test_judge_prompt_shows_both_answers_in_the_given_order() -> None:
+    prompt = judge_prompt("Reverse a string.", "def f(s): return s[::-1]", "use reversed()")
+    assert "Reverse a string." in prompt
+    start_a = prompt.index("[The Start of Assistant A's Answer]\ndef f(s): return s[::-1]\n")
+    end_a = prompt.index("[The End of Assistant A's Answer]")
+    start_b = prompt.index("[The Start of Assistant B's Answer]\nuse reversed()\n")
+    end_b = prompt.index("[The End of Assistant B's Answer]")
+    assert start_a < end_a < start_b < end_b
+
+
+def test_judge_prompt_rejects_empty_instruction_and_non_strings() -> None:
+    with pytest.raises(ValueError, match="instruction"):
+        judge_prompt("  ", "a", "b")
+    with pytest.raises(TypeError, match="second_answer"):
+        judge_prompt("task", "a", None)  # type: ignore[arg-type]
+
+
+def test_judge_prompt_allows_an_empty_answer() -> None:
+    prompt = judge_prompt("task", "", "something")
+    assert "[The Start of Assistant A's Answer]\n\n[The End of Assistant A's Answer]" in prompt
+
+
+def test_system_prompt_states_rules_and_format() -> None:
+    text = JUDGE_SYSTEM_PROMPT.lower()
+    for phrase in ("correctness", "helpfulness", "position", "length", "concise", "tie"):
+        assert phrase in text
+    for token in ("[[A]]", "[[B]]", "[[C]]"):
+        assert token in JUDGE_SYSTEM_PROMPT
+
+
+def test_system_prompt_echoed_by_a_judge_is_no_verdict() -> None:
+    assert parse_verdict(JUDGE_SYSTEM_PROMPT) == INVALID
+    assert parse_verdict(JUDGE_SYSTEM_PROMPT + "\n\nB handles the empty string.\n[[B]]") == B
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdict parsing
+# ---------------------------------------------------------------------------------------------
+
+MT_BENCH_ECHO = (
+    'Output your final verdict by strictly following this format: "[[A]]" if assistant A is '
+    'better, "[[B]]" if assistant B is better, and "[[C]]" for a tie.'
+)
+
+PARSE_CASES: list[tuple[str, int]] = [
+    # The requested format and its decorations.
+    ("[[A]]", A),
+    ("[[B]]", B),
+    ("[[C]]", TIE),
+    ("[[tie]]", TIE),
+    ("[[Tie]]", TIE),
+    ("[[a]]", A),
+    ("[[b]]", B),
+    ("[[ A ]]", A),
+    ("**[[A]]**", A),
+    ("`[[B]]`", B),
+    ("[[A]].", A),
+    ("[[B]]   \n  \n", B),
+    ("Final verdict: [[B]]", B),
+    ("[[Assistant A]]", A),
+    ("Both run, but A crashes on empty input.\n\n[[B]]", B),
+    ("```\n[[A]]\n```", A),
+    # Single brackets.
+    ("[A]", A),
+    ("[B]", B),
+    ("[C]", TIE),
+    ("Verdict: [B]", B),
+    # Several verdicts: the last one wins.
+    ("I first thought [[A]], but on reflection [[B]]", B),
+    ("[[B]] ... wait, A handles unicode. [[A]]", A),
+    (MT_BENCH_ECHO + "\nAssistant A misses the edge case.\n[[B]]", B),
+    ('I must answer with "[[A]]", "[[B]]", or "[[C]]". [[C]]', TIE),
+    ("Format reminder: [[A]]/[[B]]/[[C]]\nMy verdict: [[A]]", A),
+    # Stated verdicts.
+    ("Final verdict: A", A),
+    ("final verdict: b", B),
+    ("Verdict: Assistant B", B),
+    ("VERDICT: ASSISTANT A", A),
+    ("**Final Verdict:** Assistant A", A),
+    ("The winner is B", B),
+    ("The winner is Assistant A.", A),
+    ("Winner - B", B),
+    ("My decision: tie", TIE),
+    ("Verdict: a tie", TIE),
+    ("Final verdict: C", TIE),
+    ("The better answer is Assistant B's.", B),
+    ("It's a tie.", TIE),
+    ("Both are correct and the same length, so it is a tie.", TIE),
+    ("I consider this a tie.", TIE),
+    ("Verdict: both answers are equally good.", TIE),
+    ("Explanation of the differences.\n\nA", A),
+    ("b", B),
+    ("Tie.", TIE),
+    ("Assistant B\n", B),
+    ("Answer: A", A),
+    ("A crashes.\n[b]", B),
+    # Comparative statements.
+    ("Assistant A is better", A),
+    ("Answer A is better", A),
+    ("assistant b is better", B),
+    ("Assistant B's answer is clearly better than Assistant A's.", B),
+    ("Overall, B is better.", B),
+    ("Response A wins.", A),
+    ("I prefer Assistant B because it handles None.", B),
+    ("Both are equally good.", TIE),
+    ("Both answers are equally correct.", TIE),
+    ("Assistant A is better. Assistant A is better in every respect.", A),
+    ("I don't think Assistant A is better. [[B]]", B),
+    ("```python\ndef f(x):\n    return x[[a]]\n```\nAssistant B is better.", B),
+    # Hard negatives: no clear verdict.
+    ("", INVALID),
+    ("   \n\t", INVALID),
+    ('"[[A]]", "[[B]]", or "[[C]]"', INVALID),
+    ("[[A]] [[B]] [[C]]", INVALID),
+    ("[[A]] or [[B]]", INVALID),
+    (MT_BENCH_ECHO, INVALID),
+    ("If assistant A is better, output [[A]]", INVALID),
+    ("A and B both have bugs", INVALID),
+    ("Assistant A uses recursion while Assistant B uses a loop.", INVALID),
+    ("Assistant A is better at style, but Assistant B is better at correctness.", INVALID),
+    ("I don't think Assistant A is better.", INVALID),
+    ("Neither answer is correct.", INVALID),
+    ("The winner is a close call.", INVALID),
+    ("dp[a] = dp[b] + 1", INVALID),
+    ("x = [b]\nThis builds a list.", INVALID),
+    ("overall, a is better than b in this loop", INVALID),
+    ("```python\nmatrix = [[a]]\n```", INVALID),
+    ("```\nVerdict: [[B]]\n```", B),
+    ("Let me compare the two answers.", INVALID),
+    ("Is A better? Hard to say.", INVALID),
+]
+
+
+def test_there_are_enough_parse_cases() -> None:
+    assert len(PARSE_CASES) >= 40
+    assert sum(expected == INVALID for _, expected in PARSE_CASES) >= 15
+
+
+@pytest.mark.parametrize(("text", "expected"), PARSE_CASES)
+def test_parse_verdict(text: str, expected: int) -> None:
+    got = parse_verdict(text)
+    assert got == expected, f"{text!r}: {arena_pb2.Verdict.Name(got)}"
+
+
+def test_parse_verdict_rejects_non_strings() -> None:
+    with pytest.raises(TypeError, match="str"):
+        parse_verdict(None)  # type: ignore[arg-type]
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="[]ABCabc"), max_size=200))
+def test_text_without_letters_or_brackets_is_invalid(text: str) -> None:
+    # No A/B/C and no brackets: nothing can name a winner, except a tie statement.
+    assert parse_verdict(text) in (INVALID, TIE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Un-swapping and combining orders
+# ---------------------------------------------------------------------------------------------
+
+UNSWAP_TABLE = {
+    (A, AB): A,
+    (B, AB): B,
+    (TIE, AB): TIE,
+    (INVALID, AB): INVALID,
+    (A, BA): B,
+    (B, BA): A,
+    (TIE, BA): TIE,
+    (INVALID, BA): INVALID,
+}
+
+
+@pytest.mark.parametrize(("position", "order"), sorted(UNSWAP_TABLE))
+def test_unswap_table(position: int, order: int) -> None:
+    assert unswap(position, order) == UNSWAP_TABLE[(position, order)]
+
+
+@pytest.mark.parametrize("verdict", [A, B, TIE, INVALID])
+def test_unswap_twice_is_identity(verdict: int) -> None:
+    assert unswap(unswap(verdict, BA), BA) == verdict
+
+
+def test_unswap_rejects_unset_values() -> None:
+    with pytest.raises(ValueError, match="ORDER_UNSPECIFIED"):
+        unswap(A, arena_pb2.ORDER_UNSPECIFIED)
+    with pytest.raises(ValueError, match="VERDICT_UNSPECIFIED"):
+        unswap(UNSPECIFIED, AB)
+
+
+COMBINE_TABLE = {
+    (A, A): A,
+    (A, B): TIE,
+    (A, TIE): TIE,
+    (A, INVALID): INVALID,
+    (B, A): TIE,
+    (B, B): B,
+    (B, TIE): TIE,
+    (B, INVALID): INVALID,
+    (TIE, A): TIE,
+    (TIE, B): TIE,
+    (TIE, TIE): TIE,
+    (TIE, INVALID): INVALID,
+    (INVALID, A): INVALID,
+    (INVALID, B): INVALID,
+    (INVALID, TIE): INVALID,
+    (INVALID, INVALID): INVALID,
+}
+
+
+def test_combine_table_is_exhaustive() -> None:
+    assert set(COMBINE_TABLE) == set(itertools.product([A, B, TIE, INVALID], repeat=2))
+
+
+@pytest.mark.parametrize(("ab", "ba"), sorted(COMBINE_TABLE))
+def test_combine_orders_table(ab: int, ba: int) -> None:
+    assert combine_orders(ab, ba) == COMBINE_TABLE[(ab, ba)]
+    assert combine_orders(ba, ab) == COMBINE_TABLE[(ab, ba)]  # the table is symmetric
+
+
+def test_combine_orders_rejects_unspecified() -> None:
+    with pytest.raises(ValueError, match="verdict_ba"):
+        combine_orders(A, UNSPECIFIED)
+
+
+def test_position_biased_judge_votes_tie() -> None:
+    # Always "the first one": A in ORDER_AB, A (= model_b) in ORDER_BA.
+    assert combine_orders(unswap(A, AB), unswap(A, BA)) == TIE
+
+
+# ---------------------------------------------------------------------------------------------
+# Votes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_judge_votes_one_per_judge_sorted() -> None:
+    judgments = both_orders("zeta", A, B) + both_orders("eta", A, A) + both_orders("mu", B, A)
+    votes = judge_votes(judgments)
+    assert [(v.judge, v.verdict) for v in votes] == [("eta", TIE), ("mu", B), ("zeta", A)]
+
+
+def test_judge_votes_missing_order_is_invalid() -> None:
+    judgments = [make_judgment("only-ab", AB, A), make_judgment("only-ba", BA, B)]
+    judgments += both_orders("full", A, B)
+    votes = {v.judge: v.verdict for v in judge_votes(judgments)}
+    assert votes == {"only-ab": INVALID, "only-ba": INVALID, "full": A}
+
+
+def test_judge_votes_uses_latest_attempt() -> None:
+    judgments = [
+        make_judgment("j", AB, INVALID, attempts=1),
+        make_judgment("j", AB, B, attempts=3),
+        make_judgment("j", AB, A, attempts=2),
+        make_judgment("j", BA, A, attempts=1),
+    ]
+    assert [v.verdict for v in judge_votes(judgments)] == [B]
+
+
+def test_judge_votes_equal_attempts_later_one_wins() -> None:
+    judgments = [make_judgment("j", AB, B), make_judgment("j", AB, A), make_judgment("j", BA, B)]
+    assert [v.verdict for v in judge_votes(judgments)] == [A]
+
+
+def test_judgment_with_error_or_unset_verdict_is_invalid() -> None:
+    assert judgment_battle_verdict(make_judgment("j", AB, A, error="timeout")) == INVALID
+    assert judgment_battle_verdict(make_judgment("j", BA, UNSPECIFIED)) == INVALID
+    assert judgment_battle_verdict(make_judgment("j", BA, A)) == B
+
+
+def test_judge_votes_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="several battles"):
+        judge_votes([make_judgment("j", AB, A, battle="x"), make_judgment("j", BA, A, battle="y")])
+    with pytest.raises(ValueError, match="ORDER_UNSPECIFIED"):
+        judge_votes([make_judgment("j", arena_pb2.ORDER_UNSPECIFIED, A)])
+    with pytest.raises(ValueError, match="no judge"):
+        judge_votes([make_judgment("", AB, A)])
+
+
+def test_judge_votes_empty() -> None:
+    assert judge_votes([]) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Local score
+# ---------------------------------------------------------------------------------------------
+
+
+def votes_of(*verdicts: int) -> list[Vote]:
+    return [Vote(judge=f"j{i}", verdict=v) for i, v in enumerate(verdicts)]
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "score", "counts"),
+    [
+        ((A, A, B), 2 / 3, VoteCounts(2, 1, 0, 0)),
+        ((A, TIE, INVALID), 1.0, VoteCounts(1, 0, 1, 1)),
+        ((B, B, TIE, TIE), 0.0, VoteCounts(0, 2, 2, 0)),
+        ((A, B, TIE, INVALID, A, B), 0.5, VoteCounts(2, 2, 1, 1)),
+        ((TIE, INVALID), 0.5, VoteCounts(0, 0, 1, 1)),
+        ((), 0.5, VoteCounts(0, 0, 0, 0)),
+        ((A, B, B, B), 0.25, VoteCounts(1, 3, 0, 0)),
+    ],
+)
+def test_local_score(verdicts: tuple[int, ...], score: float, counts: VoteCounts) -> None:
+    got_score, got_counts = local_score(votes_of(*verdicts))
+    assert got_score == pytest.approx(score)
+    assert got_counts == counts
+
+
+def test_local_score_rejects_unspecified_vote() -> None:
+    with pytest.raises(ValueError, match="'j0'"):
+        local_score(votes_of(UNSPECIFIED))
+
+
+# ---------------------------------------------------------------------------------------------
+# Rating a battle
+# ---------------------------------------------------------------------------------------------
+
+
+def test_rate_battle_fills_the_record() -> None:
+    pair = make_pair(tokens_a=120, tokens_b=80, judges=("j1", "j2", "j3", "j4"))
+    judgments = (
+        both_orders("j1", A, B)  # votes A
+        + both_orders("j2", A, B)  # votes A
+        + both_orders("j3", B, A)  # votes B
+        + both_orders("j4", A, A)  # contradicts itself: TIE
+    )
+    rated = rate_battle(pair, judgments)
+    assert rated.status == RATED
+    assert rated.failure_reason == ""
+    assert (rated.battle_id, rated.challenge_id, rated.round_id) == (
+        BATTLE,
+        "challenge-1",
+        "round-1",
+    )
+    assert (rated.model_a, rated.model_b) == ("alpha", "beta")
+    assert [(v.judge, v.verdict) for v in rated.votes] == [
+        ("j1", A),
+        ("j2", A),
+        ("j3", B),
+        ("j4", TIE),
+    ]
+    assert (rated.votes_a, rated.votes_b, rated.ties, rated.invalid) == (2, 1, 1, 0)
+    assert rated.local_score_a == pytest.approx(2 / 3)
+    assert (rated.tokens_a, rated.tokens_b) == (120, 80)
+
+
+def test_rate_battle_listed_judge_without_judgments_votes_invalid() -> None:
+    pair = make_pair(judges=("j1", "silent"))
+    rated = rate_battle(pair, both_orders("j1", B, A))
+    assert [(v.judge, v.verdict) for v in rated.votes] == [("j1", B), ("silent", INVALID)]
+    assert rated.status == RATED
+    assert (rated.votes_b, rated.invalid) == (1, 1)
+    assert rated.local_score_a == 0.0
+
+
+@pytest.mark.parametrize(
+    ("error_a", "error_b", "expected"),
+    [
+        ("timeout after 3 tries", "", ["alpha failed: timeout after 3 tries"]),
+        ("", "HTTP 500", ["beta failed: HTTP 500"]),
+        ("oom", "refused", ["alpha failed: oom", "beta failed: refused"]),
+    ],
+)
+def test_rate_battle_failed_response(error_a: str, error_b: str, expected: list[str]) -> None:
+    pair = make_pair(judges=("j1",), error_a=error_a, error_b=error_b)
+    rated = rate_battle(pair, both_orders("j1", A, B))
+    assert rated.status == FAILED
+    for part in expected:
+        assert part in rated.failure_reason
+    assert len(rated.votes) == 0
+    assert rated.local_score_a == 0.5
+
+
+def test_rate_battle_all_invalid_fails() -> None:
+    pair = make_pair(judges=("j1", "j2", "j3"))
+    judgments = both_orders("j1", INVALID, A) + [make_judgment("j2", AB, A)]
+    rated = rate_battle(pair, judgments)
+    assert rated.status == FAILED
+    assert rated.failure_reason == NO_VALID_VERDICT_REASON
+    assert rated.invalid == 3
+    assert len(rated.votes) == 3
+
+
+def test_rate_battle_all_ties_is_rated() -> None:
+    pair = make_pair(judges=("j1", "j2"))
+    rated = rate_battle(pair, both_orders("j1", A, A) + both_orders("j2", TIE, TIE))
+    assert rated.status == RATED
+    assert rated.local_score_a == 0.5
+    assert rated.ties == 2
+
+
+def test_rate_battle_without_judges_fails() -> None:
+    rated = rate_battle(make_pair(), [])
+    assert rated.status == FAILED
+    assert rated.failure_reason == NO_JUDGES_REASON
+
+
+def test_rate_battle_without_listed_judges_takes_judges_from_judgments() -> None:
+    rated = rate_battle(make_pair(), both_orders("j1", A, B))
+    assert rated.status == RATED
+    assert rated.local_score_a == 1.0
+
+
+@pytest.mark.parametrize(
+    ("pair", "judgments", "message"),
+    [
+        (make_pair(), both_orders("alpha", A, B), "contestant 'alpha'"),
+        (make_pair(judges=("beta",)), [], "judges include a contestant"),
+        (make_pair(judges=("j1",)), both_orders("j2", A, B), "'j2' is not one of"),
+        (make_pair(), both_orders("j1", A, B, battle="other"), "belongs to battle 'other'"),
+        (make_pair(model_a="same", model_b="same"), [], "both 'same'"),
+        (make_pair(model_a=""), [], "must be set"),
+    ],
+)
+def test_rate_battle_rejects_bad_input(
+    pair: ResponsePair, judgments: list[Judgment], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        rate_battle(pair, judgments)
+
+
+def test_rate_battle_rejects_response_of_wrong_model() -> None:
+    pair = make_pair()
+    pair.response_b.model_id = "gamma"
+    with pytest.raises(ValueError, match="response_b is by 'gamma'"):
+        rate_battle(pair, [])
+
+
+def mirrored(pair: ResponsePair, judgments: list[Judgment]) -> tuple[ResponsePair, list[Judgment]]:
+    """The same battle with model_a and model_b swapped; each showing keeps its position verdict.
+
+    What ORDER_AB showed first (model_a) is, in the mirrored battle, ORDER_BA's first answer.
+    """
+    swapped = ResponsePair()
+    swapped.CopyFrom(pair)
+    swapped.model_a, swapped.model_b = pair.model_b, pair.model_a
+    swapped.response_a.CopyFrom(pair.response_b)
+    swapped.response_b.CopyFrom(pair.response_a)
+    flipped = []
+    for judgment in judgments:
+        copy = Judgment()
+        copy.CopyFrom(judgment)
+        copy.order = BA if judgment.order == AB else AB
+        flipped.append(copy)
+    return swapped, flipped
+
+
+judgment_strategy = st.tuples(
+    st.sampled_from(["j1", "j2", "j3", "j4", "j5"]),
+    st.sampled_from([AB, BA]),
+    st.sampled_from([A, B, TIE, INVALID, UNSPECIFIED]),
+    st.integers(min_value=1, max_value=3),
+)
+
+
+@given(st.lists(judgment_strategy, max_size=20))
+def test_swapping_models_mirrors_local_score(raw: list[tuple[str, int, int, int]]) -> None:
+    pair = make_pair()
+    judgments = [make_judgment(j, o, v, attempts=n) for j, o, v, n in raw]
+    rated = rate_battle(pair, judgments)
+    other = rate_battle(*mirrored(pair, judgments))
+    assert other.status == rated.status
+    assert other.local_score_a == pytest.approx(1.0 - rated.local_score_a)
+    assert (other.votes_a, other.votes_b) == (rated.votes_b, rated.votes_a)
+    assert (other.ties, other.invalid) == (rated.ties, rated.invalid)
+
+
+# ---------------------------------------------------------------------------------------------
+# Judge statistics
+# ---------------------------------------------------------------------------------------------
+
+
+def stats_by_judge(
+    battles: list[tuple[ResponsePair, list[Judgment]]],
+) -> dict[str, arena_pb2.JudgeStats]:
+    return {s.judge: s for s in judge_statistics(battles)}
+
+
+def test_always_first_judge_is_position_biased_and_inconsistent() -> None:
+    battles = []
+    for i in range(6):
+        battle = f"b{i}"
+        pair = make_pair(battle=battle, tokens_a=100 + 10 * i, tokens_b=150)
+        battles.append((pair, both_orders("first", A, A, battle=battle)))
+    stats = stats_by_judge(battles)["first"]
+    assert stats.pairs == 6
+    assert stats.first_position_rate == 1.0
+    assert stats.consistency == 0.0
+    assert stats.tie_rate == 1.0
+    assert stats.invalid_rate == 0.0
+    assert math.isnan(stats.longer_pick_rate)  # it never voted decisively
+
+
+def test_always_longer_judge() -> None:
+    battles = []
+    for i, (tokens_a, tokens_b) in enumerate([(300, 100), (100, 300), (250, 50), (40, 90)]):
+        battle = f"b{i}"
+        pair = make_pair(battle=battle, tokens_a=tokens_a, tokens_b=tokens_b)
+        longer_is_a = tokens_a > tokens_b
+        # Position verdict: A when the answer shown first is the longer one.
+        ab = A if longer_is_a else B
+        ba = B if longer_is_a else A
+        battles.append((pair, both_orders("long", ab, ba, battle=battle)))
+    stats = stats_by_judge(battles)["long"]
+    assert stats.longer_pick_rate == 1.0
+    assert stats.consistency == 1.0
+    assert stats.first_position_rate == 0.5
+    assert stats.tie_rate == 0.0
+
+
+def test_judge_statistics_mixed_judge() -> None:
+    battles = [
+        # Consistent A vote; answers of different length, model_a shorter.
+        (make_pair(battle="b1", tokens_a=50, tokens_b=90), both_orders("j", A, B, battle="b1")),
+        # Consistent tie.
+        (make_pair(battle="b2"), both_orders("j", TIE, TIE, battle="b2")),
+        # One order unreadable: invalid vote, inconsistent pair.
+        (make_pair(battle="b3"), both_orders("j", INVALID, A, battle="b3")),
+        # Only one order: no pair, invalid vote.
+        (make_pair(battle="b4"), [make_judgment("j", AB, B, battle="b4")]),
+    ]
+    stats = stats_by_judge(battles)["j"]
+    assert stats.pairs == 3
+    assert stats.consistency == pytest.approx(2 / 3)
+    assert stats.tie_rate == pytest.approx(1 / 4)
+    assert stats.invalid_rate == pytest.approx(1 / 7)
+    assert stats.longer_pick_rate == 0.0  # picked the shorter answer in b1
+    # Decisive position verdicts: b1 (A, B), b3 (A), b4 (B): 2 of 4 picked the first.
+    assert stats.first_position_rate == pytest.approx(2 / 4)
+
+
+def test_judge_statistics_several_judges_sorted_and_equal_lengths_ignored() -> None:
+    pair = make_pair(tokens_a=100, tokens_b=100)
+    judgments = both_orders("zed", A, B) + both_orders("amy", B, A)
+    stats = judge_statistics([(pair, judgments)])
+    assert [s.judge for s in stats] == ["amy", "zed"]
+    assert all(math.isnan(s.longer_pick_rate) for s in stats)
+    assert all(s.consistency == 1.0 for s in stats)
+
+
+def test_judge_statistics_uses_latest_attempt() -> None:
+    judgments = [
+        make_judgment("j", AB, INVALID, attempts=1),
+        make_judgment("j", AB, A, attempts=2),
+        make_judgment("j", BA, B, attempts=1),
+    ]
+    stats = stats_by_judge([(make_pair(), judgments)])["j"]
+    assert stats.invalid_rate == 0.0
+    assert stats.consistency == 1.0
+
+
+def test_judge_statistics_empty() -> None:
+    assert judge_statistics([]) == []
+
+
+def test_judge_statistics_rejects_judgment_of_other_battle() -> None:
+    with pytest.raises(ValueError, match="belongs to battle"):
+        judge_statistics([(make_pair(), both_orders("j", A, B, battle="elsewhere"))])
+
+
+# ---------------------------------------------------------------------------------------------
+# Ids
+# ---------------------------------------------------------------------------------------------
+
+
+def test_ids_are_deterministic_short_hex() -> None:
+    first = battle_id("c1", "alpha", "beta")
+    assert first == battle_id("c1", "alpha", "beta")
+    assert re.fullmatch(r"[0-9a-f]{24}", first)
+    assert judgment_id(first, "j", AB) == judgment_id(first, "j", AB)
+    assert re.fullmatch(r"[0-9a-f]{24}", judgment_id(first, "j", AB))
+
+
+def test_ids_are_distinct() -> None:
+    battles = {
+        battle_id("c1", "alpha", "beta"),
+        battle_id("c1", "beta", "alpha"),
+        battle_id("c2", "alpha", "beta"),
+        battle_id("c1", "alpha", "gamma"),
+    }
+    assert len(battles) == 4
+    judgments = {
+        judgment_id(b, judge, order)
+        for b in battles
+        for judge in ("j1", "j2")
+        for order in (AB, BA)
+    }
+    assert len(judgments) == 16
+    assert not judgments & battles
+
+
+def test_stable_id_separator_prevents_collisions() -> None:
+    assert stable_id("ab", "c") != stable_id("a", "bc")
+    assert stable_id("a", "") != stable_id("", "a")
+    assert stable_id("x") == stable_id("x")
+
+
+def test_stable_id_rejects_bad_parts() -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        stable_id("a\x00b")
+    with pytest.raises(ValueError, match="at least one"):
+        stable_id()
+    with pytest.raises(TypeError, match="part 1"):
+        stable_id("a", 1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("", "a", "b"), "challenge_id"),
+        (("c", "", "b"), "model_a"),
+        (("c", "a", "a"), "both 'a'"),
+    ],
+)
+def test_battle_id_rejects_bad_input(args: tuple[str, str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        battle_id(*args)
+
+
+def test_judgment_id_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="order"):
+        judgment_id("b", "j", arena_pb2.ORDER_UNSPECIFIED)
+    with pytest.raises(ValueError, match="judge"):
+        judgment_id("b", "", AB)
