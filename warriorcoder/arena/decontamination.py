@@ -9,8 +9,8 @@ token sequence occurs contiguously in one reference *and* it has at least ``min_
 tokens; shorter texts never match, because fragments like "given a list of integers" occur in
 many benchmark problems without leaking any of them.
 
-The index is built once: a dict from every reference n-gram (a tuple of tokens) to where it first
-occurs, so checking a text costs one dict lookup per window.
+The index is built once: a dict from every reference n-gram (a tuple of tokens) to the items that
+contain it, so checking a text costs one dict lookup per window.
 """
 
 from __future__ import annotations
@@ -36,15 +36,18 @@ def benchmark_tokens(text: str) -> list[str]:
 class Overlap:
     """Why a text was flagged.
 
-    ``task_id``: the benchmark item it overlaps. ``ngram``: the matched tokens joined by single
-    spaces. ``position``: token offset of the match in the checked text. ``kind``: ``"ngram"``
-    for a shared n-gram, ``"whole_text"`` for a short text contained in a reference.
+    ``task_id``: the benchmark item it overlaps; ``task_ids``: every item containing the matched
+    tokens, ``task_id`` first (benchmarks repeat text: HumanEval/56 and /61 differ only in
+    bracket characters). ``ngram``: the matched tokens joined by single spaces. ``position``:
+    token offset of the match in the checked text. ``kind``: ``"ngram"`` for a shared n-gram,
+    ``"whole_text"`` for a short text contained in a reference.
     """
 
     task_id: str
     ngram: str
     position: int
     kind: Literal["ngram", "whole_text"] = "ngram"
+    task_ids: tuple[str, ...] = ()
 
 
 class BenchmarkIndex:
@@ -78,7 +81,8 @@ class BenchmarkIndex:
         self.ngram = ngram
         self.min_short_tokens = min_short_tokens
         self._ids = [str(i) for i in ids]
-        self._first_seen: dict[tuple[str, ...], int] = {}
+        # n-gram -> ids of the items containing it, in reference order.
+        self._items_of: dict[tuple[str, ...], tuple[str, ...]] = {}
         # All references as " tok tok ... " joined by newlines, for whole-text containment of
         # short texts; _starts[i] is where reference i begins.
         joined: list[str] = []
@@ -88,8 +92,12 @@ class BenchmarkIndex:
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] must be str, got {type(text).__name__}")
             tokens = [sys.intern(t) for t in benchmark_tokens(text)]
+            item = self._ids[i]
             for pos in range(len(tokens) - ngram + 1):
-                self._first_seen.setdefault(tuple(tokens[pos : pos + ngram]), i)
+                key = tuple(tokens[pos : pos + ngram])
+                known = self._items_of.get(key, ())
+                if item not in known:
+                    self._items_of[key] = (*known, item)
             line = " " + " ".join(tokens) + " "
             joined.append(line)
             self._starts.append(offset)
@@ -114,7 +122,7 @@ class BenchmarkIndex:
 
     def __len__(self) -> int:
         """Number of distinct reference n-grams."""
-        return len(self._first_seen)
+        return len(self._items_of)
 
     def find_overlap(self, text: str) -> Overlap | None:
         """The first (leftmost) overlap of ``text`` with the benchmark, or None when clean."""
@@ -123,20 +131,26 @@ class BenchmarkIndex:
         tokens = benchmark_tokens(text)
         n = self.ngram
         if len(tokens) >= n:
-            lookup = self._first_seen.get
+            lookup = self._items_of.get
             for pos in range(len(tokens) - n + 1):
                 window = tuple(tokens[pos : pos + n])
-                ref = lookup(window)
-                if ref is not None:
-                    return Overlap(self._ids[ref], " ".join(window), pos)
+                items = lookup(window)
+                if items is not None:
+                    return Overlap(items[0], " ".join(window), pos, "ngram", items)
             return None
         if len(tokens) < self.min_short_tokens:
             return None
-        found = self._corpus.find(" " + " ".join(tokens) + " ")
-        if found < 0:
+        needle = " " + " ".join(tokens) + " "
+        containing: list[str] = []
+        found = self._corpus.find(needle)
+        while found >= 0:
+            item = self._ids[bisect.bisect_right(self._starts, found) - 1]
+            if item not in containing:
+                containing.append(item)
+            found = self._corpus.find(needle, found + 1)
+        if not containing:
             return None
-        ref = bisect.bisect_right(self._starts, found) - 1
-        return Overlap(self._ids[ref], " ".join(tokens), 0, kind="whole_text")
+        return Overlap(containing[0], needle.strip(), 0, "whole_text", tuple(containing))
 
 
 def decontaminate(

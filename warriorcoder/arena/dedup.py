@@ -28,6 +28,7 @@ import hashlib
 import itertools
 import re
 import string
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -161,7 +162,8 @@ def _shingle_hashes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """32-bit hash of every shingle of every text (as uint64) and the shingle count per text."""
     vocabulary: dict[str, int] = {}
-    token_ids: list[int] = []
+    # A typed array, not a list: millions of token ids without one int object each.
+    token_ids = array("q")
     lengths = np.empty(len(texts), dtype=np.int64)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
@@ -170,7 +172,7 @@ def _shingle_hashes(
         lengths[i] = len(tokens)
         token_ids.extend([vocabulary.setdefault(t, len(vocabulary)) for t in tokens])
 
-    ids = np.asarray(token_ids, dtype=np.int64)
+    ids = np.frombuffer(token_ids, dtype=np.int64) if token_ids else np.zeros(0, np.int64)
     word_hash = _word_hashes(vocabulary)
     doc_starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(texts) else lengths
     # One shingle starts at each position that leaves a full window, or at position 0 of a
@@ -181,6 +183,7 @@ def _shingle_hashes(
     is_start = pos_in_doc < shingle_counts[doc_of_token]
     starts = np.flatnonzero(is_start)
     width = np.minimum(shingle_size, lengths[doc_of_token[starts]])
+    del doc_of_token, pos_in_doc, is_start
 
     # Order-sensitive combination: position j of the window gets its own odd multiplier.
     multipliers = np.random.default_rng(0x5EED).integers(

@@ -20,7 +20,7 @@ from warriorcoder.arena.dedup import minhash_dedup
 from warriorcoder.arena.decontamination import BenchmarkIndex, decontaminate
 from warriorcoder.arena.ids import stable_id
 from warriorcoder.arena.mining import clean_instruction, pair_defenders
-from warriorcoder.arena.quality import QUALITY_RUBRIC, parse_quality_score, quality_prompt
+from warriorcoder.arena.quality import parse_quality_score, quality_prompt
 from warriorcoder.backends.base import (
     ChatMessage,
     ChatRequest,
@@ -238,10 +238,7 @@ class Challenger:
         assert q.judge is not None  # checked by the config
         sampling = SamplingConfig(temperature=0.0, top_p=1.0, max_tokens=q.max_tokens)
         requests = [
-            (q.judge, ChatRequest(
-                (ChatMessage("system", QUALITY_RUBRIC), ChatMessage("user", quality_prompt(c.instruction))),
-                sampling,
-            ))
+            (q.judge, ChatRequest((ChatMessage("user", quality_prompt(c.instruction)),), sampling))
             for c in candidates
         ]
         outcomes = await chat_by_model(self.backends, requests)

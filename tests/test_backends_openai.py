@@ -1,0 +1,310 @@
+"""OpenAIBackend against a real HTTP server on 127.0.0.1 (no mocking of httpx)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fake_openai_server import FakeOpenAIServer, free_port
+
+from warriorcoder.backends import load_backend
+from warriorcoder.backends.base import (
+    BackendError,
+    ChatMessage,
+    ChatRequest,
+    CompletionRequest,
+    GenerationError,
+    GenerationResult,
+)
+from warriorcoder.backends.chat_templates import BUILTIN_TEMPLATES, prequery_prefix
+from warriorcoder.backends.openai import OpenAIBackend
+from warriorcoder.config import ChatTemplateConfig, ExpertConfig, SamplingConfig
+
+KEY_ENV = "WARRIORCODER_TEST_API_KEY"
+SECRET = "sk-test-secret-7f1e"
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as s:
+        yield s
+
+
+def make_expert(endpoint: str, **overrides: Any) -> ExpertConfig:
+    fields: dict[str, Any] = dict(
+        id="remote-1",
+        backend="openai",
+        model="served-model",
+        endpoint=endpoint,
+        chat_template=ChatTemplateConfig(builtin="chatml"),
+        max_retries=2,
+        timeout_s=5.0,
+    )
+    fields.update(overrides)
+    return ExpertConfig(**fields)
+
+
+def make_backend(endpoint: str, **overrides: Any) -> OpenAIBackend:
+    return OpenAIBackend(make_expert(endpoint, **overrides), backoff_base_s=0.01,
+                         backoff_max_s=0.05)
+
+
+def chat_req(text: str, seed: int = 0, max_tokens: int = 64) -> ChatRequest:
+    sampling = SamplingConfig(temperature=0.5, top_p=0.9, max_tokens=max_tokens, seed=seed)
+    return ChatRequest((ChatMessage("user", text),), sampling)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_chat_sends_sampling_and_returns_usage(server: FakeOpenAIServer) -> None:
+    backend = make_backend(server.base_url)
+    [out] = run(backend.chat([chat_req("add two numbers", seed=7)]))
+    assert isinstance(out, GenerationResult)
+    assert out.text == "echo served-model: add two numbers"
+    assert out.model_id == "remote-1"
+    assert out.finish_reason == "stop"
+    assert (out.prompt_tokens, out.completion_tokens) == (3, 5)
+    assert out.usage_reported
+    [req] = server.requests
+    assert req.path == "/v1/chat/completions"
+    assert req.body["model"] == "served-model"
+    assert req.body["seed"] == 7
+    assert req.body["temperature"] == 0.5
+    assert req.body["top_p"] == 0.9
+    assert req.body["max_tokens"] == 64
+    assert req.body["messages"] == [{"role": "user", "content": "add two numbers"}]
+    assert "authorization" not in req.headers
+
+
+def test_results_keep_request_order(server: FakeOpenAIServer) -> None:
+    backend = make_backend(server.base_url)
+    outs = run(backend.chat([chat_req(f"task {i}") for i in range(6)]))
+    assert [o.text for o in outs] == [f"echo served-model: task {i}" for i in range(6)]
+
+
+def test_length_finish_reason_is_passed_through(server: FakeOpenAIServer) -> None:
+    backend = make_backend(server.base_url)
+    [out] = run(backend.chat([chat_req("one two three four five", max_tokens=2)]))
+    assert out.finish_reason == "length"
+    assert out.completion_tokens == 2
+
+
+def test_system_prompt_prepended_unless_present(server: FakeOpenAIServer) -> None:
+    backend = make_backend(server.base_url, system_prompt="You are terse.")
+    own_system = ChatRequest(
+        (ChatMessage("system", "Mine."), ChatMessage("user", "hi")), SamplingConfig()
+    )
+    run(backend.chat([chat_req("hi"), own_system]))
+    sent = sorted(tuple((m["role"], m["content"]) for m in r.body["messages"])
+                  for r in server.requests)
+    assert sent == [
+        (("system", "Mine."), ("user", "hi")),
+        (("system", "You are terse."), ("user", "hi")),
+    ]
+
+
+def test_complete_sends_prompt_verbatim_with_stop(server: FakeOpenAIServer) -> None:
+    server.set_behaviour(completion_text="Sort a list.<|im_end|>\n<|im_start|>assistant")
+    backend = make_backend(server.base_url)
+    prefix = prequery_prefix(backend.chat_template())
+    request = CompletionRequest(prefix, SamplingConfig(seed=3), stop=backend.end_of_turn())
+    [out] = run(backend.complete([request]))
+    assert isinstance(out, GenerationResult)
+    assert out.text == "Sort a list."
+    [req] = server.requests
+    assert req.path == "/v1/completions"
+    assert req.body["prompt"] == "<|im_start|>user\n"
+    assert req.body["stop"] == ["<|im_end|>"]
+    assert req.body["seed"] == 3
+
+
+def test_complete_without_stop_sends_no_stop_field(server: FakeOpenAIServer) -> None:
+    backend = make_backend(server.base_url)
+    run(backend.complete([CompletionRequest("abc", SamplingConfig())]))
+    assert "stop" not in server.requests[0].body
+
+
+def test_api_key_sent_as_bearer_and_never_shown(
+    server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    backend = make_backend(server.base_url, api_key_env=KEY_ENV, max_retries=0)
+    run(backend.chat([chat_req("hi")]))
+    assert server.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+    server.set_behaviour("error", status=401)
+    [err] = run(backend.chat([chat_req("hi")]))
+    assert isinstance(err, GenerationError)
+    assert SECRET not in err.reason and SECRET not in str(err.details)
+    assert SECRET not in repr(backend)
+
+
+def test_missing_api_key_env_is_a_setup_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    with pytest.raises(BackendError, match=KEY_ENV):
+        make_backend("http://127.0.0.1:1/v1", api_key_env=KEY_ENV)
+
+
+def test_missing_chat_template_is_a_setup_error() -> None:
+    with pytest.raises(BackendError, match=r"roster\.N\.chat_template"):
+        make_backend("http://127.0.0.1:1/v1", chat_template=None)
+
+
+def test_bad_chat_template_folder_is_a_setup_error(tmp_path: Any) -> None:
+    with pytest.raises(BackendError, match="tokenizer_config.json"):
+        make_backend("http://127.0.0.1:1/v1",
+                     chat_template=ChatTemplateConfig(tokenizer=str(tmp_path)))
+
+
+def test_concurrency_never_exceeds_max(server: FakeOpenAIServer) -> None:
+    server.set_behaviour(delay_s=0.15)
+    backend = make_backend(server.base_url, max_concurrency=3)
+    outs = run(backend.chat([chat_req(f"t{i}") for i in range(10)]))
+    assert all(isinstance(o, GenerationResult) for o in outs)
+    assert len(server.requests) == 10
+    # 10 overlapping requests: the limit is reached, never exceeded.
+    assert server.max_in_flight == 3
+
+
+def test_always_500_gives_error_after_retries(server: FakeOpenAIServer) -> None:
+    server.set_behaviour("error", status=500)
+    backend = make_backend(server.base_url, max_retries=2)
+    [err] = run(backend.chat([chat_req("hi")]))
+    assert isinstance(err, GenerationError)
+    assert err.attempts == 3
+    assert len(server.requests) == 3
+    assert err.reason.startswith(f"HTTP 500 from {server.base_url}/chat/completions")
+    assert "fake failure 500" in err.reason  # body excerpt
+    assert err.details["status"] == "500"
+
+
+def test_500_then_ok_recovers(server: FakeOpenAIServer) -> None:
+    server.set_behaviour("error", status=503, times=2)
+    backend = make_backend(server.base_url, max_retries=2)
+    [out] = run(backend.chat([chat_req("hi")]))
+    assert isinstance(out, GenerationResult)
+    assert len(server.requests) == 3
+
+
+def test_429_is_retried(server: FakeOpenAIServer) -> None:
+    server.set_behaviour("error", status=429, times=1, retry_after="0")
+    backend = make_backend(server.base_url, max_retries=1)
+    [out] = run(backend.chat([chat_req("hi")]))
+    assert isinstance(out, GenerationResult)
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 404])
+def test_other_4xx_not_retried(server: FakeOpenAIServer, status: int) -> None:
+    server.set_behaviour("error", status=status)
+    backend = make_backend(server.base_url, max_retries=3)
+    [err] = run(backend.chat([chat_req("hi")]))
+    assert isinstance(err, GenerationError)
+    assert err.attempts == 1
+    assert len(server.requests) == 1
+    assert err.reason.startswith(f"HTTP {status} from ")
+
+
+def test_timeout_is_retried_then_reported(server: FakeOpenAIServer) -> None:
+    server.set_behaviour("slow", slow_s=5.0)
+    backend = make_backend(server.base_url, timeout_s=0.3, max_retries=1)
+    [err] = run(backend.chat([chat_req("hi")]))
+    assert isinstance(err, GenerationError)
+    assert err.attempts == 2
+    assert err.reason.startswith("timeout after 0.3s")
+    assert len(server.requests) == 2
+
+
+def test_slow_once_then_ok(server: FakeOpenAIServer) -> None:
+    server.set_behaviour("slow", slow_s=5.0, times=1)
+    backend = make_backend(server.base_url, timeout_s=0.3, max_retries=1)
+    [out] = run(backend.chat([chat_req("hi")]))
+    assert isinstance(out, GenerationResult)
+
+
+@pytest.mark.parametrize(
+    ("kind", "what"),
+    [
+        ("not-json", "body is not JSON"),
+        ("no-choices", "no choices[0]"),
+        ("no-content", "choices[0].message.content is not a string"),
+    ],
+)
+def test_garbage_200_is_a_retryable_failure(
+    server: FakeOpenAIServer, kind: str, what: str
+) -> None:
+    server.set_behaviour("garbage", garbage=kind)
+    backend = make_backend(server.base_url, max_retries=1)
+    [err] = run(backend.chat([chat_req("hi")]))
+    assert isinstance(err, GenerationError)
+    assert err.attempts == 2
+    assert what in err.reason
+    assert err.reason.startswith("malformed response from ")
+
+
+def test_garbage_completion_text_detected(server: FakeOpenAIServer) -> None:
+    server.set_behaviour("garbage", garbage="no-content")
+    backend = make_backend(server.base_url, max_retries=0)
+    [err] = run(backend.complete([CompletionRequest("p", SamplingConfig())]))
+    assert isinstance(err, GenerationError)
+    assert "choices[0].text is not a string" in err.reason
+
+
+def test_garbage_once_then_ok(server: FakeOpenAIServer) -> None:
+    server.set_behaviour("garbage", garbage="not-json", times=1)
+    backend = make_backend(server.base_url, max_retries=1)
+    [out] = run(backend.chat([chat_req("hi")]))
+    assert isinstance(out, GenerationResult)
+
+
+def test_missing_usage_is_marked(server: FakeOpenAIServer) -> None:
+    server.set_behaviour(omit_usage=True)
+    backend = make_backend(server.base_url)
+    [out] = run(backend.chat([chat_req("hi")]))
+    assert isinstance(out, GenerationResult)
+    assert (out.prompt_tokens, out.completion_tokens) == (0, 0)
+    assert not out.usage_reported
+
+
+def test_connection_refused_is_retried_then_reported() -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}/v1"
+    backend = make_backend(endpoint, max_retries=1)
+    [err] = run(backend.chat([chat_req("hi")]))
+    assert isinstance(err, GenerationError)
+    assert err.attempts == 2
+    assert err.reason.startswith(f"connection error to {endpoint}/chat/completions")
+
+
+def test_one_failure_does_not_lose_the_batch(server: FakeOpenAIServer) -> None:
+    server.set_behaviour("error", status=400, times=1)
+    backend = make_backend(server.base_url, max_concurrency=1)
+    outs = run(backend.chat([chat_req(f"t{i}") for i in range(3)]))
+    assert [type(o) for o in outs] == [GenerationError, GenerationResult, GenerationResult]
+
+
+def test_backend_survives_a_new_event_loop(server: FakeOpenAIServer) -> None:
+    backend = make_backend(server.base_url)
+    first = run(backend.chat([chat_req("a")]))
+    second = run(backend.chat([chat_req("b")]))
+    assert isinstance(first[0], GenerationResult) and isinstance(second[0], GenerationResult)
+
+    async def use_and_close() -> None:
+        await backend.chat([chat_req("c")])
+        await backend.aclose()
+
+    run(use_and_close())
+    assert len(server.requests) == 3
+
+
+def test_template_accessors_and_load_backend(server: FakeOpenAIServer) -> None:
+    expert = make_expert(
+        server.base_url, chat_template=ChatTemplateConfig(builtin="llama3", bos_token="<B>")
+    )
+    backend = load_backend(expert)
+    assert isinstance(backend, OpenAIBackend)
+    assert backend.chat_template() == BUILTIN_TEMPLATES["llama3"]
+    assert backend.bos_token() == "<B>"
+    assert backend.end_of_turn() == ("<|eot_id|>",)
