@@ -66,7 +66,8 @@ class Rater:
                 ties=s.ties,
                 win_rate=s.win_rate,
             )
-        board.judges.extend(judge_statistics(self._judged_pairs(ok)))
+        # Failed battles count too: a judge that never writes a verdict must show it.
+        board.judges.extend(judge_statistics(self._judged_pairs(battles)))
         self.store.save_leaderboard(board)
         return board
 

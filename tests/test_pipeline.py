@@ -1,0 +1,201 @@
+"""The embedded run end to end with the fake backend: results, resume, failures, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from warriorcoder import cli
+from warriorcoder.arena.ids import battle_id
+from warriorcoder.backends import load_backend
+from warriorcoder.backends.base import ChatRequest, CompletionRequest, ModelBackend, Outcome
+from warriorcoder.config import ArenaConfig, ConfigError, parse_config
+from warriorcoder.pipeline import run_arena
+from warriorcoder.storage.store import ArenaStore
+from warriorcoder.v1 import arena_pb2
+
+
+def make_config(**overrides: Any) -> ArenaConfig:
+    data: dict[str, Any] = {
+        "round_id": "t1",
+        "roster": [
+            {"id": "alpha", "backend": "fake", "model": "fake:prefer-longer"},
+            {"id": "beta", "backend": "fake", "model": "fake:prefer-first"},
+            {"id": "gamma", "backend": "fake", "model": "fake:random"},
+            {"id": "delta", "backend": "fake", "model": "fake:tie"},
+        ],
+        "challenger": {
+            "per_setting": 3,
+            "sampling_grid": [{"temperature": 1.0}, {"temperature": 1.2}],
+            "user_instructions": ["Write a Python function that adds two numbers a and b."],
+        },
+        "rating": {"bootstrap_rounds": 20},
+    }
+    data.update(overrides)
+    return parse_config(data)
+
+
+class CountingBackend(ModelBackend):
+    """Wraps a backend, counts requests, and can raise after a number of chat requests."""
+
+    def __init__(self, inner: ModelBackend, interrupt_after: int | None = None) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.chat_requests = 0
+        self.completion_requests = 0
+        self.interrupt_after = interrupt_after
+
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+        self.chat_requests += len(requests)
+        if self.interrupt_after is not None and self.chat_requests > self.interrupt_after:
+            raise KeyboardInterrupt
+        return await self.inner.chat(requests)
+
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+        self.completion_requests += len(requests)
+        return await self.inner.complete(requests)
+
+    def chat_template(self) -> str:
+        return self.inner.chat_template()
+
+    def end_of_turn(self) -> tuple[str, ...]:
+        return self.inner.end_of_turn()
+
+
+def backends_for(config: ArenaConfig, **kwargs: Any) -> dict[str, CountingBackend]:
+    return {e.id: CountingBackend(load_backend(e), **kwargs) for e in config.roster}
+
+
+def run(config: ArenaConfig, run_dir: Path, backends: dict[str, CountingBackend] | None = None):
+    return asyncio.run(run_arena(config, run_dir, backends=backends or backends_for(config)))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_full_round(tmp_path: Path) -> None:
+    config = make_config()
+    result = run(config, tmp_path)
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    challenges = store.challenges("t1")
+    battles = store.battles("t1")
+    assert challenges and result.challenges == len(challenges)
+    assert any(c.source == "user" for c in challenges)
+    # Every other expert defends every challenge: 3 battles per challenge, all rated.
+    assert len(battles) == 3 * len(challenges)
+    assert all(b.status == arena_pb2.BATTLE_STATUS_RATED for b in battles)
+    for b in battles:
+        judgments = store.judgments(b.battle_id)
+        judges = {j.judge for j in judgments}
+        assert judges == {"alpha", "beta", "gamma", "delta"} - {b.model_a, b.model_b}
+        assert sorted(j.order for j in judgments) == sorted(
+            [arena_pb2.ORDER_AB, arena_pb2.ORDER_BA] * len(judges))
+    board = result.leaderboard
+    assert {r.model_id for r in board.ratings} == {"alpha", "beta", "gamma", "delta"}
+    assert sum(r.battles for r in board.ratings) == 2 * len(battles)
+    stats = {j.judge: j for j in board.judges}
+    assert stats["beta"].first_position_rate == 1.0  # the always-[[A]] judge shows its bias
+    assert stats["delta"].tie_rate == 1.0
+    sft = read_jsonl(tmp_path / "export" / "sft.jsonl")
+    assert len(sft) == len(challenges)
+    assert all(r["provenance"]["config_hash"] == config.config_hash() for r in sft)
+    for name in ("leaderboard.json", "leaderboard.md", "leaderboard.png", "preference.jsonl"):
+        assert (tmp_path / "export" / name).stat().st_size > 0
+
+
+def test_rerun_resumes_without_redoing_work(tmp_path: Path) -> None:
+    config = make_config()
+    run(config, tmp_path)
+    first = (tmp_path / "export" / "sft.jsonl").read_text()
+    again = backends_for(config)
+    run(config, tmp_path, again)
+    assert sum(b.chat_requests + b.completion_requests for b in again.values()) == 0
+    assert (tmp_path / "export" / "sft.jsonl").read_text() == first
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path) -> None:
+    config = make_config()
+    run(config, tmp_path / "clean")
+    interrupted = backends_for(config, interrupt_after=6)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, tmp_path / "resumed", interrupted)
+    run(config, tmp_path / "resumed")
+    for name in ("sft.jsonl", "preference.jsonl", "leaderboard.json"):
+        assert (tmp_path / "resumed" / "export" / name).read_text() == (
+            tmp_path / "clean" / "export" / name).read_text()
+
+
+def test_failing_expert_fails_its_battles_and_the_run_goes_on(tmp_path: Path) -> None:
+    config = make_config(roster=[
+        {"id": "alpha", "backend": "fake", "model": "fake:prefer-longer"},
+        {"id": "beta", "backend": "fake", "model": "fake:prefer-first"},
+        {"id": "gamma", "backend": "fake", "model": "fake:random"},
+        {"id": "broken", "backend": "fake", "model": "fake:fail"},
+    ])
+    result = run(config, tmp_path)
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    battles = store.battles("t1")
+    failed = [b for b in battles if b.status == arena_pb2.BATTLE_STATUS_FAILED]
+    rated = [b for b in battles if b.status == arena_pb2.BATTLE_STATUS_RATED]
+    assert failed and rated
+    assert all("broken" in (b.model_a, b.model_b) for b in failed)
+    assert all("broken" in b.failure_reason for b in failed)
+    assert result.leaderboard.failed_battles == len(failed)
+    # Its judgments are invalid (never guessed) and battles judged only by others are rated.
+    assert {j.judge: j.invalid_rate for j in result.leaderboard.judges}["broken"] == 1.0
+
+
+def test_garbage_judge_is_counted_invalid_not_guessed(tmp_path: Path) -> None:
+    config = make_config(roster=[
+        {"id": "alpha", "backend": "fake", "model": "fake:prefer-longer"},
+        {"id": "beta", "backend": "fake", "model": "fake:prefer-first"},
+        {"id": "junk", "backend": "fake", "model": "fake:garbage"},
+    ])
+    result = run(config, tmp_path)
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    stats = {j.judge: j for j in result.leaderboard.judges}
+    assert stats["junk"].invalid_rate == 1.0
+    # alpha vs beta is judged by junk alone: never scored from a guess.
+    ab = [b for b in store.battles("t1") if {b.model_a, b.model_b} == {"alpha", "beta"}]
+    assert ab and all(b.status == arena_pb2.BATTLE_STATUS_FAILED for b in ab)
+    # retries_on_invalid=1: each order was asked twice.
+    assert all(j.attempts == 2 for b in ab for j in store.judgments(b.battle_id))
+
+
+def test_run_folder_of_another_config_is_refused(tmp_path: Path) -> None:
+    run(make_config(), tmp_path)
+    with pytest.raises(ConfigError, match="different config"):
+        run(make_config(seed=7), tmp_path)
+
+
+def test_battle_ids_are_deterministic(tmp_path: Path) -> None:
+    config = make_config()
+    run(config, tmp_path)
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    expected = {battle_id(c.challenge_id, c.attacker, d)
+                for c in store.challenges("t1") for d in c.defenders}
+    assert store.battle_ids("t1") == expected
+
+
+def test_cli_run_validate_leaderboard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = tmp_path / "arena.yaml"
+    cfg_path.write_text(yaml.safe_dump(make_config().model_dump(mode="json")))
+    assert cli.main(["validate", "--config", str(cfg_path)]) == 0
+    run_dir = tmp_path / "run"
+    assert cli.main(["run", "--config", str(cfg_path), "--run-dir", str(run_dir),
+                     "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "Leaderboard" in out and "sft.jsonl" in out
+    assert cli.main(["leaderboard", "--run-dir", str(run_dir)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("roster:\n  - {id: a, backend: openai, model: m}\n")
+    assert cli.main(["validate", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "roster.0: endpoint: required for backend 'openai'" in err
