@@ -199,3 +199,49 @@ def test_cli_run_validate_leaderboard(tmp_path: Path, capsys: pytest.CaptureFixt
     assert cli.main(["validate", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "roster.0: endpoint: required for backend 'openai'" in err
+
+
+class ScoringBackend(CountingBackend):
+    """Answers quality-rubric prompts with a score: 9 for user-style 'adds two numbers', else 3
+    or 'no idea' for every third challenge (an unparseable score)."""
+
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+        from warriorcoder.backends.base import GenerationResult
+
+        out: list[Outcome] = []
+        for i, r in enumerate(requests):
+            text = r.messages[-1].content
+            if "[Challenge]" not in text:
+                out.extend(await self.inner.chat([r]))
+                continue
+            reply = ("Score: 9" if "adds two numbers" in text
+                     else "no idea" if i % 3 == 0 else "Clear enough.\nScore: 3")
+            out.append(GenerationResult(self.model_id, reply, 10, 3, 0.0, "stop"))
+        return out
+
+
+def test_quality_filter_keeps_only_well_scored_challenges(tmp_path: Path) -> None:
+    config = make_config(challenger={
+        "per_setting": 3,
+        "user_instructions": ["Write a Python function that adds two numbers a and b."],
+        "quality": {"enabled": True, "judge": "gamma", "min_score": 5},
+    })
+    backends = {e.id: (ScoringBackend if e.id == "gamma" else CountingBackend)(load_backend(e))
+                for e in config.roster}
+    run(config, tmp_path, backends)
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    challenges = store.challenges("t1")
+    assert [c.instruction for c in challenges] == [
+        "Write a Python function that adds two numbers a and b."]
+    assert challenges[0].quality == 9
+    funnel = store.round_info("t1")["funnel"]
+    assert funnel["rejected"]["quality: no score"] > 0
+    assert funnel["rejected"]["quality below 5"] > 0
+
+
+@pytest.mark.model  # loads the real MiniLM embedder
+def test_diversity_selection_caps_the_challenges(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers")
+    config = make_config(challenger={"per_setting": 4, "diversity": {"enabled": True, "k": 5}})
+    run(config, tmp_path)
+    assert len(ArenaStore.open_embedded(tmp_path / "arena.db").challenges("t1")) == 5
