@@ -33,15 +33,15 @@ def server() -> Iterator[FakeOpenAIServer]:
 
 
 def make_expert(endpoint: str, **overrides: Any) -> ExpertConfig:
-    fields: dict[str, Any] = dict(
-        id="remote-1",
-        backend="openai",
-        model="served-model",
-        endpoint=endpoint,
-        chat_template=ChatTemplateConfig(builtin="chatml"),
-        max_retries=2,
-        timeout_s=5.0,
-    )
+    fields: dict[str, Any] = {
+        "id": "remote-1",
+        "backend": "openai",
+        "model": "served-model",
+        "endpoint": endpoint,
+        "chat_template": ChatTemplateConfig(builtin="chatml"),
+        "max_retries": 2,
+        "timeout_s": 5.0,
+    }
     fields.update(overrides)
     return ExpertConfig(**fields)
 

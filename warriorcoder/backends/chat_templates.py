@@ -92,7 +92,7 @@ BUILTIN_TEMPLATES: dict[str, str] = {
 class _GenerationTag(jinja2.ext.Extension):
     """`{% generation %}...{% endgeneration %}` (marks assistant text in HF templates): pass-through."""
 
-    tags = {"generation"}
+    tags = {"generation"}  # noqa: RUF012 (declared so by jinja2.ext.Extension)
 
     def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
         lineno = next(parser.stream).lineno
@@ -168,6 +168,9 @@ def render_chat(
     if not isinstance(template, str) or not template.strip():
         raise ChatTemplateError("chat template is empty")
     compiled = _compile(template)
+    # HF always passes these; templates test `tools is not none`, which Undefined would fail.
+    extra.setdefault("tools", None)
+    extra.setdefault("documents", None)
     try:
         return compiled.render(
             messages=[_as_dict(m) for m in messages],

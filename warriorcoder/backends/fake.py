@@ -57,7 +57,7 @@ _OPENERS = (
     "Implement a Python function which",
     "Create a small Python program that",
     "I need a Python helper that",
-    "Using only the standard library, write code that",
+    "Using only the Python standard library, write code that",
     "Can you write a function in Python that",
     "Develop a Python routine that",
     "Write an efficient Python function that",
@@ -131,28 +131,28 @@ _SOLUTIONS = (
     ("ascending order", "def solve(values: list[int]) -> list[int]:\n    return sorted(values)"),
     (
         "a frequency count",
-        "from collections import Counter\n\n\n"
-        "def solve(words: list[str]) -> dict[str, int]:\n    return dict(Counter(words))",
+        ("from collections import Counter\n\n\n"
+         "def solve(words: list[str]) -> dict[str, int]:\n    return dict(Counter(words))"),
     ),
     (
         "a single pass",
-        "def solve(values: list[int]) -> int:\n    best = current = 0\n"
-        "    for value in values:\n        current = max(0, current + value)\n"
-        "        best = max(best, current)\n    return best",
+        ("def solve(values: list[int]) -> int:\n    best = current = 0\n"
+         "    for value in values:\n        current = max(0, current + value)\n"
+         "        best = max(best, current)\n    return best"),
     ),
     (
         "a stack",
-        "def solve(text: str) -> bool:\n    pairs = {')': '(', ']': '[', '}': '{'}\n"
-        "    stack: list[str] = []\n    for ch in text:\n        if ch in '([{':\n"
-        "            stack.append(ch)\n        elif ch in pairs:\n"
-        "            if not stack or stack.pop() != pairs[ch]:\n                return False\n"
-        "    return not stack",
+        ("def solve(text: str) -> bool:\n    pairs = {')': '(', ']': '[', '}': '{'}\n"
+         "    stack: list[str] = []\n    for ch in text:\n        if ch in '([{':\n"
+         "            stack.append(ch)\n        elif ch in pairs:\n"
+         "            if not stack or stack.pop() != pairs[ch]:\n                return False\n"
+         "    return not stack"),
     ),
     (
         "a set",
-        "def solve(values: list[int]) -> list[int]:\n    seen: set[int] = set()\n"
-        "    out = []\n    for value in values:\n        if value not in seen:\n"
-        "            seen.add(value)\n            out.append(value)\n    return out",
+        ("def solve(values: list[int]) -> list[int]:\n    seen: set[int] = set()\n"
+         "    out = []\n    for value in values:\n        if value not in seen:\n"
+         "            seen.add(value)\n            out.append(value)\n    return out"),
     ),
 )
 _EXPLANATIONS = (
@@ -267,7 +267,7 @@ class FakeBackend(ModelBackend):
         elif mode == "random":
             letter = rng.choice("ABC")
         elif mode == "prefer-longer":
-            found = [re.search(_ANSWER_RE.format(x=x), content, re.S) for x in "AB"]
+            found = [re.search(_ANSWER_RE.format(x=x), content, re.DOTALL) for x in "AB"]
             if found[0] is None or found[1] is None:
                 letter = "C"
             else:

@@ -215,7 +215,7 @@ class OpenAIBackend(ModelBackend):
                 return _Failure(
                     f"connection error to {url}: {type(err).__name__}: {err}", retryable=True
                 )
-            except Exception as err:  # bad URL and the like: retrying cannot help
+            except Exception as err:  # noqa: BLE001 (bad URL and the like: a retry cannot help)
                 return _Failure(
                     f"request to {url} failed: {type(err).__name__}: {err}", retryable=False
                 )

@@ -44,9 +44,9 @@ from warriorcoder.config import ExpertConfig, SamplingConfig
 # Before transformers / huggingface_hub are imported: they read it at import time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from transformers import (  # noqa: E402
+import torch
+import transformers
+from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     GenerationConfig,
@@ -105,7 +105,7 @@ def _load(path: Path, dtype: str, device: str) -> SharedModel:
         model = AutoModelForCausalLM.from_pretrained(
             str(path), local_files_only=True, **{dtype_kw: _DTYPES[dtype]}
         )
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]  # transformers' stub wraps .to oddly
     except Exception as err:
         raise BackendError(
             f"cannot load model from {path} ({dtype} on {device}): {type(err).__name__}: {err}"
@@ -219,9 +219,7 @@ class _RowStopper(StoppingCriteria):
         for row in range(len(self.done_at)):
             if self.done_at[row] is not None:
                 continue
-            if last[row] in self.eos_ids:
-                self.done_at[row], self.reason[row] = new_len, "stop"
-            elif self.stops[row] and self._has_stop(input_ids[row, self.prompt_len :], row):
+            if last[row] in self.eos_ids or self.stops[row] and self._has_stop(input_ids[row, self.prompt_len :], row):
                 self.done_at[row], self.reason[row] = new_len, "stop"
             elif new_len >= self.max_tokens[row]:
                 self.done_at[row] = new_len
@@ -246,7 +244,8 @@ class TransformersBackend(ModelBackend):
     """An expert run in-process with transformers.
 
     `model` is a local HF folder or "smollm2". `ignore_eos=True` (benchmarks only) makes every
-    row generate exactly max_tokens tokens.
+    row generate exactly max_tokens tokens. `latency_s` of a result is the time of the whole
+    batch it was generated in.
     """
 
     def __init__(self, expert: ExpertConfig, *, ignore_eos: bool = False) -> None:
@@ -269,23 +268,31 @@ class TransformersBackend(ModelBackend):
         except BackendError as err:
             raise BackendError(f"expert {expert.id!r}: {err}") from err
         self._released = False
+        try:
+            self._template, self._bos = self._load_template(path)
+        except BackendError:
+            _release(self._shared)  # this expert will not exist: drop its hold on the model
+            raise
         tokenizer = self._shared.tokenizer
+        # Every special token the tokenizer knows, as HF's apply_chat_template passes them.
+        self._special = {k: v for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)}
+        self._special["bos_token"] = self._bos
+
+    def _load_template(self, path: Path) -> tuple[str, str]:
+        expert, tokenizer = self.expert, self._shared.tokenizer
         try:
             if expert.chat_template is not None:
-                self._template, bos = load_template(expert.chat_template)
+                template, bos = load_template(expert.chat_template)
             else:
-                self._template, bos = tokenizer.chat_template, tokenizer.bos_token or ""
+                template, bos = tokenizer.chat_template, tokenizer.bos_token or ""
         except ChatTemplateError as err:
             raise BackendError(f"expert {expert.id!r}: chat_template: {err}") from None
-        if not isinstance(self._template, str) or not self._template:
+        if not isinstance(template, str) or not template:
             raise BackendError(
                 f"expert {expert.id!r}: the tokenizer in {path} has no chat template; set "
                 "chat_template for this expert in the roster"
             )
-        self._bos = bos
-        # Every special token the tokenizer knows, as HF's apply_chat_template passes them.
-        self._special = {k: v for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)}
-        self._special["bos_token"] = bos
+        return template, bos
 
     @property
     def shared(self) -> SharedModel:
@@ -360,7 +367,7 @@ class TransformersBackend(ModelBackend):
             t0 = time.perf_counter()
             try:
                 return self._generate_locked(chunk, t0)
-            except Exception as err:  # one bad batch must not take the run down
+            except Exception as err:  # noqa: BLE001 (one bad batch must not stop the run)
                 reason = f"generation failed: {type(err).__name__}: {err}"
                 return [GenerationError(self.model_id, reason) for _ in chunk]
 
@@ -401,7 +408,8 @@ class TransformersBackend(ModelBackend):
         results: list[Outcome] = []
         for row, job in enumerate(chunk):
             new = out[row, prompt_len:]
-            count = stopper.done_at[row] if stopper.done_at[row] is not None else int(new.shape[0])
+            done_at = stopper.done_at[row]
+            count = done_at if done_at is not None else int(new.shape[0])
             tokens = new[:count].tolist()
             if tokens and tokens[-1] in eos:
                 tokens = tokens[:-1]
