@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from warriorcoder.arena.rating import RatingScale, win_probability
+from warriorcoder.arena.rating import win_probability
 from warriorcoder.arena.selection import final_scores, select_winners, training_records
 from warriorcoder.v1 import arena_pb2
 

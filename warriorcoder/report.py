@@ -13,8 +13,10 @@ def leaderboard_markdown(board: arena_pb2.Leaderboard) -> str:
     lines = [
         f"## Leaderboard: {board.round_id}",
         "",
-        f"{board.battles} rated battles, {board.failed_battles} failed; "
-        f"Bradley-Terry 95% intervals from {board.bootstrap_rounds} bootstrap rounds.",
+        (
+            f"{board.battles} rated battles, {board.failed_battles} failed; "
+            f"Bradley-Terry 95% intervals from {board.bootstrap_rounds} bootstrap rounds."
+        ),
         "",
         "| rank | model | Bradley-Terry | 95% interval | Elo | battles | W / L / T | win rate |",
         "|---:|---|---:|---|---:|---:|---|---:|",
@@ -30,8 +32,10 @@ def leaderboard_markdown(board: arena_pb2.Leaderboard) -> str:
             "",
             "### Judges",
             "",
-            "| judge | battles judged | consistency | tie rate | invalid rate | picks longer "
-            "| picks first shown |",
+            (
+                "| judge | battles judged | consistency | tie rate | invalid rate | picks longer "
+                "| picks first shown |"
+            ),
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for j in board.judges:

@@ -20,6 +20,8 @@ from typing import Any
 from warriorcoder.arena.rating import RatingScale, win_probability
 from warriorcoder.v1 import arena_pb2
 
+DEFAULT_SCALE = RatingScale()
+
 
 @dataclass(frozen=True)
 class ChallengeOutcome:
@@ -35,7 +37,7 @@ def final_scores(
     battles: Iterable[arena_pb2.RatedBattle],
     ratings: Mapping[str, float],
     alpha: float,
-    scale: RatingScale = RatingScale(),
+    scale: RatingScale = DEFAULT_SCALE,
 ) -> dict[str, float]:
     """e(model) over the rated battles of one challenge."""
     scores: dict[str, float] = defaultdict(float)
@@ -51,7 +53,7 @@ def select_winners(
     battles: Sequence[arena_pb2.RatedBattle],
     ratings: Mapping[str, float],
     alpha: float,
-    scale: RatingScale = RatingScale(),
+    scale: RatingScale = DEFAULT_SCALE,
 ) -> list[ChallengeOutcome]:
     """One outcome per challenge that has at least one rated battle, in challenge-id order.
 

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from warriorcoder.arena.dedup import minhash_dedup
 from warriorcoder.arena.decontamination import BenchmarkIndex, decontaminate
+from warriorcoder.arena.dedup import minhash_dedup
 from warriorcoder.arena.ids import stable_id
 from warriorcoder.arena.mining import clean_instruction, pair_defenders
 from warriorcoder.arena.quality import parse_quality_score, quality_prompt

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from warriorcoder.arena.judging import JUDGE_SYSTEM_PROMPT, judge_prompt, judgment_id, parse_verdict, unswap
+from warriorcoder.arena.judging import (
+    JUDGE_SYSTEM_PROMPT,
+    judge_prompt,
+    judgment_id,
+    parse_verdict,
+    unswap,
+)
 from warriorcoder.backends.base import ChatMessage, ChatRequest, GenerationError, ModelBackend
 from warriorcoder.config import ArenaConfig, SamplingConfig
 from warriorcoder.stages.challenger import derive_seed
@@ -16,7 +22,7 @@ from warriorcoder.stages.fanout import chat_by_model, to_generation_pb
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 
-ORDERS = (arena_pb2.ORDER_AB, arena_pb2.ORDER_BA)
+ORDERS: tuple[arena_pb2.Order, ...] = (arena_pb2.ORDER_AB, arena_pb2.ORDER_BA)
 RETRY_TEMPERATURE = 0.7
 
 
@@ -28,7 +34,9 @@ class Judge:
         self.backends = backends
         self.store = store
 
-    def _request(self, pair: arena_pb2.ResponsePair, order: int, attempt: int) -> ChatRequest:
+    def _request(
+        self, pair: arena_pb2.ResponsePair, order: arena_pb2.Order, attempt: int
+    ) -> ChatRequest:
         a, b = pair.response_a.generation.text, pair.response_b.generation.text
         first, second = (a, b) if order == arena_pb2.ORDER_AB else (b, a)
         cfg = self.config.judge
@@ -49,7 +57,7 @@ class Judge:
     ) -> list[arena_pb2.BattleJudgments]:
         """All judgments of each battle; stored valid judgments are reused."""
         judgments: dict[str, arena_pb2.Judgment] = {}
-        todo: list[tuple[arena_pb2.ResponsePair, str, int]] = []
+        todo: list[tuple[arena_pb2.ResponsePair, str, arena_pb2.Order]] = []
         for pair in pairs:
             if pair.response_a.error or pair.response_b.error:
                 continue  # the rater marks the battle failed with the responder's reason
