@@ -245,3 +245,19 @@ def test_diversity_selection_caps_the_challenges(tmp_path: Path) -> None:
     config = make_config(challenger={"per_setting": 4, "diversity": {"enabled": True, "k": 5}})
     run(config, tmp_path)
     assert len(ArenaStore.open_embedded(tmp_path / "arena.db").challenges("t1")) == 5
+
+
+def test_prefill_verdict_mode(tmp_path: Path) -> None:
+    """Judges whose turn is pre-filled with "[[" answer with the verdict straight away."""
+    config = make_config(judge={"verdict_mode": "prefill", "max_tokens": 4})
+    backends = backends_for(config)
+    result = run(config, tmp_path, backends)
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    judgments = [j for b in store.battles("t1") for j in store.judgments(b.battle_id)]
+    assert judgments and all(j.generation.text.startswith("[[") for j in judgments)
+    assert all(j.verdict != arena_pb2.VERDICT_INVALID for j in judgments)
+    stats = {j.judge: j for j in result.leaderboard.judges}
+    assert stats["beta"].first_position_rate == 1.0 and stats["delta"].tie_rate == 1.0
+    # No judge used the chat endpoint: every verdict came from a pre-filled completion.
+    mined = sum(b.completion_requests for b in backends.values())
+    assert mined > config.challenger.per_setting * 2 * len(config.roster)

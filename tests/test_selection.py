@@ -30,7 +30,8 @@ def test_final_score_formula() -> None:
     s = final_scores(battles, ratings, alpha)
     p_ab = win_probability(1100, 1000)
     p_ac = win_probability(1100, 900)
-    assert s["a"] == pytest.approx(alpha * p_ab + alpha * p_ac + (1 - alpha) * (0.0 + 1.0))
+    # a battled two opponents: the mean of its two battle scores.
+    assert s["a"] == pytest.approx((alpha * p_ab + alpha * p_ac + (1 - alpha) * (0.0 + 1.0)) / 2)
     assert s["b"] == pytest.approx(alpha * (1 - p_ab) + (1 - alpha) * 1.0)
     assert s["c"] == pytest.approx(alpha * (1 - p_ac) + (1 - alpha) * 0.0)
 
@@ -91,3 +92,12 @@ def test_identical_answers_give_no_preference_pair() -> None:
     sft, pref = training_records(outcomes, {"c1": "p"}, {("c1", "a"): "same", ("c1", "b"): "same"},
                                  round_id="r", config_hash="h")
     assert len(sft) == 1 and pref == []
+
+
+def test_attacker_with_many_defenders_gets_no_edge_from_battle_count() -> None:
+    ratings = {"a": 1000.0, "b": 1000.0, "c": 1000.0}
+    # Every battle tied: the attacker battled two defenders, each defender one battle.
+    battles = [battle("1", "a", "b", 0.5, tokens=(50, 20)), battle("2", "a", "c", 0.5, tokens=(50, 30))]
+    outcome = select_winners(battles, ratings, 0.7)[0]
+    assert outcome.scores == pytest.approx({"a": 0.5, "b": 0.5, "c": 0.5})
+    assert outcome.winner == "b"  # equal scores: the shortest answer

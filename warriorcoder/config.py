@@ -142,7 +142,13 @@ class ResponderConfig(_Strict):
 
 
 class JudgeConfig(_Strict):
-    max_tokens: int = Field(256, ge=8)
+    # "explain": the judge compares the answers, then ends with [[A]], [[B]] or [[C]] (the
+    #   paper's way; best with capable judges).
+    # "prefill": the judge's turn is pre-filled with "[[" so its first token is the verdict. Costs
+    #   one prompt pass per judgment and is the only way very small models give a parseable
+    #   verdict; the explanation is skipped.
+    verdict_mode: Literal["explain", "prefill"] = "explain"
+    max_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     # Extra attempts when a judge writes no parseable verdict.
     retries_on_invalid: int = Field(1, ge=0, le=10)
@@ -157,7 +163,7 @@ class RatingConfig(_Strict):
 
 
 class ExportConfig(_Strict):
-    # e(A) = sum over opponents of alpha * P_rating(A beats B) + (1 - alpha) * x(A>B).
+    # e(A) = mean over opponents of alpha * P_rating(A beats B) + (1 - alpha) * x(A>B).
     alpha: float = Field(0.7, ge=0.0, le=1.0)
     rating: Literal["elo", "bradley_terry"] = "elo"
     # A preference pair needs chosen and rejected final scores at least this far apart.

@@ -45,6 +45,8 @@ __all__ = [
     "JUDGE_SYSTEM_PROMPT",
     "NO_JUDGES_REASON",
     "NO_VALID_VERDICT_REASON",
+    "VERDICT_FIRST_INSTRUCTION",
+    "VERDICT_PREFILL",
     "VoteCounts",
     "battle_id",
     "combine_orders",
@@ -55,6 +57,7 @@ __all__ = [
     "judgment_id",
     "local_score",
     "parse_verdict",
+    "prefilled_verdict_text",
     "rate_battle",
     "unswap",
 ]
@@ -86,6 +89,18 @@ _JUDGE_USER_TEMPLATE = (
     "[The Start of Assistant A's Answer]\n{first}\n[The End of Assistant A's Answer]\n\n"
     "[The Start of Assistant B's Answer]\n{second}\n[The End of Assistant B's Answer]"
 )
+
+
+VERDICT_PREFILL = "[["
+VERDICT_FIRST_INSTRUCTION = (
+    'Reply with your verdict only: "[[A]]" if assistant A is better, "[[B]]" if assistant B is '
+    'better, "[[C]]" for a tie.'
+)
+
+
+def prefilled_verdict_text(completion: str) -> str:
+    """The full verdict of a judge whose turn was pre-filled with "[[": "A]]" -> "[[A]]"."""
+    return VERDICT_PREFILL + completion.split("]]", 1)[0].strip() + "]]"
 
 
 def judge_prompt(instruction: str, first_answer: str, second_answer: str) -> str:

@@ -2,11 +2,14 @@
 
 For each challenge, every answer gets a final score
 
-    e(A) = sum over the opponents B that A battled on this challenge of
+    e(A) = mean over the opponents B that A battled on this challenge of
            alpha * P_rating(A beats B) + (1 - alpha) * x(A > B)
 
 where P_rating comes from the global ratings (Elo by default) and x is the battle's local score
-from the judges' votes. The best-scored answer becomes an SFT example; the best against the worst
+from the judges' votes. The paper sums over opponents; with several defenders per challenge the
+attacker battles every defender while each defender battles only the attacker, so a sum would
+favour the attacker by the number of its battles. The mean ranks answers the same way whenever
+all answers had the same number of opponents. The best-scored answer becomes an SFT example; the best against the worst
 gives a preference pair for DPO.
 """
 
@@ -40,13 +43,16 @@ def final_scores(
     scale: RatingScale = DEFAULT_SCALE,
 ) -> dict[str, float]:
     """e(model) over the rated battles of one challenge."""
-    scores: dict[str, float] = defaultdict(float)
+    totals: dict[str, float] = defaultdict(float)
+    opponents: dict[str, int] = defaultdict(int)
     for b in battles:
         p_a = win_probability(ratings[b.model_a], ratings[b.model_b], scale)
         x_a = b.local_score_a
-        scores[b.model_a] += alpha * p_a + (1 - alpha) * x_a
-        scores[b.model_b] += alpha * (1 - p_a) + (1 - alpha) * (1 - x_a)
-    return dict(scores)
+        totals[b.model_a] += alpha * p_a + (1 - alpha) * x_a
+        totals[b.model_b] += alpha * (1 - p_a) + (1 - alpha) * (1 - x_a)
+        opponents[b.model_a] += 1
+        opponents[b.model_b] += 1
+    return {m: totals[m] / opponents[m] for m in totals}
 
 
 def select_winners(

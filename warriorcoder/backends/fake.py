@@ -300,7 +300,8 @@ class FakeBackend(ModelBackend):
         return out
 
     async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
-        """A coding instruction per request, as a model would write a user turn when mining."""
+        """A coding instruction per request, as a model would write a user turn when mining; a
+        judge prompt pre-filled with "[[" gets the rest of a verdict ("A]]")."""
         out: list[Outcome] = []
         for req in requests:
             t0 = time.perf_counter()
@@ -310,7 +311,12 @@ class FakeBackend(ModelBackend):
             if failure is not None:
                 out.append(failure)
                 continue
-            text = fake_instruction(_rng("complete", self.model_id, req.prompt, seed))
+            rng = _rng("complete", self.model_id, req.prompt, seed)
+            if _JUDGE_MARKER in req.prompt and req.prompt.endswith("[["):
+                verdict = self._verdict(req.prompt, rng)
+                text = verdict.rsplit("[[", 1)[1] if "[[" in verdict else verdict
+            else:
+                text = fake_instruction(rng)
             out.append(self._result(req.prompt, text, req.sampling, t0))
         await asyncio.sleep(0)
         return out

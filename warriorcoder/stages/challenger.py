@@ -30,7 +30,7 @@ from warriorcoder.backends.base import (
 )
 from warriorcoder.backends.chat_templates import prequery_prefix
 from warriorcoder.config import ArenaConfig, ConfigError, SamplingConfig
-from warriorcoder.stages.fanout import ProgressBar, chat_by_model, to_generation_pb
+from warriorcoder.stages.fanout import ProgressBar, generate_by_model, to_generation_pb
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 
@@ -241,7 +241,7 @@ class Challenger:
             (q.judge, ChatRequest((ChatMessage("user", quality_prompt(c.instruction)),), sampling))
             for c in candidates
         ]
-        outcomes = await chat_by_model(self.backends, requests)
+        outcomes = await generate_by_model(self.backends, requests)
         kept = []
         for c, outcome in zip(candidates, outcomes, strict=True):
             score = None if isinstance(outcome, GenerationError) else parse_quality_score(outcome.text)

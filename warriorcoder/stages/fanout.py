@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
-from warriorcoder.backends.base import ChatRequest, GenerationResult, ModelBackend, Outcome
+from warriorcoder.backends.base import (
+    ChatRequest,
+    CompletionRequest,
+    GenerationResult,
+    ModelBackend,
+    Outcome,
+)
 from warriorcoder.v1 import arena_pb2
 
 
@@ -19,22 +25,26 @@ class ProgressBar(Protocol):
     def update(self, n: float = 1) -> bool | None: ...
 
 
-async def chat_by_model(
-    backends: Mapping[str, ModelBackend], requests: Sequence[tuple[str, ChatRequest]]
+async def generate_by_model(
+    backends: Mapping[str, ModelBackend],
+    requests: Sequence[tuple[str, ChatRequest | CompletionRequest]],
 ) -> list[Outcome]:
-    """Results for (model_id, request) pairs, in input order."""
-    slots: dict[str, list[int]] = defaultdict(list)
-    for i, (model_id, _) in enumerate(requests):
-        slots[model_id].append(i)
+    """Results for (model_id, request) pairs, in input order: one batch per model and kind of
+    request, all models at once."""
+    slots: dict[tuple[str, bool], list[int]] = defaultdict(list)
+    for i, (model_id, request) in enumerate(requests):
+        slots[(model_id, isinstance(request, ChatRequest))].append(i)
 
-    async def run(model_id: str) -> list[Outcome]:
-        batch = [requests[i][1] for i in slots[model_id]]
-        return await backends[model_id].chat(batch)
+    async def run(model_id: str, is_chat: bool, indices: list[int]) -> list[Outcome]:
+        backend = backends[model_id]
+        if is_chat:
+            return await backend.chat([cast(ChatRequest, requests[i][1]) for i in indices])
+        return await backend.complete([cast(CompletionRequest, requests[i][1]) for i in indices])
 
     results: list[Outcome | None] = [None] * len(requests)
-    per_model = await asyncio.gather(*(run(m) for m in slots))
-    for model_id, outcomes in zip(slots, per_model, strict=True):
-        for i, outcome in zip(slots[model_id], outcomes, strict=True):
+    per_batch = await asyncio.gather(*(run(m, c, idx) for (m, c), idx in slots.items()))
+    for indices, outcomes in zip(slots.values(), per_batch, strict=True):
+        for i, outcome in zip(indices, outcomes, strict=True):
             results[i] = outcome
     return [r for r in results if r is not None]
 

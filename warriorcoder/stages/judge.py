@@ -10,15 +10,25 @@ from collections.abc import Mapping, Sequence
 
 from warriorcoder.arena.judging import (
     JUDGE_SYSTEM_PROMPT,
+    VERDICT_FIRST_INSTRUCTION,
+    VERDICT_PREFILL,
     judge_prompt,
     judgment_id,
     parse_verdict,
+    prefilled_verdict_text,
     unswap,
 )
-from warriorcoder.backends.base import ChatMessage, ChatRequest, GenerationError, ModelBackend
+from warriorcoder.backends.base import (
+    ChatMessage,
+    ChatRequest,
+    CompletionRequest,
+    GenerationError,
+    ModelBackend,
+)
+from warriorcoder.backends.chat_templates import render_chat
 from warriorcoder.config import ArenaConfig, SamplingConfig
 from warriorcoder.stages.challenger import derive_seed
-from warriorcoder.stages.fanout import chat_by_model, to_generation_pb
+from warriorcoder.stages.fanout import generate_by_model, to_generation_pb
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 
@@ -35,8 +45,8 @@ class Judge:
         self.store = store
 
     def _request(
-        self, pair: arena_pb2.ResponsePair, order: arena_pb2.Order, attempt: int
-    ) -> ChatRequest:
+        self, judge: str, pair: arena_pb2.ResponsePair, order: arena_pb2.Order, attempt: int
+    ) -> ChatRequest | CompletionRequest:
         a, b = pair.response_a.generation.text, pair.response_b.generation.text
         first, second = (a, b) if order == arena_pb2.ORDER_AB else (b, a)
         cfg = self.config.judge
@@ -46,11 +56,22 @@ class Judge:
             max_tokens=cfg.max_tokens,
             seed=derive_seed(self.config.seed, pair.battle_id, order, attempt),
         )
-        messages = (
-            ChatMessage("system", JUDGE_SYSTEM_PROMPT),
-            ChatMessage("user", judge_prompt(pair.instruction, first, second)),
+        prompt = judge_prompt(pair.instruction, first, second)
+        if cfg.verdict_mode == "explain":
+            messages = (ChatMessage("system", JUDGE_SYSTEM_PROMPT), ChatMessage("user", prompt))
+            return ChatRequest(messages, sampling)
+        # Pre-fill the judge's turn with "[[" so that its first tokens are the verdict.
+        backend = self.backends[judge]
+        text = render_chat(
+            backend.chat_template(),
+            [
+                ChatMessage("system", JUDGE_SYSTEM_PROMPT),
+                ChatMessage("user", f"{prompt}\n\n{VERDICT_FIRST_INSTRUCTION}"),
+            ],
+            add_generation_prompt=True,
+            bos_token=backend.bos_token(),
         )
-        return ChatRequest(messages, sampling)
+        return CompletionRequest(text + VERDICT_PREFILL, sampling, stop=("]]",))
 
     async def handle(
         self, pairs: Sequence[arena_pb2.ResponsePair]
@@ -71,10 +92,13 @@ class Judge:
                     else:
                         todo.append((pair, judge, order))
 
+        cfg = self.config.judge
         attempt = 1
         while todo and attempt <= 1 + self.config.judge.retries_on_invalid:
-            requests = [(judge, self._request(pair, order, attempt)) for pair, judge, order in todo]
-            outcomes = await chat_by_model(self.backends, requests)
+            requests = [
+                (judge, self._request(judge, pair, order, attempt)) for pair, judge, order in todo
+            ]
+            outcomes = await generate_by_model(self.backends, requests)
             retry = []
             for (pair, judge, order), outcome in zip(todo, outcomes, strict=True):
                 j = arena_pb2.Judgment(
@@ -90,7 +114,9 @@ class Judge:
                     j.error = f"{judge}: {outcome.reason}"
                 else:
                     j.generation.CopyFrom(to_generation_pb(outcome))
-                    j.position_verdict = parse_verdict(outcome.text)
+                    if cfg.verdict_mode == "prefill":
+                        j.generation.text = prefilled_verdict_text(outcome.text)
+                    j.position_verdict = parse_verdict(j.generation.text)
                     j.verdict = unswap(j.position_verdict, order)
                     if j.verdict == arena_pb2.VERDICT_INVALID:
                         j.error = "no verdict found in the judge's answer"

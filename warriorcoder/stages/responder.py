@@ -9,7 +9,7 @@ from warriorcoder.arena.mining import judges_for
 from warriorcoder.backends.base import ChatMessage, ChatRequest, GenerationError, ModelBackend
 from warriorcoder.config import ArenaConfig
 from warriorcoder.stages.challenger import derive_seed
-from warriorcoder.stages.fanout import chat_by_model, to_generation_pb
+from warriorcoder.stages.fanout import generate_by_model, to_generation_pb
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 
@@ -48,7 +48,7 @@ class Responder:
                 else:
                     todo.append((c, model_id))
         requests = [(m, self._request(c, m)) for c, m in todo]
-        outcomes = await chat_by_model(self.backends, requests)
+        outcomes = await generate_by_model(self.backends, requests)
         for (c, model_id), (_, request), outcome in zip(todo, requests, outcomes, strict=True):
             response = arena_pb2.Response(
                 challenge_id=c.challenge_id,
