@@ -41,8 +41,12 @@ def make_config(**overrides: Any) -> ArenaConfig:
     return parse_config(data)
 
 
+class SimulatedCrash(RuntimeError):
+    """Stands for the process dying mid-run."""
+
+
 class CountingBackend(ModelBackend):
-    """Wraps a backend, counts requests, and can raise after a number of chat requests."""
+    """Wraps a backend, counts requests, and can crash after a number of chat requests."""
 
     def __init__(self, inner: ModelBackend, interrupt_after: int | None = None) -> None:
         self.inner = inner
@@ -54,7 +58,7 @@ class CountingBackend(ModelBackend):
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
         self.chat_requests += len(requests)
         if self.interrupt_after is not None and self.chat_requests > self.interrupt_after:
-            raise KeyboardInterrupt
+            raise SimulatedCrash
         return await self.inner.chat(requests)
 
     async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
@@ -124,7 +128,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path) -> None:
     config = make_config()
     run(config, tmp_path / "clean")
     interrupted = backends_for(config, interrupt_after=6)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SimulatedCrash):
         run(config, tmp_path / "resumed", interrupted)
     run(config, tmp_path / "resumed")
     for name in ("sft.jsonl", "preference.jsonl", "leaderboard.json"):

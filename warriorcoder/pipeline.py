@@ -21,8 +21,8 @@ from warriorcoder.bus import InMemoryBus, Topic
 from warriorcoder.config import ArenaConfig, ConfigError
 from warriorcoder.stages.challenger import Challenger
 from warriorcoder.stages.exporter import Export, Exporter
-from warriorcoder.stages.fanout import ProgressBar
 from warriorcoder.stages.judge import Judge
+from warriorcoder.stages.model_calls import ProgressBar
 from warriorcoder.stages.rater import Rater
 from warriorcoder.stages.responder import Responder
 from warriorcoder.storage.store import ArenaStore

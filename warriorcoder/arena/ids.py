@@ -55,3 +55,8 @@ def judgment_id(battle_id: str, judge: str, order: Order) -> str:
     if order not in (arena_pb2.ORDER_AB, arena_pb2.ORDER_BA):
         raise ValueError(f"judgment_id: order must be ORDER_AB or ORDER_BA, got {order!r}")
     return stable_id("judgment", battle_id, judge, arena_pb2.Order.Name(order))
+
+
+def derive_seed(*parts: object) -> int:
+    """A 31-bit seed from the identity of a request, so reruns decode identically."""
+    return int(stable_id(*(str(p) for p in parts))[:8], 16) & 0x7FFFFFFF

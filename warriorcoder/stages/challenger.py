@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from warriorcoder.arena.decontamination import BenchmarkIndex, decontaminate
 from warriorcoder.arena.dedup import minhash_dedup
-from warriorcoder.arena.ids import stable_id
+from warriorcoder.arena.ids import derive_seed, stable_id
 from warriorcoder.arena.mining import clean_instruction, pair_defenders
 from warriorcoder.arena.quality import parse_quality_score, quality_prompt
 from warriorcoder.backends.base import (
@@ -26,20 +25,18 @@ from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
     GenerationError,
-    ModelBackend,
 )
 from warriorcoder.backends.chat_templates import prequery_prefix
-from warriorcoder.config import ArenaConfig, ConfigError, SamplingConfig
-from warriorcoder.stages.fanout import ProgressBar, generate_by_model, to_generation_pb
-from warriorcoder.storage.store import ArenaStore
+from warriorcoder.config import ConfigError, SamplingConfig
+from warriorcoder.stages.model_calls import (
+    ModelStage,
+    ProgressBar,
+    generate_by_model,
+    to_generation_pb,
+)
 from warriorcoder.v1 import arena_pb2
 
 log = logging.getLogger(__name__)
-
-
-def derive_seed(*parts: object) -> int:
-    """A 31-bit seed from the identity of a request, so reruns decode identically."""
-    return int(stable_id(*(str(p) for p in parts))[:8], 16) & 0x7FFFFFFF
 
 
 def read_user_instructions(path: str | Path) -> list[str]:
@@ -82,15 +79,7 @@ class Funnel:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
 
-class Challenger:
-    def __init__(
-        self, config: ArenaConfig, backends: Mapping[str, ModelBackend], store: ArenaStore
-    ) -> None:
-        self.config = config
-        self.backends = backends
-        self.store = store
-        self.roster = [e.id for e in config.roster]
-
+class Challenger(ModelStage):
     def _mining_plan(self) -> list[tuple[str, str, SamplingConfig]]:
         """(mined_id, attacker, sampling) for every raw instruction this round mines."""
         cfg = self.config

@@ -6,8 +6,9 @@ A verdict that cannot be parsed is never guessed: it is recorded as INVALID and,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
+from warriorcoder.arena.ids import derive_seed
 from warriorcoder.arena.judging import (
     JUDGE_SYSTEM_PROMPT,
     VERDICT_FIRST_INSTRUCTION,
@@ -23,27 +24,17 @@ from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
     GenerationError,
-    ModelBackend,
 )
 from warriorcoder.backends.chat_templates import render_chat
-from warriorcoder.config import ArenaConfig, SamplingConfig
-from warriorcoder.stages.challenger import derive_seed
-from warriorcoder.stages.fanout import generate_by_model, to_generation_pb
-from warriorcoder.storage.store import ArenaStore
+from warriorcoder.config import SamplingConfig
+from warriorcoder.stages.model_calls import ModelStage, generate_by_model, to_generation_pb
 from warriorcoder.v1 import arena_pb2
 
 ORDERS: tuple[arena_pb2.Order, ...] = (arena_pb2.ORDER_AB, arena_pb2.ORDER_BA)
 RETRY_TEMPERATURE = 0.7
 
 
-class Judge:
-    def __init__(
-        self, config: ArenaConfig, backends: Mapping[str, ModelBackend], store: ArenaStore
-    ) -> None:
-        self.config = config
-        self.backends = backends
-        self.store = store
-
+class Judge(ModelStage):
     def _request(
         self, judge: str, pair: arena_pb2.ResponsePair, order: arena_pb2.Order, attempt: int
     ) -> ChatRequest | CompletionRequest:

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from warriorcoder.arena.ids import battle_id
+from warriorcoder.arena.ids import battle_id, derive_seed
 from warriorcoder.arena.mining import judges_for
-from warriorcoder.backends.base import ChatMessage, ChatRequest, GenerationError, ModelBackend
-from warriorcoder.config import ArenaConfig
-from warriorcoder.stages.challenger import derive_seed
-from warriorcoder.stages.fanout import generate_by_model, to_generation_pb
-from warriorcoder.storage.store import ArenaStore
+from warriorcoder.backends.base import ChatMessage, ChatRequest, GenerationError
+from warriorcoder.stages.model_calls import ModelStage, generate_by_model, to_generation_pb
 from warriorcoder.v1 import arena_pb2
 
 
-class Responder:
-    def __init__(
-        self, config: ArenaConfig, backends: Mapping[str, ModelBackend], store: ArenaStore
-    ) -> None:
-        self.config = config
-        self.backends = backends
-        self.store = store
-        self.roster = [e.id for e in config.roster]
-
+class Responder(ModelStage):
     def _request(self, challenge: arena_pb2.Challenge, model_id: str) -> ChatRequest:
         expert = self.config.expert(model_id)
         # Both competitors of a challenge decode with the same seed and (by default) settings.

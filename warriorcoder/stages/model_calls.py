@@ -1,4 +1,5 @@
-"""Send many requests to many models at once: one batch per model, all models concurrently."""
+"""What the model-calling stages share: their constructor, batched calls to many models at
+once, and turning backend results into schema messages."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from warriorcoder.backends.base import (
     ModelBackend,
     Outcome,
 )
+from warriorcoder.config import ArenaConfig
+from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 
 
@@ -23,6 +26,18 @@ class ProgressBar(Protocol):
     total: float | None
 
     def update(self, n: float = 1) -> bool | None: ...
+
+
+class ModelStage:
+    """A stage that calls the roster's models and keeps its work in the store."""
+
+    def __init__(
+        self, config: ArenaConfig, backends: Mapping[str, ModelBackend], store: ArenaStore
+    ) -> None:
+        self.config = config
+        self.backends = backends
+        self.store = store
+        self.roster = [e.id for e in config.roster]
 
 
 async def generate_by_model(
