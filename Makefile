@@ -50,7 +50,7 @@ lint: $(VENV)/.installed  ## ruff
 typecheck: $(VENV)/.installed  ## mypy
 	$(VENV)/bin/mypy warriorcoder
 
-test: $(VENV)/.installed check-protos lint  ## Everything: set-up, protos check, lint, all tests
+test: $(VENV)/.installed check-protos lint typecheck  ## Everything: set-up, protos check, lint, types, all tests
 	$(PY) -m pytest -q -ra
 
 test-fast: $(VENV)/.installed  ## Unit tests only (no real model)

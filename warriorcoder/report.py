@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from google.protobuf import json_format
 
 from warriorcoder.v1 import arena_pb2
+
+
+def _rate(value: float) -> str:
+    """A share as 0.00, or n/a where there was nothing to count (NaN)."""
+    return "n/a" if math.isnan(value) else f"{value:.2f}"
 
 
 def leaderboard_markdown(board: arena_pb2.Leaderboard) -> str:
@@ -25,7 +31,7 @@ def leaderboard_markdown(board: arena_pb2.Leaderboard) -> str:
         lines.append(
             f"| {rank} | {r.model_id} | {r.bradley_terry:.1f} | "
             f"[{r.bradley_terry_lower:.1f}, {r.bradley_terry_upper:.1f}] | {r.elo:.1f} | "
-            f"{r.battles} | {r.wins} / {r.losses} / {r.ties} | {r.win_rate:.2f} |"
+            f"{r.battles} | {r.wins} / {r.losses} / {r.ties} | {_rate(r.win_rate)} |"
         )
     if board.judges:
         lines += [
@@ -40,8 +46,9 @@ def leaderboard_markdown(board: arena_pb2.Leaderboard) -> str:
         ]
         for j in board.judges:
             lines.append(
-                f"| {j.judge} | {j.pairs} | {j.consistency:.2f} | {j.tie_rate:.2f} | "
-                f"{j.invalid_rate:.2f} | {j.longer_pick_rate:.2f} | {j.first_position_rate:.2f} |"
+                f"| {j.judge} | {j.pairs} | {_rate(j.consistency)} | {_rate(j.tie_rate)} | "
+                f"{_rate(j.invalid_rate)} | {_rate(j.longer_pick_rate)} | "
+                f"{_rate(j.first_position_rate)} |"
             )
     return "\n".join(lines) + "\n"
 
