@@ -10,7 +10,7 @@ CONFIG ?= examples/arena.yaml
 PROTO_SRC := $(wildcard protos/warriorcoder/v1/*.proto)
 PROTO_GEN := $(patsubst protos/%.proto,%_pb2.py,$(PROTO_SRC))
 
-.PHONY: help venv protos check-protos run test test-fast lint typecheck bench clean
+.PHONY: help venv protos check-protos run test test-fast lint typecheck bench up down status clean
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -60,6 +60,15 @@ bench: $(VENV)/.installed  ## Benchmarks (results go in docs/benchmarks.md)
 	$(PY) bench/bench_bradley_terry.py
 	$(PY) bench/bench_minhash.py
 	$(PY) bench/bench_transformers_batching.py
+
+up: $(VENV)/.installed  ## Start the local distributed stack (broker, MongoDB, Prometheus, 5 services)
+	deploy/local/stack.sh up
+
+down:  ## Stop the local stack
+	deploy/local/stack.sh down
+
+status:  ## What of the local stack is running
+	deploy/local/stack.sh status
 
 clean:  ## Remove the venv and run outputs
 	rm -rf $(VENV) runs .pytest_cache
