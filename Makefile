@@ -45,10 +45,10 @@ run: $(VENV)/.installed  ## Run the embedded arena on the demo roster, print the
 	$(VENV)/bin/warriorcoder run --config $(CONFIG) --run-dir $(RUN_DIR)
 
 lint: $(VENV)/.installed  ## ruff
-	$(VENV)/bin/ruff check warriorcoder tests bench
+	$(VENV)/bin/ruff check warriorcoder services tests bench
 
 typecheck: $(VENV)/.installed  ## mypy
-	$(VENV)/bin/mypy warriorcoder
+	$(VENV)/bin/mypy warriorcoder services
 
 test: $(VENV)/.installed check-protos lint typecheck  ## Everything: set-up, protos check, lint, types, all tests
 	$(PY) -m pytest -q -ra

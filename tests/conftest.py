@@ -8,15 +8,32 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["kafka_broker"]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (all held open until every one is chosen)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:
@@ -29,14 +46,18 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-@pytest.fixture(scope="session")
-def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh MongoDB wire server on a free port, from an empty data file."""
+@contextmanager
+def mongo_server(data_dir: Path) -> Iterator[str]:
+    """A MongoDB wire server (nx-27017) on a free port, from an empty data folder.
+
+    `--data-dir` gives each database name its own file: tests keep apart by database name.
+    """
     exe = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
-    db_file = tmp_path_factory.mktemp("mongo") / "mongo.db"
     port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [exe, "--db", str(db_file), "-p", str(port), "--host", "127.0.0.1"],
+        [exe, "--data-dir", str(data_dir), "--pid-file", str(data_dir / "nx-27017.pid"),
+         "-p", str(port), "--host", "127.0.0.1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -46,3 +67,10 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One MongoDB wire server for the whole test session."""
+    with mongo_server(tmp_path_factory.mktemp("mongo")) as uri:
+        yield uri

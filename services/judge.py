@@ -1,0 +1,18 @@
+"""Judge: uninvolved experts judge each battle in both orders; consumes `responses`, produces
+`judgments` (one BattleJudgments per battle)."""
+
+from warriorcoder.bus import Topic
+from warriorcoder.service.runner import ServiceContext, ServiceParts
+from warriorcoder.service.servicers import JudgeServicer
+from warriorcoder.stages.judge import Judge
+from warriorcoder.v1 import arena_pb2, services_pb2_grpc
+
+
+def build(ctx: ServiceContext) -> ServiceParts:
+    judge = Judge(ctx.config, ctx.backends(), ctx.store)
+    return ServiceParts(
+        servicers=[(services_pb2_grpc.add_JudgeServicer_to_server, JudgeServicer(judge))],
+        service_names=["warriorcoder.v1.Judge"],
+        loop=ctx.stage_loop(Topic.RESPONSES, arena_pb2.ResponsePair, Topic.JUDGMENTS,
+                            judge.handle),
+    )

@@ -1,0 +1,224 @@
+"""ServiceMetrics: what the registry holds after recording, the /metrics endpoint, and the
+instrumented model backend."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+
+import httpx
+import pytest
+
+from warriorcoder.backends.base import (
+    ChatRequest,
+    CompletionRequest,
+    GenerationError,
+    GenerationResult,
+    ModelBackend,
+    Outcome,
+)
+from warriorcoder.config import SamplingConfig
+from warriorcoder.service.metrics import InstrumentedBackend, ServiceMetrics
+from warriorcoder.v1 import arena_pb2
+
+A, B, TIE, INVALID = (arena_pb2.VERDICT_A, arena_pb2.VERDICT_B, arena_pb2.VERDICT_TIE,
+                      arena_pb2.VERDICT_INVALID)
+AB, BA = arena_pb2.ORDER_AB, arena_pb2.ORDER_BA
+
+
+def value(metrics: ServiceMetrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, {"service": metrics.service, **labels})
+
+
+def test_transport_counters_histogram_and_lag() -> None:
+    m = ServiceMetrics("judge")
+    m.count_consumed("responses", 5)
+    m.count_consumed("responses")
+    m.count_produced("judgments", 4)
+    m.count_failed("responses", 2)
+    m.count_dead_lettered("responses")
+    with m.time_handler():
+        pass
+    m.set_consumer_lag("responses", 3, 17)
+    assert value(m, "warriorcoder_messages_consumed_total", topic="responses") == 6
+    assert value(m, "warriorcoder_messages_produced_total", topic="judgments") == 4
+    assert value(m, "warriorcoder_messages_failed_total", topic="responses") == 2
+    assert value(m, "warriorcoder_messages_dead_lettered_total", topic="responses") == 1
+    assert value(m, "warriorcoder_handler_seconds_count") == 1
+    assert value(m, "warriorcoder_consumer_lag", topic="responses", partition="3") == 17
+    m.forget_partition("responses", 3)
+    m.forget_partition("responses", 3)  # twice, or never measured: no error
+    assert value(m, "warriorcoder_consumer_lag", topic="responses", partition="3") is None
+
+
+def test_each_instance_has_its_own_registry() -> None:
+    first, second = ServiceMetrics("rater"), ServiceMetrics("rater")
+    first.count_consumed("judgments", 3)
+    assert value(first, "warriorcoder_messages_consumed_total", topic="judgments") == 3
+    assert value(second, "warriorcoder_messages_consumed_total", topic="judgments") is None
+    # A registry of its own also carries the process collector (resident memory).
+    assert first.registry.get_sample_value("process_resident_memory_bytes", {}) is not None
+    with pytest.raises(ValueError, match="service name"):
+        ServiceMetrics("")
+
+
+def test_battles_are_counted_by_status() -> None:
+    m = ServiceMetrics("rater")
+    m.record_battles([
+        arena_pb2.RatedBattle(battle_id="b1", status=arena_pb2.BATTLE_STATUS_RATED),
+        arena_pb2.RatedBattle(battle_id="b2", status=arena_pb2.BATTLE_STATUS_RATED),
+        arena_pb2.RatedBattle(battle_id="b3", status=arena_pb2.BATTLE_STATUS_FAILED),
+    ])
+    assert value(m, "warriorcoder_battles_total", status="rated") == 2
+    assert value(m, "warriorcoder_battles_total", status="failed") == 1
+
+
+def judgment(judge: str, order: arena_pb2.Order, position: arena_pb2.Verdict,
+             attempts: int = 1, battle: str = "b1") -> arena_pb2.Judgment:
+    return arena_pb2.Judgment(judgment_id=f"{battle}-{judge}-{order}-{attempts}",
+                              battle_id=battle, judge=judge, order=order,
+                              position_verdict=position, attempts=attempts)
+
+
+def battle(battle_id: str, *judgments: arena_pb2.Judgment) -> arena_pb2.BattleJudgments:
+    pair = arena_pb2.ResponsePair(battle_id=battle_id, challenge_id="c", model_a="x",
+                                  model_b="y", judges=["j1", "j2"])
+    return arena_pb2.BattleJudgments(pair=pair, judgments=judgments)
+
+
+def test_judge_verdicts_consistency_and_invalid_rate() -> None:
+    m = ServiceMetrics("judge")
+    m.record_judgments([
+        # j1 picks x in both orders (A first, then B when x is shown second): consistent.
+        # Its first ORDER_AB attempt said B; only the latest attempt counts.
+        battle("b1", judgment("j1", AB, B, attempts=1), judgment("j1", AB, A, attempts=2),
+               judgment("j1", BA, B), judgment("j2", AB, A), judgment("j2", BA, A)),
+        # j1: unreadable in one order (inconsistent, one invalid); j2 ties twice (consistent).
+        battle("b2", judgment("j1", AB, INVALID, battle="b2"),
+               judgment("j1", BA, A, battle="b2"),
+               judgment("j2", AB, TIE, battle="b2"), judgment("j2", BA, TIE, battle="b2")),
+    ])
+    # Battle verdicts (a = model_a): j1 b1: a, a; b2: invalid, b. j2 b1: a, b; b2: tie, tie.
+    assert value(m, "warriorcoder_judge_verdicts_total", judge="j1", verdict="a") == 2
+    assert value(m, "warriorcoder_judge_verdicts_total", judge="j1", verdict="b") == 1
+    assert value(m, "warriorcoder_judge_verdicts_total", judge="j1", verdict="invalid") == 1
+    assert value(m, "warriorcoder_judge_verdicts_total", judge="j2", verdict="tie") == 2
+    assert value(m, "warriorcoder_judge_consistency", judge="j1") == 0.5
+    assert value(m, "warriorcoder_judge_consistency", judge="j2") == 0.5  # b1 a vs b
+    assert value(m, "warriorcoder_judge_invalid_rate", judge="j1") == 0.25
+    assert value(m, "warriorcoder_judge_invalid_rate", judge="j2") == 0.0
+    # A judgment without an order is unreadable, not a crash of the metrics.
+    m.record_judgments([battle("b3", judgment("j3", arena_pb2.ORDER_UNSPECIFIED, A, battle="b3"))])
+    assert value(m, "warriorcoder_judge_verdicts_total", judge="j3", verdict="invalid") == 1
+    assert value(m, "warriorcoder_judge_invalid_rate", judge="j3") == 1.0
+    assert value(m, "warriorcoder_judge_consistency", judge="j3") is None  # no pair yet
+
+
+def test_judge_stats_from_the_leaderboard_set_the_gauges() -> None:
+    m = ServiceMetrics("rater")
+    m.set_judge_stats([
+        arena_pb2.JudgeStats(judge="j1", consistency=0.75, invalid_rate=0.1),
+        arena_pb2.JudgeStats(judge="j2", consistency=math.nan, invalid_rate=0.0),
+    ])
+    assert value(m, "warriorcoder_judge_consistency", judge="j1") == 0.75
+    assert value(m, "warriorcoder_judge_invalid_rate", judge="j1") == 0.1
+    assert value(m, "warriorcoder_judge_consistency", judge="j2") is None
+    assert value(m, "warriorcoder_judge_invalid_rate", judge="j2") == 0.0
+
+
+def test_metrics_are_served_over_http() -> None:
+    m = ServiceMetrics("exporter")
+    m.count_consumed("battles", 2)
+    port = m.start_http(0, host="127.0.0.1")
+    try:
+        assert port > 0
+        with pytest.raises(RuntimeError, match="already served"):
+            m.start_http(0, host="127.0.0.1")
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert response.status_code == 200
+        assert ('warriorcoder_messages_consumed_total{service="exporter",topic="battles"} 2.0'
+                in response.text)
+    finally:
+        m.stop_http()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+    with pytest.raises(ValueError, match="0-65535"):
+        m.start_http(70000)
+
+
+class ScriptedBackend(ModelBackend):
+    """Answers chat requests with the outcomes it is given, after `release` is set."""
+
+    def __init__(self, outcomes: list[Outcome] | None = None, fail: bool = False) -> None:
+        self.model_id = "coder-7b"
+        self.outcomes = outcomes or []
+        self.fail = fail
+        self.release = asyncio.Event()
+        self.closed = False
+
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+        await self.release.wait()
+        if self.fail:
+            raise ConnectionError("endpoint down")
+        return self.outcomes[: len(requests)]
+
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+        return [GenerationResult(self.model_id, "x", 3, 1, 0.2, "stop") for _ in requests]
+
+    def chat_template(self) -> str:
+        return "{{ messages }}"
+
+    def end_of_turn(self) -> tuple[str, ...]:
+        return ("<|end|>",)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def test_instrumented_backend_records_in_flight_latency_tokens_and_errors() -> None:
+    m = ServiceMetrics("responder")
+    inner = ScriptedBackend([
+        GenerationResult("coder-7b", "def f(): pass", 10, 4, 0.5, "stop"),
+        GenerationError("coder-7b", "HTTP 500 after 3 attempts", attempts=3),
+        GenerationResult("coder-7b", "?", 0, 0, 0.25, "stop", usage_reported=False),
+    ])
+    backend = InstrumentedBackend(inner, m)
+    requests = [ChatRequest((), SamplingConfig())] * 3
+    labels = {"model": "coder-7b"}
+
+    async def scenario() -> list[Outcome]:
+        call = asyncio.create_task(backend.chat(requests))
+        for _ in range(100):  # let the call reach the backend, where it waits
+            await asyncio.sleep(0)
+        assert value(m, "warriorcoder_model_requests_in_flight", **labels) == 3
+        inner.release.set()
+        return await call
+
+    outcomes = asyncio.run(scenario())
+    assert outcomes == inner.outcomes  # passed through unchanged
+    assert value(m, "warriorcoder_model_requests_in_flight", **labels) == 0
+    assert value(m, "warriorcoder_model_request_seconds_count", kind="chat", **labels) == 2
+    assert value(m, "warriorcoder_model_request_seconds_sum", kind="chat", **labels) == 0.75
+    assert value(m, "warriorcoder_model_tokens_total", direction="prompt", **labels) == 10
+    assert value(m, "warriorcoder_model_tokens_total", direction="completion", **labels) == 4
+    assert value(m, "warriorcoder_model_errors_total", **labels) == 1
+
+    asyncio.run(backend.complete([CompletionRequest("p", SamplingConfig())]))
+    assert value(m, "warriorcoder_model_request_seconds_count", kind="complete", **labels) == 1
+    assert backend.model_id == "coder-7b"
+    assert backend.chat_template() == "{{ messages }}"
+    assert backend.end_of_turn() == ("<|end|>",)
+    asyncio.run(backend.aclose())
+    assert inner.closed
+
+
+def test_a_raising_backend_counts_every_request_as_an_error() -> None:
+    m = ServiceMetrics("judge")
+    inner = ScriptedBackend(fail=True)
+    inner.release.set()
+    backend = InstrumentedBackend(inner, m)
+    with pytest.raises(ConnectionError):
+        asyncio.run(backend.chat([ChatRequest((), SamplingConfig())] * 2))
+    assert value(m, "warriorcoder_model_errors_total", model="coder-7b") == 2
+    assert value(m, "warriorcoder_model_requests_in_flight", model="coder-7b") == 0

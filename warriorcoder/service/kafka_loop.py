@@ -1,0 +1,433 @@
+"""Kafka transport of the distributed services: topics, an event producer, the stage loop.
+
+Delivery is at-least-once: a batch's offsets are committed only after its outputs (and its
+dead letters) are flushed to the broker, so a process killed at any point redelivers what it
+had not finished. The stages are idempotent, which turns that into effectively-once results.
+
+kafka-python is synchronous. Every consumer call runs on one dedicated worker thread (calls
+stay in order and never overlap, as the consumer requires) and producer flushes run via
+`asyncio.to_thread`, so the service's event loop (gRPC server, async stage handlers) never
+blocks on the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import kafka.errors as kafka_errors
+from google.protobuf.message import DecodeError, Message
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from warriorcoder.bus import Topic
+from warriorcoder.service.metrics import ServiceMetrics
+from warriorcoder.service.settings import ServiceName, ServiceSettings
+from warriorcoder.v1 import arena_pb2
+
+__all__ = ["DEAD_LETTER_HEADERS", "DeliveryError", "EventProducer", "Handler", "StageLoop",
+           "ensure_topics", "message_key"]
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
+Handler = Callable[[list[M]], Awaitable[Sequence[Message]]]
+
+# Headers of a dead-lettered record (values are UTF-8); its key and value are the original's.
+DEAD_LETTER_HEADERS = ("error", "source-topic", "partition", "offset", "service")
+# Kafka's default max message size is 1 MB; an error text never needs more than this.
+_MAX_ERROR_CHARS = 4000
+_MAX_BACKOFF_S = 30.0
+_KEYED_TYPES = (arena_pb2.Challenge, arena_pb2.ResponsePair, arena_pb2.RatedBattle,
+                arena_pb2.BattleJudgments)
+
+
+class DeliveryError(RuntimeError):
+    """The broker did not acknowledge produced records (nothing of the batch is committed)."""
+
+
+def _bootstrap(settings: ServiceSettings) -> list[str]:
+    servers = [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
+    if not servers:
+        raise ValueError("kafka_bootstrap_servers is empty; expected host:port[,host:port...]")
+    return servers
+
+
+def ensure_topics(
+    settings: ServiceSettings, names: Iterable[str], *, timeout_s: float = 30.0
+) -> list[str]:
+    """Create the topics among `names` (prefixed with settings.topic) that do not exist yet.
+
+    New topics get settings.kafka_partitions and kafka_replication_factor. Idempotent and safe
+    to race with other replicas creating the same topics. Returns the full names created by
+    this call. Blocking: call it via asyncio.to_thread from async code.
+    """
+    given = [str(name) for name in names]
+    if not given or any(not name for name in given):
+        raise ValueError(f"ensure_topics: expected non-empty topic names, got {given!r}")
+    wanted = [settings.topic(name) for name in given]
+    admin = KafkaAdminClient(bootstrap_servers=_bootstrap(settings),
+                             client_id="warriorcoder-admin",
+                             request_timeout_ms=int(timeout_s * 1000))
+    try:
+        existing = set(admin.list_topics())
+        missing = sorted(set(wanted) - existing)
+        if not missing:
+            return []
+        spec = {name: {"num_partitions": settings.kafka_partitions,
+                       "replication_factor": settings.kafka_replication_factor}
+                for name in missing}
+        response = admin.create_topics(spec, timeout_ms=int(timeout_s * 1000), raise_errors=False)
+        created = []
+        for topic in response["topics"]:
+            error = kafka_errors.for_code(topic["error_code"])
+            if error is kafka_errors.NoError:
+                created.append(topic["name"])
+            elif error is not kafka_errors.TopicAlreadyExistsError:  # another replica won
+                raise error(f"cannot create topic {topic['name']!r}: "
+                            f"{topic.get('error_message') or error.__name__}")
+        admin.wait_for_topics(missing, timeout_ms=int(timeout_s * 1000))
+        log.info("created topics %s", created)
+        return created
+    finally:
+        admin.close()
+
+
+def message_key(message: Message) -> bytes:
+    """The partition key of an arena event: its challenge id, so one battle stays in order.
+
+    Challenge, ResponsePair and RatedBattle carry challenge_id; BattleJudgments its pair's.
+    An event without a challenge id is a ValueError; any other message type a TypeError.
+    """
+    if isinstance(message, arena_pb2.BattleJudgments):
+        challenge_id = message.pair.challenge_id
+    elif isinstance(message, (arena_pb2.Challenge, arena_pb2.ResponsePair,
+                              arena_pb2.RatedBattle)):
+        challenge_id = message.challenge_id
+    else:
+        raise TypeError(f"message_key: {type(message).__name__} is not an arena event "
+                        f"(expected one of {', '.join(t.__name__ for t in _KEYED_TYPES)})")
+    if not challenge_id:
+        raise ValueError(f"message_key: {type(message).__name__} has no challenge_id")
+    return challenge_id.encode()
+
+
+class EventProducer:
+    """Idempotent producer of arena events (acks from all in-sync replicas, no duplicates
+    from the producer's own retries). Thread-safe: the stage loop and gRPC handlers share one.
+
+    `send` queues a record; `flush` waits until every queued record is acknowledged and raises
+    DeliveryError if any was not.
+    """
+
+    def __init__(self, settings: ServiceSettings, *, client_id: str = "warriorcoder") -> None:
+        self.settings = settings
+        self._producer = KafkaProducer(
+            bootstrap_servers=_bootstrap(settings),
+            client_id=client_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,  # lets a batch of outputs share requests
+        )
+        self._pending: list[Any] = []
+        self._lock = threading.Lock()
+
+    def send(self, topic: Topic, message: Message) -> None:
+        """Queue one event on `topic` (prefixed by the settings), keyed by `message_key`.
+
+        Usually returns at once; it can block while the topic's metadata is first fetched.
+        """
+        self.send_raw(topic, message.SerializeToString(), key=message_key(message))
+
+    def send_raw(self, topic: Topic, value: bytes, *, key: bytes | None = None,
+                 headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Queue raw bytes on `topic` (prefixed by the settings); used for dead letters."""
+        future = self._producer.send(self.settings.topic(topic), value=value, key=key,
+                                     headers=list(headers))
+        with self._lock:
+            self._pending.append(future)
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Block until every record queued so far is acknowledged; DeliveryError if not."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except kafka_errors.KafkaTimeoutError as exc:
+            raise DeliveryError(f"records not acknowledged within {timeout_s}s: {exc}") from exc
+        failures = [f.exception for f in pending if f.failed()]
+        if failures:
+            raise DeliveryError(f"{len(failures)} of {len(pending)} records not delivered; "
+                                f"first error: {failures[0]!r}")
+
+    def close(self) -> None:
+        self._producer.close()
+
+
+@dataclass(frozen=True)
+class _DeadLetter:
+    record: ConsumerRecord
+    error: str
+
+
+class _AssignmentListener(ConsumerRebalanceListener):
+    """Tracks the assigned partitions; runs on the consumer's IO thread, so it only stores."""
+
+    def __init__(self, owner: StageLoop[Any]) -> None:
+        self.owner = owner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.owner._set_assignment(frozenset(), revoked)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.owner._set_assignment(frozenset(tp.partition for tp in assigned), ())
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self.owner._set_assignment(frozenset(), lost)
+
+
+class StageLoop(Generic[M]):
+    """Consume `consumes` in batches, run the stage handler, produce to `produces`, commit.
+
+    One batch at a time: the next poll happens only after the handler returned and the batch
+    was committed (backpressure). A record that does not parse as `message_type`, or whose
+    handling still raises after `settings.handler_attempts` attempts alone, goes to the
+    dead-letter topic with DEAD_LETTER_HEADERS and is committed; the loop goes on. When
+    `produces` is None (the last stage) the handler's outputs are discarded.
+    """
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        service: ServiceName,
+        consumes: Topic,
+        message_type: type[M],
+        produces: Topic | None,
+        handler: Handler[M],
+        metrics: ServiceMetrics,
+        *,
+        producer: EventProducer | None = None,
+        retry_backoff_s: float = 0.5,
+        poll_timeout_s: float = 0.5,
+    ) -> None:
+        if message_type not in _KEYED_TYPES:
+            raise TypeError(f"StageLoop: {message_type.__name__} is not an arena event "
+                            f"(expected one of {', '.join(t.__name__ for t in _KEYED_TYPES)})")
+        if consumes in (produces, Topic.DEAD_LETTER):
+            raise ValueError(f"StageLoop: cannot consume {consumes.value!r}: it must differ "
+                             "from the produced topic and from the dead-letter topic")
+        if retry_backoff_s < 0 or poll_timeout_s <= 0:
+            raise ValueError("StageLoop: retry_backoff_s must be >= 0 and poll_timeout_s > 0")
+        self.settings = settings
+        self.service = service
+        self.consumes = consumes
+        self.message_type = message_type
+        self.produces = produces
+        self.handler = handler
+        self.metrics = metrics
+        self.retry_backoff_s = retry_backoff_s
+        self.poll_timeout_s = poll_timeout_s
+        self._producer = producer
+        self._topic = settings.topic(consumes)
+        self._ready = asyncio.Event()
+        self._assignment: frozenset[int] = frozenset()
+
+    @property
+    def ready(self) -> asyncio.Event:
+        """Set once the consumer got partitions assigned for the first time."""
+        return self._ready
+
+    @property
+    def assignment(self) -> frozenset[int]:
+        """Partitions of the consumed topic this instance owns right now."""
+        return self._assignment
+
+    def _set_assignment(self, partitions: frozenset[int], dropped: Iterable[TopicPartition]) -> None:
+        self._assignment = partitions
+        for tp in dropped:
+            self.metrics.forget_partition(tp.topic, tp.partition)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process batches until `stop` is set, then finish the batch, commit and leave the group.
+
+        Cancelled mid-batch, nothing of that batch is committed (a replica gets it again).
+        Broker failures (produce not acknowledged, commit refused for reasons other than a
+        rebalance) propagate: the process should exit and be restarted.
+        """
+        loop = asyncio.get_running_loop()
+        worker = ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{self.service}")
+
+        async def on_worker(fn: Callable[..., Any], *args: Any) -> Any:
+            return await loop.run_in_executor(worker, fn, *args)
+
+        own_producer = self._producer is None
+        consumer: KafkaConsumer | None = None
+        try:
+            if self._producer is None:
+                self._producer = await asyncio.to_thread(
+                    EventProducer, self.settings, client_id=f"warriorcoder-{self.service}")
+            producer = self._producer
+            consumer = await on_worker(self._open_consumer)
+            while not stop.is_set():
+                records = await on_worker(self._poll, consumer)
+                if self._assignment:
+                    self._ready.set()
+                if records:
+                    await self._process(records, producer)
+                    await on_worker(self._commit, consumer, records)
+        finally:
+            if consumer is not None:
+                # Leaves the group at once, so a replica takes the partitions over fast.
+                await on_worker(consumer.close, False)
+            worker.shutdown(wait=False)
+            if own_producer and self._producer is not None:
+                await asyncio.to_thread(self._producer.close)
+                self._producer = None
+
+    # -- consumer calls (on the worker thread) ------------------------------------------------
+
+    def _open_consumer(self) -> KafkaConsumer:
+        s = self.settings
+        consumer = KafkaConsumer(
+            bootstrap_servers=_bootstrap(s),
+            client_id=f"warriorcoder-{self.service}",
+            group_id=s.group(self.service),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=s.kafka_poll_max_records,
+            session_timeout_ms=s.kafka_session_timeout_ms,
+            heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
+        )
+        consumer.subscribe([self._topic], listener=_AssignmentListener(self))
+        return consumer
+
+    def _poll(self, consumer: KafkaConsumer) -> list[ConsumerRecord]:
+        by_partition = consumer.poll(timeout_ms=int(self.poll_timeout_s * 1000),
+                                     max_records=self.settings.kafka_poll_max_records)
+        records = [r for batch in by_partition.values() for r in batch]
+        if records:
+            self.metrics.count_consumed(self._topic, len(records))
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            position = consumer.position(tp, timeout_ms=1000) if high is not None else None
+            if high is not None and position is not None:
+                self.metrics.set_consumer_lag(tp.topic, tp.partition, max(0, high - position))
+        return records
+
+    def _commit(self, consumer: KafkaConsumer, records: Sequence[ConsumerRecord]) -> None:
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            if tp not in offsets or offsets[tp].offset <= r.offset:
+                offsets[tp] = OffsetAndMetadata(r.offset + 1, "", -1)
+        try:
+            consumer.commit(offsets)
+        except (kafka_errors.CommitFailedError, kafka_errors.RebalanceInProgressError,
+                kafka_errors.IllegalGenerationError, kafka_errors.UnknownMemberIdError) as exc:
+            # The partitions moved to another member while we worked: it gets the batch again,
+            # and the idempotent stages make the second pass harmless.
+            log.warning("%s: commit of %d records refused after a rebalance: %s",
+                        self.service, len(records), exc)
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    async def _process(self, records: list[ConsumerRecord], producer: EventProducer) -> None:
+        decoded: list[tuple[ConsumerRecord, M]] = []
+        dead: list[_DeadLetter] = []
+        for record in records:
+            try:
+                decoded.append((record, self._decode(record)))
+            except (DecodeError, ValueError) as exc:
+                dead.append(_DeadLetter(record, f"cannot parse {self.message_type.__name__}: "
+                                                f"{exc}"))
+        outputs, failed = await self._handle(decoded)
+        dead.extend(failed)
+        if self.produces is None:
+            outputs = []
+        if outputs or dead:
+            # send can block on topic metadata, flush on acks: both off the event loop
+            await asyncio.to_thread(self._publish, producer, outputs, dead)
+        if self.produces is not None and outputs:
+            self.metrics.count_produced(self.settings.topic(self.produces), len(outputs))
+        if dead:
+            self.metrics.count_dead_lettered(self._topic, len(dead))
+
+    def _publish(self, producer: EventProducer, outputs: Sequence[tuple[bytes, bytes]],
+                 dead: Sequence[_DeadLetter]) -> None:
+        if self.produces is not None:
+            for value, key in outputs:
+                producer.send_raw(self.produces, value, key=key)
+        for letter in dead:
+            producer.send_raw(Topic.DEAD_LETTER, letter.record.value or b"",
+                              key=letter.record.key, headers=self._headers(letter))
+            log.warning("%s: dead-lettered %s[%d]@%d: %s", self.service, letter.record.topic,
+                        letter.record.partition, letter.record.offset, letter.error)
+        producer.flush()
+
+    def _decode(self, record: ConsumerRecord) -> M:
+        if record.value is None:
+            raise ValueError("record has no value")
+        message = self.message_type.FromString(record.value)
+        message_key(message)  # every event names its challenge; garbage often parses as empty
+        return message
+
+    async def _handle(
+        self, decoded: list[tuple[ConsumerRecord, M]]
+    ) -> tuple[list[tuple[bytes, bytes]], list[_DeadLetter]]:
+        """Outputs of the whole batch, or, if it keeps failing, of each message alone."""
+        if not decoded:
+            return [], []
+        batch = [message for _, message in decoded]
+        try:
+            return await self._attempts(batch), []
+        except Exception as exc:  # noqa: BLE001 - any handler error: narrow it down per message
+            if len(decoded) == 1:
+                return [], [_DeadLetter(decoded[0][0], _describe(exc))]
+            log.warning("%s: batch of %d failed (%s); retrying each message alone",
+                        self.service, len(batch), _describe(exc))
+        outputs: list[tuple[bytes, bytes]] = []
+        dead: list[_DeadLetter] = []
+        for record, message in decoded:
+            try:
+                outputs.extend(await self._attempts([message]))
+            except Exception as exc:  # noqa: BLE001 - this message alone fails: dead-letter it
+                dead.append(_DeadLetter(record, _describe(exc)))
+        return outputs, dead
+
+    async def _attempts(self, batch: list[M]) -> list[tuple[bytes, bytes]]:
+        """Run the handler up to handler_attempts times with exponential backoff; encoded
+        outputs (value, key). An output that cannot be encoded counts as a failed attempt."""
+        attempts = self.settings.handler_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.metrics.time_handler():
+                    outputs = await self.handler(batch)
+                return [(o.SerializeToString(), message_key(o)) for o in outputs]
+            except Exception as exc:
+                self.metrics.count_failed(self._topic, len(batch))
+                if attempt == attempts:
+                    raise
+                delay = min(_MAX_BACKOFF_S, self.retry_backoff_s * 2 ** (attempt - 1))
+                log.info("%s: handler attempt %d/%d on %d messages failed (%s); retry in %.2fs",
+                         self.service, attempt, attempts, len(batch), _describe(exc), delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable: handler_attempts >= 1")
+
+    def _headers(self, letter: _DeadLetter) -> list[tuple[str, bytes]]:
+        r = letter.record
+        values = (letter.error[:_MAX_ERROR_CHARS], r.topic, str(r.partition), str(r.offset),
+                  self.service)
+        return [(name, value.encode()) for name, value in zip(DEAD_LETTER_HEADERS, values,
+                                                               strict=True)]
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

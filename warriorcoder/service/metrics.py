@@ -1,0 +1,308 @@
+"""Prometheus metrics of one service process.
+
+Every series carries a ``service`` label so Grafana can split by service; model series add
+``model``, judge series add ``judge``. Each `ServiceMetrics` owns its own CollectorRegistry, so
+several services (or tests) can live in one process without clashing names.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from warriorcoder.arena.judging import judgment_battle_verdict
+from warriorcoder.backends.base import (
+    ChatRequest,
+    CompletionRequest,
+    GenerationError,
+    GenerationResult,
+    ModelBackend,
+    Outcome,
+)
+from warriorcoder.v1 import arena_pb2
+
+# Handler calls run from milliseconds (rater) to minutes (a judge batch on a slow model).
+HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+MODEL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
+
+_VERDICT_LABELS: dict[int, str] = {
+    arena_pb2.VERDICT_A: "a",
+    arena_pb2.VERDICT_B: "b",
+    arena_pb2.VERDICT_TIE: "tie",
+    arena_pb2.VERDICT_INVALID: "invalid",
+}
+_STATUS_LABELS: dict[int, str] = {
+    arena_pb2.BATTLE_STATUS_RATED: "rated",
+    arena_pb2.BATTLE_STATUS_FAILED: "failed",
+}
+
+
+@dataclass
+class _JudgeTally:
+    judgments: int = 0
+    invalid: int = 0
+    pairs: int = 0
+    consistent_pairs: int = 0
+
+
+class ServiceMetrics:
+    """All metrics of one service instance, in a registry of its own.
+
+    `registry=None` creates a fresh registry that also carries the process, platform and GC
+    collectors (resident memory, CPU); a registry passed in is used as is.
+    """
+
+    def __init__(self, service: str, registry: CollectorRegistry | None = None) -> None:
+        if not service:
+            raise ValueError("ServiceMetrics: service name must not be empty")
+        self.service = service
+        if registry is None:
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        self.registry = registry
+        self._http: WSGIServer | None = None
+        self._judges: dict[str, _JudgeTally] = {}
+        self._judges_lock = threading.Lock()  # recorded from the loop and from executor threads
+
+        r = registry
+        self.consumed = Counter(
+            "warriorcoder_messages_consumed", "Records polled from a topic (garbage included).",
+            ["service", "topic"], registry=r)
+        self.produced = Counter(
+            "warriorcoder_messages_produced", "Events produced to a topic and flushed.",
+            ["service", "topic"], registry=r)
+        self.failed = Counter(
+            "warriorcoder_messages_failed",
+            "Messages in a handler attempt that raised (one message can fail several times).",
+            ["service", "topic"], registry=r)
+        self.dead_lettered = Counter(
+            "warriorcoder_messages_dead_lettered",
+            "Messages sent to the dead-letter topic, by the topic they came from.",
+            ["service", "topic"], registry=r)
+        self.handler_seconds = Histogram(
+            "warriorcoder_handler_seconds", "Duration of one stage handler call (one batch).",
+            ["service"], buckets=HANDLER_BUCKETS, registry=r)
+        self.consumer_lag = Gauge(
+            "warriorcoder_consumer_lag",
+            "Records of an assigned partition not yet polled (high watermark - position).",
+            ["service", "topic", "partition"], registry=r)
+        self.model_in_flight = Gauge(
+            "warriorcoder_model_requests_in_flight",
+            "Requests handed to a model backend and not answered yet.",
+            ["service", "model"], registry=r)
+        self.model_seconds = Histogram(
+            "warriorcoder_model_request_seconds", "Latency of one answered model request.",
+            ["service", "model", "kind"], buckets=MODEL_BUCKETS, registry=r)
+        self.model_tokens = Counter(
+            "warriorcoder_model_tokens", "Tokens reported by the model server.",
+            ["service", "model", "direction"], registry=r)
+        self.model_errors = Counter(
+            "warriorcoder_model_errors", "Model requests that failed after the backend's retries.",
+            ["service", "model"], registry=r)
+        self.battles = Counter(
+            "warriorcoder_battles", "Battles rated or failed.", ["service", "status"], registry=r)
+        self.judge_verdicts = Counter(
+            "warriorcoder_judge_verdicts",
+            "Judgments by battle verdict (a = model_a; one per judge and order).",
+            ["service", "judge", "verdict"], registry=r)
+        self.judge_consistency = Gauge(
+            "warriorcoder_judge_consistency",
+            "Share of both-order judgments whose two verdicts agree.",
+            ["service", "judge"], registry=r)
+        self.judge_invalid_rate = Gauge(
+            "warriorcoder_judge_invalid_rate",
+            "Share of judgments without a parsable verdict.",
+            ["service", "judge"], registry=r)
+
+    # -- transport ------------------------------------------------------------------------
+
+    def count_consumed(self, topic: str, count: int = 1) -> None:
+        self.consumed.labels(self.service, topic).inc(count)
+
+    def count_produced(self, topic: str, count: int = 1) -> None:
+        self.produced.labels(self.service, topic).inc(count)
+
+    def count_failed(self, topic: str, count: int = 1) -> None:
+        self.failed.labels(self.service, topic).inc(count)
+
+    def count_dead_lettered(self, topic: str, count: int = 1) -> None:
+        self.dead_lettered.labels(self.service, topic).inc(count)
+
+    def time_handler(self) -> AbstractContextManager[Any]:
+        """Context manager that observes its duration in warriorcoder_handler_seconds."""
+        return self.handler_seconds.labels(self.service).time()
+
+    def set_consumer_lag(self, topic: str, partition: int, lag: int) -> None:
+        self.consumer_lag.labels(self.service, topic, str(partition)).set(lag)
+
+    def forget_partition(self, topic: str, partition: int) -> None:
+        """Drop the lag series of a partition this instance no longer owns."""
+        try:
+            self.consumer_lag.remove(self.service, topic, str(partition))
+        except KeyError:
+            pass  # never measured
+
+    # -- arena results --------------------------------------------------------------------
+
+    def record_battles(self, battles: Iterable[arena_pb2.RatedBattle]) -> None:
+        """Count battles by status ("rated", "failed")."""
+        for battle in battles:
+            status = _STATUS_LABELS.get(battle.status, "unspecified")
+            self.battles.labels(self.service, status).inc()
+
+    def record_judgments(self, items: Iterable[arena_pb2.BattleJudgments]) -> None:
+        """Count verdicts per judge and update its running consistency and invalid rate.
+
+        Per battle only each judge's latest attempt per order counts (as in the leaderboard's
+        judge statistics); the rates cover everything this instance recorded since it started.
+        """
+        for item in items:
+            latest: dict[tuple[str, int], arena_pb2.Judgment] = {}
+            for judgment in item.judgments:
+                key = (judgment.judge, judgment.order)
+                if key not in latest or judgment.attempts >= latest[key].attempts:
+                    latest[key] = judgment
+            by_judge: dict[str, dict[int, int]] = {}
+            for (judge, order), judgment in latest.items():
+                by_judge.setdefault(judge, {})[order] = _battle_verdict(judgment)
+            with self._judges_lock:
+                for judge, verdicts in by_judge.items():
+                    tally = self._judges.setdefault(judge, _JudgeTally())
+                    for verdict in verdicts.values():
+                        self.judge_verdicts.labels(
+                            self.service, judge, _VERDICT_LABELS[verdict]).inc()
+                        tally.judgments += 1
+                        tally.invalid += verdict == arena_pb2.VERDICT_INVALID
+                    both = [verdicts.get(arena_pb2.ORDER_AB), verdicts.get(arena_pb2.ORDER_BA)]
+                    if None not in both:
+                        tally.pairs += 1
+                        tally.consistent_pairs += both[0] == both[1] != arena_pb2.VERDICT_INVALID
+                    self._publish_judge(judge, tally)
+
+    def set_judge_stats(self, stats: Iterable[arena_pb2.JudgeStats]) -> None:
+        """Set the judge gauges from leaderboard statistics (the rater's view over all battles).
+
+        NaN rates (nothing measured yet) leave the gauge unset.
+        """
+        for s in stats:
+            if not math.isnan(s.consistency):
+                self.judge_consistency.labels(self.service, s.judge).set(s.consistency)
+            if not math.isnan(s.invalid_rate):
+                self.judge_invalid_rate.labels(self.service, s.judge).set(s.invalid_rate)
+
+    def _publish_judge(self, judge: str, tally: _JudgeTally) -> None:
+        if tally.pairs:
+            self.judge_consistency.labels(self.service, judge).set(
+                tally.consistent_pairs / tally.pairs)
+        if tally.judgments:
+            self.judge_invalid_rate.labels(self.service, judge).set(tally.invalid / tally.judgments)
+
+    # -- exposition -----------------------------------------------------------------------
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format (what /metrics serves)."""
+        return generate_latest(self.registry)
+
+    def start_http(self, port: int, host: str = "0.0.0.0") -> int:
+        """Serve /metrics for this registry on a daemon thread; returns the bound port.
+
+        Port 0 picks a free port. Calling it twice is an error: one endpoint per instance.
+        """
+        if self._http is not None:
+            raise RuntimeError(f"metrics of {self.service!r} are already served on "
+                               f"port {self._http.server_port}")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"metrics port must be 0-65535, got {port}")
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._http = server
+        return int(server.server_port)
+
+    def stop_http(self) -> None:
+        """Stop serving /metrics (no-op when not serving)."""
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+
+
+def _battle_verdict(judgment: arena_pb2.Judgment) -> int:
+    try:
+        return judgment_battle_verdict(judgment)
+    except ValueError:
+        return arena_pb2.VERDICT_INVALID  # no usable order: counts as unreadable, never raises
+
+
+class InstrumentedBackend(ModelBackend):
+    """A ModelBackend that records in-flight requests, latency, tokens and errors of another.
+
+    In flight counts every request handed to the wrapped backend and not answered yet,
+    including those queued behind its concurrency limit, so a saturated endpoint shows up
+    as a high gauge. Latency is the backend's own per-request `latency_s`.
+    """
+
+    def __init__(self, backend: ModelBackend, metrics: ServiceMetrics) -> None:
+        self.backend = backend
+        self.model_id = backend.model_id
+        self._metrics = metrics
+
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+        return await self._observe("chat", len(requests), self.backend.chat(requests))
+
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+        return await self._observe("complete", len(requests), self.backend.complete(requests))
+
+    async def _observe(self, kind: str, count: int, call: Any) -> list[Outcome]:
+        m, service, model = self._metrics, self._metrics.service, self.model_id
+        in_flight = m.model_in_flight.labels(service, model)
+        in_flight.inc(count)
+        try:
+            outcomes: list[Outcome] = await call
+        except Exception:  # a cancellation (shutdown) is not a model error
+            m.model_errors.labels(service, model).inc(count)
+            raise
+        finally:
+            in_flight.dec(count)
+        for outcome in outcomes:
+            if isinstance(outcome, GenerationResult):
+                m.model_seconds.labels(service, model, kind).observe(outcome.latency_s)
+                if outcome.usage_reported:
+                    m.model_tokens.labels(service, model, "prompt").inc(outcome.prompt_tokens)
+                    m.model_tokens.labels(service, model, "completion").inc(
+                        outcome.completion_tokens)
+            elif isinstance(outcome, GenerationError):
+                m.model_errors.labels(service, model).inc()
+        return outcomes
+
+    def chat_template(self) -> str:
+        return self.backend.chat_template()
+
+    def bos_token(self) -> str:
+        return self.backend.bos_token()
+
+    def end_of_turn(self) -> tuple[str, ...]:
+        return self.backend.end_of_turn()
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+
+__all__ = ["InstrumentedBackend", "ServiceMetrics"]
