@@ -73,13 +73,21 @@ up() {
   echo "up: gRPC challenger 127.0.0.1:50051 .. exporter :50055, metrics :9401-9405, Prometheus :9090"
 }
 
+stop() {  # stop NAME: SIGTERM, then wait (services commit and leave their group first)
+  local name=$1 pid
+  if running "$name"; then
+    pid=$(cat "$STACK_DIR/$name.pid")
+    kill "$pid"
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; echo "  $name: killed (did not stop in 30 s)"
+    else echo "  $name: stopped"; fi
+  fi
+  rm -f "$STACK_DIR/$name.pid"
+}
+
 down() {
-  for name in "${SERVICES[@]}" vllm prometheus mongo kafka; do
-    if running "$name"; then
-      kill "$(cat "$STACK_DIR/$name.pid")" && echo "  $name: stopped"
-    fi
-    rm -f "$STACK_DIR/$name.pid"
-  done
+  # Services first, while the broker and the database are still there for their last commit.
+  for name in "${SERVICES[@]}" vllm prometheus mongo kafka; do stop "$name"; done
 }
 
 status() {
