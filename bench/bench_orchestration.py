@@ -224,7 +224,8 @@ def run(args: argparse.Namespace) -> None:
             round_id, args.backend, model_url, args.max_concurrency, args.answer_tokens)))
         database = f"bench{uuid.uuid4().hex[:8]}"
         env = {**os.environ,
-               "PYTHONPATH": str(ROOT),
+               "PYTHONPATH": os.pathsep.join(
+                   [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
                "WARRIORCODER_ARENA_CONFIG": str(config_path),
                "WARRIORCODER_KAFKA_BOOTSTRAP_SERVERS": infra["bootstrap"],
                "WARRIORCODER_KAFKA_TOPIC_PREFIX": "bench.",

@@ -70,10 +70,14 @@ class Judge(ModelStage):
         """All judgments of each battle; stored valid judgments are reused."""
         judgments: dict[str, arena_pb2.Judgment] = {}
         todo: list[tuple[arena_pb2.ResponsePair, str, arena_pb2.Order]] = []
+        # One store read for the whole batch (a round trip per battle dominated the stage).
+        stored_by_battle = self.store.judgments_of(
+            p.battle_id for p in pairs if not (p.response_a.error or p.response_b.error)
+        )
         for pair in pairs:
             if pair.response_a.error or pair.response_b.error:
                 continue  # the rater marks the battle failed with the responder's reason
-            stored_judgments = {j.judgment_id: j for j in self.store.judgments(pair.battle_id)}
+            stored_judgments = {j.judgment_id: j for j in stored_by_battle[pair.battle_id]}
             for judge in pair.judges:
                 for order in ORDERS:
                     jid = judgment_id(pair.battle_id, judge, order)
@@ -91,6 +95,7 @@ class Judge(ModelStage):
             ]
             outcomes = await generate_by_model(self.backends, requests)
             retry = []
+            fresh = []
             for (pair, judge, order), outcome in zip(todo, outcomes, strict=True):
                 j = arena_pb2.Judgment(
                     judgment_id=judgment_id(pair.battle_id, judge, order),
@@ -112,8 +117,9 @@ class Judge(ModelStage):
                     if j.verdict == arena_pb2.VERDICT_INVALID:
                         j.error = "no verdict found in the judge's answer"
                         retry.append((pair, judge, order))
-                self.store.save_judgment(j)
+                fresh.append(j)
                 judgments[j.judgment_id] = j
+            self.store.save_judgments(fresh)
             todo, attempt = retry, attempt + 1
 
         by_battle: dict[str, list[arena_pb2.Judgment]] = {}

@@ -26,11 +26,8 @@ class Rater:
 
     def handle(self, items: Sequence[arena_pb2.BattleJudgments]) -> list[arena_pb2.RatedBattle]:
         """Rate each battle and store it (same battle twice: same document, nothing doubled)."""
-        rated = []
-        for item in items:
-            battle = rate_battle(item.pair, item.judgments)
-            self.store.save_battle(battle)
-            rated.append(battle)
+        rated = [rate_battle(item.pair, item.judgments) for item in items]
+        self.store.save_battles(rated)  # one request for the batch
         return rated
 
     def leaderboard(self, round_id: str) -> arena_pb2.Leaderboard:

@@ -29,15 +29,20 @@ class Responder(ModelStage):
         """Answers for every competitor (stored answers are reused, failed ones retried)."""
         answers: dict[tuple[str, str], arena_pb2.Response] = {}
         todo: list[tuple[arena_pb2.Challenge, str]] = []
+        # One store read for the whole batch (a round trip per answer dominated the stage).
+        stored_answers = self.store.responses_of(
+            (c.challenge_id, m) for c in challenges for m in [c.attacker, *c.defenders]
+        )
         for c in challenges:
             for model_id in [c.attacker, *c.defenders]:
-                stored = self.store.response(c.challenge_id, model_id)
+                stored = stored_answers.get((c.challenge_id, model_id))
                 if stored is not None and not stored.error:
                     answers[(c.challenge_id, model_id)] = stored
                 else:
                     todo.append((c, model_id))
         requests = [(m, self._request(c, m)) for c, m in todo]
         outcomes = await generate_by_model(self.backends, requests)
+        fresh = []
         for (c, model_id), (_, request), outcome in zip(todo, requests, outcomes, strict=True):
             response = arena_pb2.Response(
                 challenge_id=c.challenge_id,
@@ -51,8 +56,9 @@ class Responder(ModelStage):
                 response.generation.CopyFrom(to_generation_pb(outcome))
             else:
                 response.generation.CopyFrom(to_generation_pb(outcome))
-            self.store.save_response(response)
+            fresh.append(response)
             answers[(c.challenge_id, model_id)] = response
+        self.store.save_responses(fresh)
 
         pairs = []
         for c in challenges:

