@@ -10,7 +10,7 @@ CONFIG ?= examples/arena.yaml
 PROTO_SRC := $(wildcard protos/warriorcoder/v1/*.proto)
 PROTO_GEN := $(patsubst protos/%.proto,%_pb2.py,$(PROTO_SRC))
 
-.PHONY: help venv protos check-protos run test test-fast test-vllm lint typecheck bench up down status clean
+.PHONY: help venv tools protos check-protos run test test-fast test-vllm lint typecheck bench up down status clean
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -50,7 +50,15 @@ lint: $(VENV)/.installed  ## ruff
 typecheck: $(VENV)/.installed  ## mypy
 	$(VENV)/bin/mypy warriorcoder services
 
-test: $(VENV)/.installed check-protos lint typecheck  ## Everything: set-up, protos check, lint, types, all tests
+# Prometheus comes from Debian's package (the metrics test scrapes the services with it).
+tools:  ## System packages the tests use: Prometheus (apt, as root)
+	@command -v prometheus >/dev/null || { \
+	  echo "installing Prometheus (Debian package)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus >/dev/null) || \
+	  echo "warning: could not install prometheus; its test will be skipped"; }
+
+test: $(VENV)/.installed tools check-protos lint typecheck  ## Everything: set-up, protos check, lint, types, all tests
 	$(PY) -m pytest -q -ra
 
 test-fast: $(VENV)/.installed  ## Unit tests only (no real model)

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -103,6 +104,7 @@ class Deployment:
     database: str
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     grpc_ports: dict[str, int] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
     profile_dir: Path | None = None
 
     def start_service(self, name: str, service: str) -> None:
@@ -118,6 +120,21 @@ class Deployment:
         self.procs[name] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                             cwd=ROOT)
         self.grpc_ports[name] = grpc_port
+        self.metrics_ports[name] = metrics_port
+
+    def batches(self, name: str) -> tuple[int, float, float]:
+        """(handler calls, handler seconds, messages consumed) so far, from /metrics."""
+        url = f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        calls = seconds = consumed = 0.0
+        for line in text.splitlines():
+            if line.startswith("warriorcoder_handler_seconds_count"):
+                calls += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("warriorcoder_handler_seconds_sum"):
+                seconds += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("warriorcoder_messages_consumed_total"):
+                consumed += float(line.rsplit(" ", 1)[1])
+        return int(calls), seconds, consumed
 
     def wait_serving(self, name: str, timeout_s: float = 90) -> None:
         deadline = time.monotonic() + timeout_s
@@ -262,6 +279,8 @@ def run(args: argparse.Namespace) -> None:
 
         texts = instructions(args.battles, round_id)
         cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        looped = [name for name in d.procs if name != "challenger"]
+        batches0 = {name: d.batches(name) for name in looped}
         t0 = time.perf_counter()
         submit(d, texts, args.submit_batch)
         t_submitted = time.perf_counter() - t0
@@ -279,6 +298,8 @@ def run(args: argparse.Namespace) -> None:
             done = battles.count_documents({})
         elapsed = time.perf_counter() - t0
         cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+        batches = {name: tuple(b - a for a, b in zip(batches0[name], d.batches(name),
+                                                      strict=True)) for name in looped}
         time.sleep(1.0)  # steady state: the run is over, the services are idle but up
         rss = {name: rss_mib(pids[name]) for name in d.procs}
         failed = battles.count_documents({"status": {"$ne": "BATTLE_STATUS_RATED"}})
@@ -292,6 +313,12 @@ def run(args: argparse.Namespace) -> None:
               "wall on 2 cores):")
         for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
             print(f"  {name:<14} {seconds:6.1f} s  ({seconds / elapsed:5.0%} of a core)")
+        print("stage loops: batches, mean records per batch, mean handler time per batch, "
+              "share of the wall time in the handler")
+        for name, (calls, seconds, consumed) in batches.items():
+            if calls:
+                print(f"  {name:<14} {int(calls):5d}  {consumed / calls:6.1f} records  "
+                      f"{seconds / calls * 1000:7.1f} ms  {seconds / elapsed:5.0%}")
         print("resident memory (MiB): peak during run / after run")
         for name in d.procs:
             print(f"  {name:<14} {peak_rss[name]:6.0f} / {rss[name]:6.0f}")

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import grpc
 import pymongo
@@ -31,6 +31,7 @@ import yaml
 from conftest import free_port, free_ports, wait_for_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo.database import Database
+
 from warriorcoder.v1 import services_pb2, services_pb2_grpc
 
 SERVICES = ("challenger", "responder", "judge", "rater", "exporter")
@@ -276,7 +277,7 @@ class MongoServer:
         self._proc.wait(timeout=10)
         self._proc = None
 
-    def __enter__(self) -> MongoServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -5,120 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 import yaml
-from conftest import free_ports
+from distributed_harness import INSTRUCTIONS, SERVICES, Arena, arena_config, running_arena
 from fake_openai_server import FakeOpenAIServer
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaConsumer, KafkaProducer
 
 from warriorcoder.config import parse_config
 from warriorcoder.pipeline import run_arena
 from warriorcoder.v1 import services_pb2, services_pb2_grpc
-
-SERVICES = ("challenger", "responder", "judge", "rater", "exporter")
-INSTRUCTIONS = [
-    "Write a Python function that reverses a string.",
-    "Write a Python function that sums the even numbers of a list.",
-    "Write a Python class for a stack with push, pop and peek.",
-    "Write a Python function that counts the vowels in a sentence.",
-    "Write a Python generator that yields the first n square numbers.",
-]
-
-
-def arena_config(model_url: str, round_id: str) -> dict[str, Any]:
-    def expert(name: str) -> dict[str, Any]:
-        return {"id": name, "backend": "openai", "endpoint": model_url, "model": f"m-{name}",
-                "chat_template": {"builtin": "chatml"}, "max_retries": 1, "timeout_s": 10}
-
-    return {
-        "round_id": round_id,
-        "roster": [expert("a"), expert("b"), expert("c")],
-        # The fake server completes every prompt with "A]]": a verdict for pre-filled judges,
-        # and mined text too short to keep, so the challenges are the user's.
-        "challenger": {"per_setting": 1, "user_instructions": INSTRUCTIONS},
-        "judge": {"verdict_mode": "prefill", "max_tokens": 4, "retries_on_invalid": 0},
-        "rating": {"bootstrap_rounds": 10},
-    }
-
-
-@dataclass
-class Arena:
-    config_path: Path
-    env: dict[str, str]
-    grpc_ports: dict[str, int]
-    metrics_ports: dict[str, int]
-    logs: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def start(self, name: str) -> None:
-        env = {**self.env, "WARRIORCODER_GRPC_PORT": str(self.grpc_ports[name]),
-               "WARRIORCODER_METRICS_PORT": str(self.metrics_ports[name])}
-        log = (self.logs / f"{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "warriorcoder.cli", "serve", name],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        self.wait_serving(name)
-
-    def address(self, name: str) -> str:
-        return f"127.0.0.1:{self.grpc_ports[name]}"
-
-    def wait_serving(self, name: str, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            proc = self.procs[name]
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}: {self.log(name)}")
-            try:
-                with grpc.insecure_channel(self.address(name)) as channel:
-                    reply = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{name} not SERVING after {timeout_s}s: {self.log(name)}")
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text()[-3000:]
-
-    def stop(self, name: str) -> int:
-        proc = self.procs.pop(name)
-        proc.send_signal(signal.SIGTERM)
-        return proc.wait(timeout=60)
-
-    def stub(self, name: str, cls: Any) -> tuple[grpc.Channel, Any]:
-        channel = grpc.insecure_channel(self.address(name))
-        return channel, cls(channel)
-
-    def status(self) -> services_pb2.RoundStatus:
-        channel, stub = self.stub("challenger", services_pb2_grpc.ChallengerStub)
-        with channel:
-            return stub.GetRoundStatus(services_pb2.GetRoundStatusRequest(), timeout=10)
-
-    def wait_round_done(self, battles: int, timeout_s: float = 180) -> services_pb2.RoundStatus:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            s = self.status()
-            if s.rated_battles + s.failed_battles >= battles:
-                return s
-            time.sleep(0.5)
-        raise TimeoutError(f"round not done: {self.status()}")
 
 
 @pytest.fixture
@@ -126,35 +30,12 @@ def arena(tmp_path: Path, kafka_bootstrap: str, mongo_uri: str,
           unique_kafka_prefix: str) -> Iterator[Arena]:
     with FakeOpenAIServer() as models:
         models.set_behaviour("normal", completion_text="A]]")
-        config_path = tmp_path / "arena.yaml"
         # The MongoDB wire server is shared by the session: a round id of its own per test.
         round_id = f"dist-{uuid.uuid4().hex[:8]}"
-        config_path.write_text(yaml.safe_dump(arena_config(models.base_url, round_id)))
-        env = {
-            **os.environ,
-            "WARRIORCODER_ARENA_CONFIG": str(config_path),
-            "WARRIORCODER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "WARRIORCODER_KAFKA_TOPIC_PREFIX": unique_kafka_prefix,
-            "WARRIORCODER_KAFKA_GROUP_PREFIX": unique_kafka_prefix + "g",
-            "WARRIORCODER_KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "WARRIORCODER_MONGO_URI": mongo_uri,
-            "WARRIORCODER_MONGO_DATABASE": f"d{uuid.uuid4().hex[:10]}",
-            "WARRIORCODER_GRPC_HOST": "127.0.0.1",
-            "WARRIORCODER_SHUTDOWN_GRACE_S": "5",
-        }
-        logs = tmp_path / "logs"
-        logs.mkdir()
-        ports = free_ports(2 * len(SERVICES))
-        a = Arena(config_path, env, dict(zip(SERVICES, ports[:5], strict=True)),
-                  dict(zip(SERVICES, ports[5:], strict=True)), logs)
-        try:
-            for name in SERVICES:
-                a.start(name)
+        with running_arena(tmp_path, arena_config(models.base_url, round_id),
+                           kafka_bootstrap=kafka_bootstrap, mongo_uri=mongo_uri,
+                           prefix=unique_kafka_prefix) as a:
             yield a
-        finally:
-            for name in list(a.procs):
-                a.procs[name].kill()
-                a.procs[name].wait(timeout=10)
 
 
 def start_round(arena: Arena) -> int:

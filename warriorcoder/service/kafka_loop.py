@@ -431,3 +431,7 @@ class StageLoop(Generic[M]):
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def is_transient(exc: BaseException) -> bool:  # TEMP stub
+    return False
