@@ -265,3 +265,16 @@ def test_prefill_verdict_mode(tmp_path: Path) -> None:
     # No judge used the chat endpoint: every verdict came from a pre-filled completion.
     mined = sum(b.completion_requests for b in backends.values())
     assert mined > config.challenger.per_setting * 2 * len(config.roster)
+
+
+def test_cli_names_a_model_that_cannot_load(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "arena.yaml"
+    cfg.write_text(yaml.safe_dump({"roster": [
+        {"id": "a", "backend": "transformers", "model": str(tmp_path / "missing")},
+        {"id": "b", "backend": "fake", "model": "fake"},
+        {"id": "c", "backend": "fake", "model": "fake"},
+    ]}))
+    assert cli.main(["run", "--config", str(cfg), "--run-dir", str(tmp_path / "run"),
+                     "--no-progress"]) == 2
+    assert "expert 'a'" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, get_args
 
+from warriorcoder.backends.base import BackendError
 from warriorcoder.config import ConfigError, load_config
 from warriorcoder.service.settings import ServiceName
 
@@ -36,8 +37,6 @@ def tqdm_bar(desc: str, total: int) -> Iterator[Any]:
 
 
 def _setup_logging(run_dir: Path | None, verbose: bool) -> None:
-    from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: F401  (keeps bars intact)
-
     handlers: list[logging.Handler] = []
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
@@ -63,10 +62,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # validated before any model loads
     run_dir = Path(args.run_dir)
     _setup_logging(run_dir, args.verbose)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        result = run_arena_sync(
-            config, run_dir, progress=no_progress if args.no_progress else tqdm_bar
-        )
+        # Warnings print above the progress bars instead of through them.
+        with logging_redirect_tqdm():
+            result = run_arena_sync(
+                config, run_dir, progress=no_progress if args.no_progress else tqdm_bar
+            )
     except KeyboardInterrupt:
         print(f"\ninterrupted: rerun the same command to resume from {run_dir}", file=sys.stderr)
         return 130
@@ -253,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     except RemoteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except BackendError as err:  # a model that cannot be loaded or reached at start-up
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
