@@ -41,10 +41,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import free_ports, mongo_server, wait_for_port  # noqa: E402
-from kafka_broker import _wait_for_broker, tansu_binary  # noqa: E402
+from conftest import free_ports, mongo_server, wait_for_port
+from kafka_broker import _wait_for_broker, tansu_binary
 
-from warriorcoder.v1 import services_pb2, services_pb2_grpc  # noqa: E402
+from warriorcoder.v1 import services_pb2, services_pb2_grpc
 
 SERVICES = ("challenger", "responder", "judge", "rater", "exporter")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -215,6 +215,55 @@ def print_profiles(profile_dir: Path, top: int) -> None:
         pstats.Stats(str(path)).sort_stats("tottime").print_stats(top)
 
 
+def deploy(stack: ExitStack, workdir: Path, infra: dict[str, Any], config: dict[str, Any], *,
+           judges: int, poll_max_records: int, partitions: int,
+           profile_dir: Path | None = None) -> Deployment:
+    """Start the five services (`judges` judge replicas) on `infra` with the arena `config`;
+    they are stopped when `stack` closes."""
+    config_path = workdir / "arena.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    database = f"bench{uuid.uuid4().hex[:8]}"
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join(
+               [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+           "WARRIORCODER_ARENA_CONFIG": str(config_path),
+           "WARRIORCODER_KAFKA_BOOTSTRAP_SERVERS": infra["bootstrap"],
+           "WARRIORCODER_KAFKA_TOPIC_PREFIX": "bench.",
+           "WARRIORCODER_KAFKA_GROUP_PREFIX": "bench",
+           "WARRIORCODER_KAFKA_SESSION_TIMEOUT_MS": "6000",
+           "WARRIORCODER_KAFKA_POLL_MAX_RECORDS": str(poll_max_records),
+           "WARRIORCODER_KAFKA_PARTITIONS": str(partitions),
+           "WARRIORCODER_MONGO_URI": infra["mongo_uri"],
+           "WARRIORCODER_MONGO_DATABASE": database,
+           "WARRIORCODER_GRPC_HOST": "127.0.0.1",
+           "WARRIORCODER_SHUTDOWN_GRACE_S": "2",
+           "WARRIORCODER_LOG_LEVEL": "WARNING"}
+    d = Deployment(workdir, env, config["round_id"], infra["mongo_uri"], database,
+                   profile_dir=profile_dir)
+    stack.callback(d.stop_services)
+    names = [("challenger", "challenger"), ("responder", "responder")]
+    names += [(f"judge-{i + 1}" if judges > 1 else "judge", "judge") for i in range(judges)]
+    names += [("rater", "rater"), ("exporter", "exporter")]
+    # The challenger first: it creates the topics before the others race to do it.
+    d.start_service(*names[0])
+    d.wait_serving(names[0][0])
+    for name, service in names[1:]:
+        d.start_service(name, service)
+    for name, _ in names[1:]:
+        d.wait_serving(name)
+    return d
+
+
+def wait_battles(d: Deployment, count: int, timeout_s: float) -> None:
+    """Until the rater has stored `count` battles in all."""
+    battles = pymongo.MongoClient(d.mongo_uri)[d.database]["battles"]
+    deadline = time.monotonic() + timeout_s
+    while (done := battles.count_documents({})) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {done} of {count} battles after {timeout_s}s")
+        time.sleep(0.1)
+
+
 def run(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-orch-"))
     print(f"work folder: {workdir}")
@@ -236,46 +285,18 @@ def run(args: argparse.Namespace) -> None:
             pids["model-server"] = server.pid
             model_url = f"http://127.0.0.1:{model_port}/v1"
         round_id = f"bench-{uuid.uuid4().hex[:8]}"
-        config_path = workdir / "arena.yaml"
-        config_path.write_text(yaml.safe_dump(arena_config(
-            round_id, args.backend, model_url, args.max_concurrency, args.answer_tokens)))
-        database = f"bench{uuid.uuid4().hex[:8]}"
-        env = {**os.environ,
-               "PYTHONPATH": os.pathsep.join(
-                   [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
-               "WARRIORCODER_ARENA_CONFIG": str(config_path),
-               "WARRIORCODER_KAFKA_BOOTSTRAP_SERVERS": infra["bootstrap"],
-               "WARRIORCODER_KAFKA_TOPIC_PREFIX": "bench.",
-               "WARRIORCODER_KAFKA_GROUP_PREFIX": "bench",
-               "WARRIORCODER_KAFKA_SESSION_TIMEOUT_MS": "6000",
-               "WARRIORCODER_KAFKA_POLL_MAX_RECORDS": str(args.poll_max_records),
-               "WARRIORCODER_KAFKA_PARTITIONS": str(args.partitions),
-               "WARRIORCODER_MONGO_URI": infra["mongo_uri"],
-               "WARRIORCODER_MONGO_DATABASE": database,
-               "WARRIORCODER_GRPC_HOST": "127.0.0.1",
-               "WARRIORCODER_SHUTDOWN_GRACE_S": "2",
-               "WARRIORCODER_LOG_LEVEL": "WARNING"}
-        d = Deployment(workdir, env, round_id, infra["mongo_uri"], database,
-                       profile_dir=profile_dir)
-        stack.callback(d.stop_services)
-        names = [("challenger", "challenger"), ("responder", "responder")]
-        names += [(f"judge-{i + 1}" if args.judges > 1 else "judge", "judge")
-                  for i in range(args.judges)]
-        names += [("rater", "rater"), ("exporter", "exporter")]
-        # The challenger first: it creates the topics before the others race to do it.
-        d.start_service(*names[0])
-        d.wait_serving(names[0][0])
-        for name, service in names[1:]:
-            d.start_service(name, service)
-        for name, _ in names[1:]:
-            d.wait_serving(name)
+        config = arena_config(round_id, args.backend, model_url, args.max_concurrency,
+                              args.answer_tokens)
+        d = deploy(stack, workdir, infra, config, judges=args.judges,
+                   poll_max_records=args.poll_max_records, partitions=args.partitions,
+                   profile_dir=profile_dir)
         pids.update({name: proc.pid for name, proc in d.procs.items()})
+        database = d.database
 
         battles = pymongo.MongoClient(infra["mongo_uri"])[database]["battles"]
         # Warm-up: a few battles first, so that every consumer has joined its group.
         submit(d, instructions(args.warmup, "warmup"), args.warmup)
-        while battles.count_documents({}) < args.warmup:
-            time.sleep(0.2)
+        wait_battles(d, args.warmup, 120)
 
         texts = instructions(args.battles, round_id)
         cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}

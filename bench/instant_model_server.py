@@ -9,7 +9,8 @@ possible and the benchmark measures the client side.
     python bench/instant_model_server.py --port 8000 --latency-s 0.2 --completion-tokens 256
 
 GET /stats returns JSON counters: requests, chat_requests, completion_tokens (chat answers
-only), max_in_flight, first_request_at and last_answer_at (Unix time). POST /reset zeroes them.
+only), max_in_flight, first_request_at, last_answer_at, first_chat_at and last_chat_answer_at
+(Unix time). POST /reset zeroes them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class ServerStats:
     max_in_flight: int = 0
     first_request_at: float = 0.0
     last_answer_at: float = 0.0
+    first_chat_at: float = 0.0
+    last_chat_answer_at: float = 0.0
 
 
 def _response(status: str, body: bytes) -> bytes:
@@ -81,6 +84,8 @@ class InstantModelServer:
             return _response("200 OK", b"{}"), False
         if method == "POST" and path.endswith("/chat/completions"):
             self.stats.chat_requests += 1
+            if not self.stats.first_chat_at:
+                self.stats.first_chat_at = time.time()
             return self._chat, True
         if method == "POST" and path.endswith("/completions"):
             return self._completion, True
@@ -136,9 +141,10 @@ class _Connection(asyncio.Protocol):
     def _finish(self, payload: bytes, chat: bool) -> None:
         s = self.app.stats
         s.in_flight -= 1
+        s.last_answer_at = time.time()
         if chat:
             s.completion_tokens += self.app.completion_tokens
-        s.last_answer_at = time.time()
+            s.last_chat_answer_at = s.last_answer_at
         self._write(payload)
 
     def _write(self, payload: bytes) -> None:
