@@ -40,7 +40,13 @@ from kafka.structs import TopicPartition
 from warriorcoder.arena.ids import battle_id
 from warriorcoder.bus import Topic
 from warriorcoder.service.grpc_server import status_for
-from warriorcoder.service.kafka_loop import DeliveryError, StageLoop, is_transient
+from warriorcoder.service.kafka_loop import (
+    DeliveryError,
+    EventProducer,
+    StageLoop,
+    ensure_topics,
+    is_transient,
+)
 from warriorcoder.service.metrics import ServiceMetrics
 from warriorcoder.service.servicers import challenge_id_for
 from warriorcoder.service.settings import ServiceSettings
@@ -181,9 +187,12 @@ def test_sigkill_mid_round_then_restart_loses_and_duplicates_nothing(
             assert start_round(arena) == len(ROUND_INSTRUCTIONS)
             # The victim has done some of its work (a batch is stored) but not all of it.
             wait_for(lambda: progress(arena, victim) >= 2, f"{victim} to get going")
+            before = progress(arena, victim)
             arena.kill(victim)
+            # A dead stage stores nothing more: its count now shows where it stopped. The
+            # exporter stores nothing; it cannot have seen more battles than were rated.
+            left_at = before if victim == "exporter" else progress(arena, victim)
             done = {"responder": 3 * len(ROUND_INSTRUCTIONS), "judge": 2 * BATTLES}
-            left_at = progress(arena, victim)
             assert left_at < done.get(victim, BATTLES), f"{victim} had finished: no mid-round kill"
             arena.start(victim)
         assert_exactly_once(arena, tmp_path / "export")
@@ -327,3 +336,235 @@ def test_two_judge_replicas_share_a_round(
                     for name in ("judge", "judge-2")}
         assert all(consumed.values()), consumed
         assert sum(consumed.values()) >= BATTLES
+
+
+# -- what counts as transient, and what the stage loop does with it -------------------------
+
+
+def labelled(label: str) -> mongo_errors.OperationFailure:
+    """A server error as pymongo raises it, with an error label from the server."""
+    return mongo_errors.OperationFailure("write failed", code=91,
+                                         details={"errorLabels": [label]})
+
+
+def chained(cause: BaseException) -> RuntimeError:
+    try:
+        raise RuntimeError("store call failed") from cause
+    except RuntimeError as error:
+        return error
+
+
+@pytest.mark.parametrize("error", [
+    mongo_errors.ConnectionFailure("refused"),
+    mongo_errors.AutoReconnect("connection closed"),
+    mongo_errors.NetworkTimeout("timed out"),
+    mongo_errors.ServerSelectionTimeoutError("no servers"),
+    mongo_errors.NotPrimaryError("not primary"),
+    labelled("RetryableWriteError"),
+    labelled("TransientTransactionError"),
+    kafka_errors.KafkaTimeoutError("metadata"),
+    kafka_errors.KafkaConnectionError("refused"),
+    kafka_errors.NotLeaderForPartitionError(),
+    DeliveryError("flush timed out"),
+    DeliveryError("1 of 2 records not delivered", [kafka_errors.RequestTimedOutError()]),
+    chained(mongo_errors.AutoReconnect("closed")),
+], ids=lambda e: type(e).__name__)
+def test_outages_of_mongodb_and_the_broker_are_transient(error: BaseException) -> None:
+    assert is_transient(error)
+    assert status_for(error) == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("error", [
+    ValueError("bad field"),
+    RuntimeError("bug"),
+    mongo_errors.DuplicateKeyError("E11000"),
+    mongo_errors.OperationFailure("unauthorized", code=13),
+    mongo_errors.ConfigurationError("bad uri"),
+    kafka_errors.MessageSizeTooLargeError(),
+    kafka_errors.CommitFailedError(),
+    DeliveryError("1 of 1 records not delivered", [kafka_errors.MessageSizeTooLargeError()]),
+    chained(ValueError("bad field")),
+], ids=lambda e: type(e).__name__)
+def test_errors_of_the_message_or_the_code_are_not_transient(error: BaseException) -> None:
+    assert not is_transient(error)
+    assert status_for(error) is None
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, unique_kafka_prefix: str) -> ServiceSettings:
+    return ServiceSettings(
+        arena_config=Path("unused.yaml"), kafka_bootstrap_servers=kafka_bootstrap,
+        kafka_topic_prefix=unique_kafka_prefix, kafka_group_prefix=f"{unique_kafka_prefix}g",
+        kafka_partitions=2, kafka_poll_max_records=4, kafka_session_timeout_ms=6000,
+        handler_attempts=2,
+    )
+
+
+def some_challenges(n: int) -> list[arena_pb2.Challenge]:
+    return [arena_pb2.Challenge(challenge_id=f"c{i}", round_id="r", instruction=f"task {i}",
+                                attacker="x", defenders=["y"]) for i in range(n)]
+
+
+def answer(c: arena_pb2.Challenge) -> arena_pb2.ResponsePair:
+    return arena_pb2.ResponsePair(battle_id=f"b-{c.challenge_id}", challenge_id=c.challenge_id,
+                                  round_id=c.round_id)
+
+
+class Outage:
+    """A stage handler that fails with `error` on its first `failures` calls (all of them
+    when None), then answers every challenge."""
+
+    def __init__(self, error: BaseException, failures: int | None) -> None:
+        self.error = error
+        self.failures = failures
+        self.calls = 0
+        self.handled: list[str] = []
+
+    async def __call__(self, batch: list[arena_pb2.Challenge]) -> Sequence[Message]:
+        self.calls += 1
+        if self.failures is None or self.calls <= self.failures:
+            raise self.error
+        self.handled.extend(c.challenge_id for c in batch)
+        return [answer(c) for c in batch]
+
+
+class FlakyProducer(EventProducer):
+    """An EventProducer whose first `failures` flushes fail like a broker that is away."""
+
+    def __init__(self, settings: ServiceSettings, failures: int) -> None:
+        super().__init__(settings)
+        self.failures = failures
+        self.flushes = 0
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        self.flushes += 1
+        if self.flushes <= self.failures:
+            raise DeliveryError("flush timed out", [kafka_errors.KafkaTimeoutError()])
+        super().flush(timeout_s)
+
+
+def stage_loop(settings: ServiceSettings, handler: Any,
+               producer: EventProducer | None = None) -> StageLoop[arena_pb2.Challenge]:
+    return StageLoop(settings, "responder", Topic.CHALLENGES, arena_pb2.Challenge,
+                     Topic.RESPONSES, handler, ServiceMetrics("responder"),
+                     producer=producer, retry_backoff_s=0.01, poll_timeout_s=0.2)
+
+
+def publish_challenges(settings: ServiceSettings, items: Sequence[arena_pb2.Challenge]) -> None:
+    ensure_topics(settings, list(Topic))
+    producer = EventProducer(settings)
+    try:
+        for c in items:
+            producer.send(Topic.CHALLENGES, c)
+        producer.flush(timeout_s=60)
+    finally:
+        producer.close()
+
+
+def committed(settings: ServiceSettings) -> int:
+    """Offsets the responder group committed on the challenges topic, summed."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        group = settings.group("responder")
+        offsets = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    return sum(meta.offset for tp, meta in offsets.items()
+               if tp.topic == settings.topic(Topic.CHALLENGES) and meta.offset > 0)
+
+
+def responses_on_topic(settings: ServiceSettings, count: int) -> list[str]:
+    """Challenge ids of the ResponsePairs on the responses topic, once there are `count`."""
+    name = settings.topic(Topic.RESPONSES)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ids: list[str] = []
+        deadline = time.monotonic() + 60
+        while len(ids) < count:
+            assert time.monotonic() < deadline, f"{len(ids)} of {count} responses"
+            for batch in consumer.poll(timeout_ms=200).values():
+                ids.extend(arena_pb2.ResponsePair.FromString(r.value).challenge_id
+                           for r in batch)
+        return ids
+    finally:
+        consumer.close()
+
+
+def dead_lettered(loop: StageLoop[Any]) -> float:
+    return sum(s.value for family in loop.metrics.registry.collect()
+               if family.name == "warriorcoder_messages_dead_lettered" for s in family.samples
+               if s.name.endswith("_total"))
+
+
+async def wait_until_async(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("error", [mongo_errors.ServerSelectionTimeoutError("no servers"),
+                                   kafka_errors.KafkaConnectionError("refused")],
+                         ids=lambda e: type(e).__name__)
+def test_an_outage_longer_than_the_attempts_dead_letters_nothing(
+    settings: ServiceSettings, error: BaseException,
+) -> None:
+    n = 6
+    publish_challenges(settings, some_challenges(n))
+    # Far more failures in a row than handler_attempts (2) allows a failing message.
+    handler = Outage(error, failures=3 * settings.handler_attempts)
+    producer = FlakyProducer(settings, failures=3)
+
+    async def scenario() -> StageLoop[arena_pb2.Challenge]:
+        loop = stage_loop(settings, handler, producer)
+        stop = asyncio.Event()
+        task = asyncio.create_task(loop.run(stop))
+        await wait_until_async(lambda: len(handler.handled) >= n, "every challenge handled")
+        await asyncio.to_thread(wait_for, lambda: committed(settings) >= n, "the commits", 60)
+        stop.set()
+        await asyncio.wait_for(task, 60)
+        return loop
+
+    try:
+        loop = asyncio.run(scenario())
+    finally:
+        producer.close()
+    assert dead_lettered(loop) == 0
+    assert sorted(handler.handled) == sorted(c.challenge_id for c in some_challenges(n))
+    assert sorted(set(responses_on_topic(settings, n))) == sorted(handler.handled)
+    assert producer.flushes > producer.failures  # publishing was retried too
+    assert committed(settings) == n
+
+
+def test_stopping_during_an_outage_leaves_the_batch_uncommitted(
+    settings: ServiceSettings,
+) -> None:
+    n = 3
+    publish_challenges(settings, some_challenges(n))
+    down = Outage(mongo_errors.AutoReconnect("connection refused"), failures=None)
+    healthy = Outage(mongo_errors.AutoReconnect("unused"), failures=0)
+
+    async def scenario() -> None:
+        loop = stage_loop(settings, down)
+        stop = asyncio.Event()
+        task = asyncio.create_task(loop.run(stop))
+        await wait_until_async(lambda: down.calls > 2 * settings.handler_attempts + 1,
+                               "the handler to keep failing")
+        stop.set()
+        await asyncio.wait_for(task, 60)  # returns: a stop is no crash
+        assert dead_lettered(loop) == 0
+        assert committed(settings) == 0
+        # Restarted (or a replica): everything is still there to handle.
+        loop2 = stage_loop(settings, healthy)
+        stop2 = asyncio.Event()
+        task2 = asyncio.create_task(loop2.run(stop2))
+        await wait_until_async(lambda: len(healthy.handled) >= n, "the restart to handle all")
+        stop2.set()
+        await asyncio.wait_for(task2, 60)
+
+    asyncio.run(scenario())
+    assert sorted(healthy.handled) == sorted(c.challenge_id for c in some_challenges(n))
+    assert committed(settings) == n

@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from warriorcoder.config import ConfigError
+from warriorcoder.service.kafka_loop import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +68,29 @@ _STATUS_OF: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
 
 
 def status_for(error: BaseException) -> grpc.StatusCode | None:
-    """The status code of a domain error, or None for an unexpected exception."""
+    """The status code of a domain error, or None for an unexpected exception. An outage of
+    MongoDB or the broker (`is_transient`) is UNAVAILABLE: the client may retry later."""
     for cls, code in _STATUS_OF:
         if isinstance(error, cls):
             return code
+    if is_transient(error):
+        return grpc.StatusCode.UNAVAILABLE
     return None
+
+
+def _client_detail(error: Exception) -> str:
+    if is_transient(error):
+        # Driver messages describe the whole cluster topology: the log has it, the client
+        # gets what it needs to decide to retry.
+        return f"MongoDB or Kafka unavailable ({type(error).__name__}); retry later"
+    return str(error)
 
 
 async def _abort_with(context: grpc.aio.ServicerContext, method: str, error: Exception) -> NoReturn:
     code = status_for(error)
     if code is not None:
         log.info("%s: %s: %s", method, code.name, error)
-        await context.abort(code, str(error))
+        await context.abort(code, _client_detail(error))
     log.error("%s failed", method, exc_info=error)
     # The client sees the exception type only: internals stay in the server's log.
     await context.abort(

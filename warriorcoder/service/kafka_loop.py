@@ -8,6 +8,10 @@ kafka-python is synchronous. Every consumer call runs on one dedicated worker th
 stay in order and never overlap, as the consumer requires) and producer flushes run via
 `asyncio.to_thread`, so the service's event loop (gRPC server, async stage handlers) never
 blocks on the broker.
+
+Infrastructure errors are not a message's fault: while MongoDB or the broker is away
+(`is_transient`), a batch is retried with capped exponential backoff until it goes through or
+the service stops, and is never dead-lettered for it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import kafka.errors as kafka_errors
+import pymongo.errors as mongo_errors
 from google.protobuf.message import DecodeError, Message
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
@@ -34,7 +39,7 @@ from warriorcoder.service.settings import ServiceName, ServiceSettings
 from warriorcoder.v1 import arena_pb2
 
 __all__ = ["DEAD_LETTER_HEADERS", "DeliveryError", "EventProducer", "Handler", "StageLoop",
-           "ensure_topics", "message_key"]
+           "ensure_topics", "is_transient", "message_key"]
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +51,57 @@ DEAD_LETTER_HEADERS = ("error", "source-topic", "partition", "offset", "service"
 # Kafka's default max message size is 1 MB; an error text never needs more than this.
 _MAX_ERROR_CHARS = 4000
 _MAX_BACKOFF_S = 30.0
+# Waits between retries during an outage stay short, so a batch resumes soon after recovery.
+_MAX_OUTAGE_BACKOFF_S = 10.0
+# Error labels MongoDB servers put on errors that a retry can fix.
+_TRANSIENT_MONGO_LABELS = ("RetryableWriteError", "TransientTransactionError")
 _KEYED_TYPES = (arena_pb2.Challenge, arena_pb2.ResponsePair, arena_pb2.RatedBattle,
                 arena_pb2.BattleJudgments)
 
 
 class DeliveryError(RuntimeError):
-    """The broker did not acknowledge produced records (nothing of the batch is committed)."""
+    """The broker did not acknowledge produced records (nothing of the batch is committed).
+
+    `causes` are the errors of the records that failed (empty when the flush timed out).
+    """
+
+    def __init__(self, message: str, causes: Sequence[BaseException] = ()) -> None:
+        super().__init__(message)
+        self.causes = tuple(causes)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` is an infrastructure outage that retrying later fixes, not a fault of the
+    message being handled.
+
+    Transient: pymongo connection errors (ConnectionFailure and its subclasses AutoReconnect,
+    NetworkTimeout, ServerSelectionTimeoutError, NotPrimaryError, WaitQueueTimeoutError) and
+    MongoDB errors labelled RetryableWriteError or TransientTransactionError; Kafka errors
+    marked retriable (KafkaTimeoutError, KafkaConnectionError, NodeNotReadyError, leader
+    changes...); a DeliveryError whose failed records all failed that way (or that timed out).
+    An exception raised `from` a transient one counts as transient too. Everything else (a
+    duplicate key, a record too large, a bug) is not.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # a chain of `raise ... from`
+        seen.add(id(current))
+        if isinstance(current, mongo_errors.ConnectionFailure):
+            return True
+        if isinstance(current, mongo_errors.PyMongoError) and any(
+            current.has_error_label(label) for label in _TRANSIENT_MONGO_LABELS
+        ):
+            return True
+        if isinstance(current, kafka_errors.KafkaError) and current.retriable:
+            return True
+        if isinstance(current, DeliveryError):
+            return all(is_transient(cause) for cause in current.causes)
+        current = current.__cause__
+    return False
+
+
+class _Abandoned(Exception):
+    """Stop was set while a batch waited for an outage to end: the batch stays uncommitted."""
 
 
 def _bootstrap(settings: ServiceSettings) -> list[str]:
@@ -166,7 +216,7 @@ class EventProducer:
         failures = [f.exception for f in pending if f.failed()]
         if failures:
             raise DeliveryError(f"{len(failures)} of {len(pending)} records not delivered; "
-                                f"first error: {failures[0]!r}")
+                                f"first error: {failures[0]!r}", failures)
 
     def close(self) -> None:
         self._producer.close()
@@ -202,6 +252,11 @@ class StageLoop(Generic[M]):
     handling still raises after `settings.handler_attempts` attempts alone, goes to the
     dead-letter topic with DEAD_LETTER_HEADERS and is committed; the loop goes on. When
     `produces` is None (the last stage) the handler's outputs are discarded.
+
+    Transient errors (`is_transient`: MongoDB or the broker away) count against no attempt
+    and dead-letter nothing: the handler call, or the publishing of the batch's outputs, is
+    retried with capped exponential backoff (from `retry_backoff_s`) until it succeeds or stop
+    is set; then the batch is left uncommitted for a restart or a replica to handle again.
     """
 
     def __init__(
@@ -239,6 +294,7 @@ class StageLoop(Generic[M]):
         self._topic = settings.topic(consumes)
         self._ready = asyncio.Event()
         self._assignment: frozenset[int] = frozenset()
+        self._stop: asyncio.Event | None = None
 
     @property
     def ready(self) -> asyncio.Event:
@@ -258,9 +314,10 @@ class StageLoop(Generic[M]):
     async def run(self, stop: asyncio.Event) -> None:
         """Process batches until `stop` is set, then finish the batch, commit and leave the group.
 
-        Cancelled mid-batch, nothing of that batch is committed (a replica gets it again).
-        Broker failures (produce not acknowledged, commit refused for reasons other than a
-        rebalance) propagate: the process should exit and be restarted.
+        Cancelled mid-batch, or stopped while a batch waits for an outage to end, nothing of
+        that batch is committed (a replica or a restart gets it again). Other broker failures
+        (produce refused for good, commit refused for reasons other than a rebalance)
+        propagate: the process should exit and be restarted.
         """
         loop = asyncio.get_running_loop()
         worker = ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{self.service}")
@@ -270,6 +327,7 @@ class StageLoop(Generic[M]):
 
         own_producer = self._producer is None
         consumer: KafkaConsumer | None = None
+        self._stop = stop
         try:
             if self._producer is None:
                 self._producer = await asyncio.to_thread(
@@ -281,7 +339,12 @@ class StageLoop(Generic[M]):
                 if self._assignment:
                     self._ready.set()
                 if records:
-                    await self._process(records, producer)
+                    try:
+                        await self._process(records, producer)
+                    except _Abandoned:
+                        log.warning("%s: stopping during an outage; %d records left uncommitted",
+                                    self.service, len(records))
+                        break
                     await on_worker(self._commit, consumer, records)
         finally:
             if consumer is not None:
@@ -353,12 +416,45 @@ class StageLoop(Generic[M]):
         if self.produces is None:
             outputs = []
         if outputs or dead:
-            # send can block on topic metadata, flush on acks: both off the event loop
-            await asyncio.to_thread(self._publish, producer, outputs, dead)
+            await self._publish_through_outages(producer, outputs, dead)
         if self.produces is not None and outputs:
             self.metrics.count_produced(self.settings.topic(self.produces), len(outputs))
         if dead:
             self.metrics.count_dead_lettered(self._topic, len(dead))
+
+    async def _publish_through_outages(self, producer: EventProducer,
+                                       outputs: Sequence[tuple[bytes, bytes]],
+                                       dead: Sequence[_DeadLetter]) -> None:
+        """Publish, retrying while the broker is away. A retry may send some records twice;
+        the idempotent stages downstream make that harmless."""
+        outages = 0
+        while True:
+            try:
+                # send can block on topic metadata, flush on acks: both off the event loop
+                await asyncio.to_thread(self._publish, producer, outputs, dead)
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                outages += 1
+                await self._wait_out(exc, outages, "publishing a batch")
+
+    async def _wait_out(self, exc: BaseException, outages: int, doing: str) -> None:
+        """Back off after the `outages`-th transient failure in a row; _Abandoned if stop is
+        set before or during the wait."""
+        stop = self._stop
+        delay = min(_MAX_OUTAGE_BACKOFF_S, self.retry_backoff_s * 2 ** min(outages - 1, 20))
+        log.warning("%s: %s failed on infrastructure (%s); retry %d in %.2fs",
+                    self.service, doing, _describe(exc), outages, delay)
+        if stop is None:
+            await asyncio.sleep(delay)
+            return
+        if not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                return
+        raise _Abandoned(doing)
 
     def _publish(self, producer: EventProducer, outputs: Sequence[tuple[bytes, bytes]],
                  dead: Sequence[_DeadLetter]) -> None:
@@ -388,6 +484,8 @@ class StageLoop(Generic[M]):
         batch = [message for _, message in decoded]
         try:
             return await self._attempts(batch), []
+        except _Abandoned:
+            raise
         except Exception as exc:  # noqa: BLE001 - any handler error: narrow it down per message
             if len(decoded) == 1:
                 return [], [_DeadLetter(decoded[0][0], _describe(exc))]
@@ -398,28 +496,39 @@ class StageLoop(Generic[M]):
         for record, message in decoded:
             try:
                 outputs.extend(await self._attempts([message]))
+            except _Abandoned:
+                raise
             except Exception as exc:  # noqa: BLE001 - this message alone fails: dead-letter it
                 dead.append(_DeadLetter(record, _describe(exc)))
         return outputs, dead
 
     async def _attempts(self, batch: list[M]) -> list[tuple[bytes, bytes]]:
         """Run the handler up to handler_attempts times with exponential backoff; encoded
-        outputs (value, key). An output that cannot be encoded counts as a failed attempt."""
+        outputs (value, key). An output that cannot be encoded counts as a failed attempt.
+        Transient failures use up no attempt: they are retried until the handler succeeds
+        (or _Abandoned when stop is set)."""
         attempts = self.settings.handler_attempts
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        outages = 0
+        while True:
             try:
                 with self.metrics.time_handler():
                     outputs = await self.handler(batch)
                 return [(o.SerializeToString(), message_key(o)) for o in outputs]
             except Exception as exc:
                 self.metrics.count_failed(self._topic, len(batch))
-                if attempt == attempts:
+                if is_transient(exc):
+                    outages += 1
+                    await self._wait_out(exc, outages, f"handling {len(batch)} messages")
+                    continue
+                outages = 0
+                attempt += 1
+                if attempt >= attempts:
                     raise
                 delay = min(_MAX_BACKOFF_S, self.retry_backoff_s * 2 ** (attempt - 1))
                 log.info("%s: handler attempt %d/%d on %d messages failed (%s); retry in %.2fs",
                          self.service, attempt, attempts, len(batch), _describe(exc), delay)
                 await asyncio.sleep(delay)
-        raise AssertionError("unreachable: handler_attempts >= 1")
 
     def _headers(self, letter: _DeadLetter) -> list[tuple[str, bytes]]:
         r = letter.record
@@ -431,7 +540,3 @@ class StageLoop(Generic[M]):
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-def is_transient(exc: BaseException) -> bool:  # TEMP stub
-    return False
