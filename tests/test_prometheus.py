@@ -26,6 +26,19 @@ def query(port: int, expr: str) -> list[dict]:
     return list(body["data"]["result"])
 
 
+def wait_ready(port: int, timeout_s: float = 60) -> None:
+    """Prometheus answers 503 until its storage is open: wait for /-/ready."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5).status == 200:
+                return
+        except OSError:  # HTTPError (503) and connection errors alike
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"Prometheus on port {port} not ready after {timeout_s}s")
+
+
 @pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (make test installs it)")
 def test_prometheus_scrapes_every_service(arena: Arena, tmp_path: Path) -> None:  # noqa: F811
     challenges = start_round(arena)
@@ -49,6 +62,7 @@ def test_prometheus_scrapes_every_service(arena: Arena, tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
+        wait_ready(port)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             up = query(port, "up == 1")
