@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,3 +92,17 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def unique_kafka_prefix() -> str:
     """A topic/group prefix no other test uses, e.g. ``t3f9a1c2e.``."""
     return f"t{uuid.uuid4().hex[:8]}."
+
+
+def committed_offsets(settings: Any, service: str, topic: str) -> int:
+    """Offsets `service`'s consumer group committed on `topic` (unprefixed name), summed."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        group = settings.group(service)
+        offsets = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    return sum(meta.offset for tp, meta in offsets.items()
+               if tp.topic == settings.topic(topic) and meta.offset > 0)

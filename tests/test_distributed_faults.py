@@ -33,9 +33,9 @@ from distributed_harness import (
 from fake_openai_server import FakeOpenAIServer
 from google.protobuf.message import Message
 from kafka import KafkaConsumer
-from kafka.admin import KafkaAdminClient
 from kafka.partitioner.default import murmur2
 from kafka.structs import TopicPartition
+from kafka_broker import committed_offsets
 
 from warriorcoder.arena.ids import battle_id
 from warriorcoder.bus import Topic
@@ -48,8 +48,8 @@ from warriorcoder.service.kafka_loop import (
     is_transient,
 )
 from warriorcoder.service.metrics import ServiceMetrics
-from warriorcoder.service.servicers import challenge_id_for
 from warriorcoder.service.settings import ServiceSettings
+from warriorcoder.stages.challenger import challenge_id_for
 from warriorcoder.v1 import arena_pb2, services_pb2, services_pb2_grpc
 
 ROUND_INSTRUCTIONS = [
@@ -463,14 +463,7 @@ def publish_challenges(settings: ServiceSettings, items: Sequence[arena_pb2.Chal
 
 def committed(settings: ServiceSettings) -> int:
     """Offsets the responder group committed on the challenges topic, summed."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        group = settings.group("responder")
-        offsets = admin.list_group_offsets(group).get(group, {})
-    finally:
-        admin.close()
-    return sum(meta.offset for tp, meta in offsets.items()
-               if tp.topic == settings.topic(Topic.CHALLENGES) and meta.offset > 0)
+    return committed_offsets(settings, "responder", Topic.CHALLENGES)
 
 
 def responses_on_topic(settings: ServiceSettings, count: int) -> list[str]:

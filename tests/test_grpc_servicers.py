@@ -34,9 +34,8 @@ from warriorcoder.service.servicers import (
     JudgeServicer,
     RaterServicer,
     ResponderServicer,
-    challenge_id_for,
 )
-from warriorcoder.stages.challenger import Challenger
+from warriorcoder.stages.challenger import Challenger, challenge_id_for
 from warriorcoder.stages.exporter import Exporter
 from warriorcoder.stages.judge import Judge
 from warriorcoder.stages.rater import Rater

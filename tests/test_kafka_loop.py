@@ -18,6 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
+from kafka_broker import committed_offsets
 
 from warriorcoder.bus import Topic
 from warriorcoder.service.kafka_loop import (
@@ -126,14 +127,8 @@ def read_topic(settings: ServiceSettings, topic: Topic, count: int) -> list[Cons
 
 
 def committed_total(settings: ServiceSettings) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        group = settings.group("responder")
-        offsets = admin.list_group_offsets(group).get(group, {})
-    finally:
-        admin.close()
-    return sum(meta.offset for tp, meta in offsets.items()
-               if tp.topic == settings.topic(Topic.CHALLENGES) and meta.offset > 0)
+    """Offsets the responder group committed on the challenges topic, summed."""
+    return committed_offsets(settings, "responder", Topic.CHALLENGES)
 
 
 async def wait_until(condition: Callable[[], bool], what: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +19,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from warriorcoder.arena.decontamination import BenchmarkIndex, decontaminate
-from warriorcoder.arena.dedup import minhash_dedup
-from warriorcoder.arena.ids import battle_id, derive_seed, stable_id
-from warriorcoder.arena.mining import pair_defenders
+from warriorcoder.arena.ids import battle_id
 from warriorcoder.config import ArenaConfig, parse_config
 from warriorcoder.service.grpc_server import InvalidArgument, NotFound, NotReady
 from warriorcoder.stages.challenger import Challenger
@@ -47,11 +43,6 @@ _RATED = arena_pb2.BattleStatus.Name(arena_pb2.BATTLE_STATUS_RATED)
 _FAILED = arena_pb2.BattleStatus.Name(arena_pb2.BATTLE_STATUS_FAILED)
 # Ids per `$in` query when counting a round's responses and judgments.
 _IN_CHUNK = 1000
-
-
-def challenge_id_for(round_id: str, instruction: str) -> str:
-    """The id the challenger gives an instruction: whitespace differences do not matter."""
-    return stable_id(round_id, " ".join(instruction.split()))
 
 
 def _checked_instructions(texts: Sequence[str], field: str, max_chars: int) -> list[str]:
@@ -100,7 +91,6 @@ class ChallengerServicer(services_grpc.ChallengerServicer):
         self.challenger = challenger
         self.store = store
         self.publish = publish
-        self._benchmark: BenchmarkIndex | None = None
         # One preparation at a time; it runs as its own task so that a client that gives up
         # (deadline, disconnect) does not cancel mining half-way.
         self._preparing: asyncio.Task[int] | None = None
@@ -227,52 +217,9 @@ class ChallengerServicer(services_grpc.ChallengerServicer):
 
     def _submit(self, round_id: str, texts: list[str]) -> list[arena_pb2.Challenge]:
         """Filter, pair, store and publish user instructions; returns the accepted challenges."""
-        cfg = self.config
-        ch = cfg.challenger
-        stored = self.store.challenges(round_id)
-        known = {c.challenge_id for c in stored}
-        candidates: list[tuple[str, str]] = []
-        for text in texts:
-            cid = challenge_id_for(round_id, text)
-            if cid in known:
-                log.info("submitted instruction is already challenge %s", cid)
-                continue
-            known.add(cid)
-            candidates.append((cid, text))
-
-        if ch.dedup.enabled and candidates:
-            # Stored challenges first: the dedup keeps the first of a group.
-            pool = [c.instruction for c in stored] + [text for _, text in candidates]
-            kept = set(minhash_dedup(
-                pool,
-                threshold=ch.dedup.threshold,
-                num_perm=ch.dedup.num_perm,
-                shingle_size=ch.dedup.shingle_size,
-            ).kept)
-            candidates = [c for i, c in enumerate(candidates) if len(stored) + i in kept]
-
-        if ch.decontamination.enabled and candidates:
-            if self._benchmark is None:
-                self._benchmark = BenchmarkIndex.humaneval(ngram=ch.decontamination.ngram)
-            kept_idx, dropped = decontaminate([text for _, text in candidates], self._benchmark)
-            for i, overlap in dropped.items():
-                log.info("submitted instruction %s overlaps %s", candidates[i][0], overlap.task_id)
-            candidates = [candidates[i] for i in kept_idx]
-
-        roster = [e.id for e in cfg.roster]
-        accepted = []
-        for cid, text in candidates:
-            # The attacker seat is given by the id, so resubmitting gives the same challenge.
-            attacker = roster[int(cid, 16) % len(roster)]
-            rng = random.Random(derive_seed(cfg.seed, "defenders", cid))
-            accepted.append(arena_pb2.Challenge(
-                challenge_id=cid,
-                round_id=round_id,
-                instruction=text,
-                attacker=attacker,
-                source="user",
-                defenders=pair_defenders(attacker, roster, ch.defenders, rng),
-            ))
+        accepted = self.challenger.user_challenges(
+            round_id, texts, self.store.challenges(round_id)
+        )
         self.store.save_challenges(accepted)
         if accepted:
             self.publish(accepted)

@@ -61,6 +61,11 @@ def read_user_instructions(path: str | Path) -> list[str]:
     return [line.strip() for line in p.read_text().splitlines() if line.strip()]
 
 
+def challenge_id_for(round_id: str, instruction: str) -> str:
+    """Deterministic challenge id: the round and the whitespace-normalised text."""
+    return stable_id(round_id, " ".join(instruction.split()))
+
+
 @dataclass
 class Funnel:
     """How many challenges each filter let through (reported and stored with the round)."""
@@ -80,6 +85,14 @@ class Funnel:
 
 
 class Challenger(ModelStage):
+    _benchmark: BenchmarkIndex | None = None
+
+    def benchmark_index(self) -> BenchmarkIndex:
+        """The decontamination index, built once (it reads every HumanEval problem)."""
+        if self._benchmark is None:
+            ngram = self.config.challenger.decontamination.ngram
+            self._benchmark = BenchmarkIndex.humaneval(ngram=ngram)
+        return self._benchmark
     def _mining_plan(self) -> list[tuple[str, str, SamplingConfig]]:
         """(mined_id, attacker, sampling) for every raw instruction this round mines."""
         cfg = self.config
@@ -192,8 +205,9 @@ class Challenger(ModelStage):
         funnel.deduplicated = len(candidates)
 
         if ch.decontamination.enabled and candidates:
-            index = BenchmarkIndex.humaneval(ngram=ch.decontamination.ngram)
-            kept_idx, dropped = decontaminate([c.instruction for c in candidates], index)
+            kept_idx, dropped = decontaminate(
+                [c.instruction for c in candidates], self.benchmark_index()
+            )
             for i, overlap in dropped.items():
                 log.info("decontaminated: %r overlaps %s", candidates[i].instruction[:60], overlap)
             candidates = [candidates[i] for i in kept_idx]
@@ -213,11 +227,64 @@ class Challenger(ModelStage):
 
         challenges = []
         for c in candidates:
-            c.challenge_id = stable_id(cfg.round_id, " ".join(c.instruction.split()))
+            c.challenge_id = challenge_id_for(cfg.round_id, c.instruction)
             rng = random.Random(derive_seed(cfg.seed, "defenders", c.challenge_id))
             del c.defenders[:]
             c.defenders.extend(pair_defenders(c.attacker, self.roster, ch.defenders, rng))
             challenges.append(c)
+        return challenges
+
+    def user_challenges(
+        self, round_id: str, texts: list[str], stored: list[arena_pb2.Challenge]
+    ) -> list[arena_pb2.Challenge]:
+        """Challenges for instructions submitted to a running round.
+
+        Dropped: instructions already stored, near-duplicates of stored challenges or of each
+        other, and benchmark leaks. The attacker seat is given by the id, so resubmitting an
+        instruction gives the same challenge.
+        """
+        ch = self.config.challenger
+        known = {c.challenge_id for c in stored}
+        candidates: list[tuple[str, str]] = []
+        for text in texts:
+            cid = challenge_id_for(round_id, text)
+            if cid in known:
+                log.info("submitted instruction is already challenge %s", cid)
+                continue
+            known.add(cid)
+            candidates.append((cid, text))
+
+        if ch.dedup.enabled and candidates:
+            # Stored challenges first: the dedup keeps the first of a group.
+            pool = [c.instruction for c in stored] + [text for _, text in candidates]
+            kept = set(minhash_dedup(
+                pool,
+                threshold=ch.dedup.threshold,
+                num_perm=ch.dedup.num_perm,
+                shingle_size=ch.dedup.shingle_size,
+            ).kept)
+            candidates = [c for i, c in enumerate(candidates) if len(stored) + i in kept]
+
+        if ch.decontamination.enabled and candidates:
+            kept_idx, dropped = decontaminate(
+                [text for _, text in candidates], self.benchmark_index()
+            )
+            for i, overlap in dropped.items():
+                log.info("submitted instruction %s overlaps %s", candidates[i][0], overlap.task_id)
+            candidates = [candidates[i] for i in kept_idx]
+
+        challenges = []
+        for cid, text in candidates:
+            attacker = self.roster[int(cid, 16) % len(self.roster)]
+            rng = random.Random(derive_seed(self.config.seed, "defenders", cid))
+            challenges.append(arena_pb2.Challenge(
+                challenge_id=cid,
+                round_id=round_id,
+                instruction=text,
+                attacker=attacker,
+                source="user",
+                defenders=pair_defenders(attacker, self.roster, ch.defenders, rng),
+            ))
         return challenges
 
     async def _score_quality(
