@@ -43,6 +43,7 @@ from warriorcoder.service.grpc_server import status_for
 from warriorcoder.service.kafka_loop import (
     DeliveryError,
     EventProducer,
+    OutgoingRecord,
     StageLoop,
     ensure_topics,
     is_transient,
@@ -429,18 +430,19 @@ class Outage:
 
 
 class FlakyProducer(EventProducer):
-    """An EventProducer whose first `failures` flushes fail like a broker that is away."""
+    """An EventProducer whose first `failures` publishes fail like a broker that is away."""
 
     def __init__(self, settings: ServiceSettings, failures: int) -> None:
         super().__init__(settings)
         self.failures = failures
         self.flushes = 0
 
-    def flush(self, timeout_s: float | None = None) -> None:
+    def publish_records(self, records: Sequence[OutgoingRecord],
+                        timeout_s: float | None = None) -> None:
         self.flushes += 1
         if self.flushes <= self.failures:
             raise DeliveryError("flush timed out", [kafka_errors.KafkaTimeoutError()])
-        super().flush(timeout_s)
+        super().publish_records(records, timeout_s)
 
 
 def stage_loop(settings: ServiceSettings, handler: Any,
@@ -454,9 +456,7 @@ def publish_challenges(settings: ServiceSettings, items: Sequence[arena_pb2.Chal
     ensure_topics(settings, list(Topic))
     producer = EventProducer(settings)
     try:
-        for c in items:
-            producer.send(Topic.CHALLENGES, c)
-        producer.flush(timeout_s=60)
+        producer.publish(Topic.CHALLENGES, items, timeout_s=60)
     finally:
         producer.close()
 

@@ -95,9 +95,7 @@ def prepare(settings: ServiceSettings, items: Sequence[arena_pb2.Challenge] = ()
 def publish(settings: ServiceSettings, items: Sequence[arena_pb2.Challenge]) -> None:
     producer = EventProducer(settings)
     try:
-        for c in items:
-            producer.send(Topic.CHALLENGES, c)
-        producer.flush(timeout_s=DEADLINE_S)
+        producer.publish(Topic.CHALLENGES, items, timeout_s=DEADLINE_S)
     finally:
         producer.close()
 
@@ -313,10 +311,11 @@ def test_only_the_message_that_keeps_failing_is_dead_lettered(settings: ServiceS
     assert committed_total(settings) == n
 
 
-def test_stop_finishes_the_batch_commits_and_hands_the_rest_over(
+def test_stop_finishes_the_batches_in_flight_commits_and_hands_the_rest_over(
     settings: ServiceSettings,
 ) -> None:
-    n = 24  # three batches of kafka_poll_max_records=8 at least
+    settings = settings.model_copy(update={"kafka_max_inflight_batches": 2})
+    n = 40  # five batches of kafka_poll_max_records=8 at least
     prepare(settings, challenges(n))
     gate = asyncio.Event()
     entered = asyncio.Event()
@@ -338,18 +337,20 @@ def test_stop_finishes_the_batch_commits_and_hands_the_rest_over(
         stop.set()
         gate.set()
         await until(task)  # returns: the loop exited cleanly
-        assert committed_total(settings) == len(first_batches[0])
+        assert committed_total(settings) == sum(len(b) for b in first_batches)
 
         loop2 = make_loop(settings, rest)
         stop2 = asyncio.Event()
         task2 = asyncio.create_task(loop2.run(stop2))
-        await wait_until(lambda: len(rest.seen) >= n - len(first_batches[0]), "the rest")
+        handled = sum(len(b) for b in first_batches)
+        await wait_until(lambda: len(rest.seen) >= n - handled, "the rest")
         stop2.set()
         await until(task2)
 
     asyncio.run(scenario())
-    assert len(first_batches) == 1
-    assert sorted(first_batches[0] + rest.seen) == [f"c{i:03d}" for i in range(n)]
+    assert 1 <= len(first_batches) <= 2  # never more than kafka_max_inflight_batches at once
+    handled = [c for batch in first_batches for c in batch]
+    assert sorted(handled + rest.seen) == [f"c{i:03d}" for i in range(n)]
     outputs = read_topic(settings, Topic.RESPONSES, n)
     assert len(outputs) == n
     assert committed_total(settings) == n
@@ -401,15 +402,12 @@ def test_a_replica_joining_mid_stream_takes_over_without_losing_anything(
         while not b.seen:
             assert time.monotonic() < deadline, "the second replica never got work"
             batch = challenges(4, start=len(produced))
-            for c in batch:
-                producer.send(Topic.CHALLENGES, c)
-            await asyncio.to_thread(producer.flush)
+            await asyncio.to_thread(producer.publish, Topic.CHALLENGES, batch)
             produced.extend(c.challenge_id for c in batch)
             await asyncio.sleep(0.1)
-        for c in challenges(20, start=len(produced)):
-            producer.send(Topic.CHALLENGES, c)
-            produced.append(c.challenge_id)
-        await asyncio.to_thread(producer.flush)
+        burst = challenges(20, start=len(produced))
+        await asyncio.to_thread(producer.publish, Topic.CHALLENGES, burst)
+        produced.extend(c.challenge_id for c in burst)
 
     async def scenario() -> None:
         loop_a, loop_b = make_loop(settings, a), make_loop(settings, b)
@@ -433,3 +431,105 @@ def test_a_replica_joining_mid_stream_takes_over_without_losing_anything(
     assert sorted(set(outputs)) == sorted(produced)
     assert len(outputs) == len(a.seen) + len(b.seen)
     assert committed_total(settings) == len(produced)
+
+
+# -- pipelined batches ---------------------------------------------------------------------------
+
+
+def test_a_later_batch_that_finishes_first_is_committed_only_after_the_earlier_one(
+    settings: ServiceSettings,
+) -> None:
+    n = 32  # four batches of kafka_poll_max_records=8
+    prepare(settings, challenges(n))
+    release_first = asyncio.Event()
+    batches: list[list[str]] = []
+
+    async def first_is_slow(batch: list[arena_pb2.Challenge]) -> Sequence[Message]:
+        batches.append([c.challenge_id for c in batch])
+        if len(batches) == 1:
+            await release_first.wait()
+        return [answer(c) for c in batch]
+
+    async def scenario() -> None:
+        loop = make_loop(settings, first_is_slow)
+        stop = asyncio.Event()
+        task = asyncio.create_task(loop.run(stop))
+        await wait_until(lambda: len(batches) >= 2, "a second batch while the first waits")
+        later = sum(len(b) for b in batches[1:])
+        await asyncio.to_thread(read_topic, settings, Topic.RESPONSES, later)  # published
+        await asyncio.sleep(1.0)  # time for a wrong commit to happen
+        assert committed_total(settings) == 0  # the first batch is not done: nothing is
+        release_first.set()
+        await wait_until(lambda: committed_total(settings) == n, "every commit")
+        stop.set()
+        await until(task)
+
+    asyncio.run(scenario())
+    assert sorted(c for b in batches for c in b) == [f"c{i:03d}" for i in range(n)]
+
+
+def test_no_more_batches_than_kafka_max_inflight_batches_are_handled_at_once(
+    settings: ServiceSettings,
+) -> None:
+    settings = settings.model_copy(update={"kafka_max_inflight_batches": 3})
+    n = 80
+    prepare(settings, challenges(n))
+    running = 0
+    most = 0
+    seen: list[str] = []
+
+    async def slow(batch: list[arena_pb2.Challenge]) -> Sequence[Message]:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.3)
+        running -= 1
+        seen.extend(c.challenge_id for c in batch)
+        return [answer(c) for c in batch]
+
+    async def scenario() -> None:
+        loop = make_loop(settings, slow)
+        stop = asyncio.Event()
+        task = asyncio.create_task(loop.run(stop))
+        await wait_until(lambda: len(seen) >= n, "every message")
+        stop.set()
+        await until(task)
+
+    asyncio.run(scenario())
+    assert most == 3  # batches overlapped, and never more than the setting allows
+    assert sorted(seen) == [f"c{i:03d}" for i in range(n)]
+    assert committed_total(settings) == n
+
+
+def test_an_output_too_large_for_the_broker_dead_letters_its_input(
+    settings: ServiceSettings,
+) -> None:
+    settings = settings.model_copy(update={"kafka_max_message_bytes": 32768})
+    n = 6
+    prepare(settings, challenges(n))
+    handled: list[str] = []
+
+    async def bloats_c002(batch: list[arena_pb2.Challenge]) -> Sequence[Message]:
+        handled.extend(c.challenge_id for c in batch)
+        out = [answer(c) for c in batch]
+        for pair in out:
+            if pair.challenge_id == "c002":
+                pair.instruction = "x" * 40000
+        return out
+
+    async def scenario() -> None:
+        loop = make_loop(settings, bloats_c002)
+        stop = asyncio.Event()
+        task = asyncio.create_task(loop.run(stop))
+        await wait_until(lambda: committed_total(settings) == n, "every commit")
+        stop.set()
+        await until(task)
+
+    asyncio.run(scenario())
+    [dead] = read_topic(settings, Topic.DEAD_LETTER, 1)
+    assert Challenge.FromString(dead.value).challenge_id == "c002"
+    assert "OutputTooLarge: ResponsePair of 4" in header(dead, "error")
+    assert "kafka_max_message_bytes 32768" in header(dead, "error")
+    answered = {ResponsePair.FromString(r.value).challenge_id
+                for r in read_topic(settings, Topic.RESPONSES, n - 1)}
+    assert answered == {f"c{i:03d}" for i in range(n)} - {"c002"}

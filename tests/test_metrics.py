@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 
-import httpx
 import pytest
 
 from warriorcoder.backends.base import (
@@ -127,6 +128,21 @@ def test_judge_stats_from_the_leaderboard_set_the_gauges() -> None:
     assert value(m, "warriorcoder_judge_invalid_rate", judge="j2") == 0.0
 
 
+def test_leaderboard_ratings_set_the_rating_gauges() -> None:
+    m = ServiceMetrics("rater")
+    board = arena_pb2.Leaderboard(round_id="r1")
+    board.ratings.add(model_id="m1", elo=1040.5, bradley_terry=1012.0)
+    board.ratings.add(model_id="m2", elo=959.5, bradley_terry=988.0)
+    m.record_leaderboard(board)
+    assert value(m, "warriorcoder_rating", round="r1", model="m1", method="elo") == 1040.5
+    assert value(m, "warriorcoder_rating", round="r1", model="m2",
+                 method="bradley_terry") == 988.0
+    board.ratings[0].elo = 1100.0  # a later leaderboard replaces the value
+    m.record_leaderboard(board)
+    assert value(m, "warriorcoder_rating", round="r1", model="m1", method="elo") == 1100.0
+    assert value(m, "warriorcoder_rating", round="r2", model="m1", method="elo") is None
+
+
 def test_metrics_are_served_over_http() -> None:
     m = ServiceMetrics("exporter")
     m.count_consumed("battles", 2)
@@ -135,14 +151,14 @@ def test_metrics_are_served_over_http() -> None:
         assert port > 0
         with pytest.raises(RuntimeError, match="already served"):
             m.start_http(0, host="127.0.0.1")
-        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
-        assert response.status_code == 200
-        assert ('warriorcoder_messages_consumed_total{service="exporter",topic="battles"} 2.0'
-                in response.text)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            assert response.status == 200
+            text = response.read().decode()
+        assert 'warriorcoder_messages_consumed_total{service="exporter",topic="battles"} 2.0' in text
     finally:
         m.stop_http()
-    with pytest.raises(httpx.TransportError):
-        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
     with pytest.raises(ValueError, match="0-65535"):
         m.start_http(70000)
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 from warriorcoder.backends.base import (
     BackendError,
@@ -65,26 +65,37 @@ def _excerpt(text: str) -> str:
     return flat if len(flat) <= _EXCERPT_CHARS else flat[:_EXCERPT_CHARS] + "..."
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+@dataclass(frozen=True)
+class _HttpAnswer:
+    status: int
+    body: bytes
+    retry_after: str | None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+def _retry_after(answer: _HttpAnswer) -> float | None:
+    value = answer.retry_after
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:  # an HTTP date: not worth parsing, the backoff applies instead
         return None
 
 
-def _parse_body(response: httpx.Response, url: str, chat: bool) -> _Reply | _Failure:
+def _parse_body(response: _HttpAnswer, url: str, chat: bool) -> _Reply | _Failure:
     """Check the shape of a 200 answer; anything unexpected is a retryable failure."""
 
     def garbage(what: str) -> _Failure:
         return _Failure(
             f"malformed response from {url}: {what} (body: {_excerpt(response.text)!r})",
             retryable=True,
-            status=response.status_code,
+            status=response.status,
         )
 
     try:
-        body = response.json()
+        body = json.loads(response.body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return garbage("body is not JSON")
     if not isinstance(body, dict):
@@ -163,7 +174,7 @@ class OpenAIBackend(ModelBackend):
         self._bos = expert.chat_template.bos_token
         self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._semaphore: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:  # never shows the headers (API key)
@@ -178,16 +189,18 @@ class OpenAIBackend(ModelBackend):
     def end_of_turn(self) -> tuple[str, ...]:
         return (end_of_user_turn(self._template, self._bos),)
 
-    def _session(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+    def _session(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         # The connection pool and semaphore belong to one event loop; a later asyncio.run()
         # gets fresh ones (the old pool died with its loop).
+        # aiohttp, not httpx: measured at about a tenth of httpx's CPU per request
+        # (docs/benchmarks.md), which is most of a model-calling service's own CPU.
         loop = asyncio.get_running_loop()
         if self._client is None or self._semaphore is None or self._loop is not loop:
             n = self.expert.max_concurrency
-            self._client = httpx.AsyncClient(
+            self._client = aiohttp.ClientSession(
                 headers=self._headers,
-                timeout=httpx.Timeout(self.expert.timeout_s),
-                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                connector=aiohttp.TCPConnector(limit=n),
+                timeout=aiohttp.ClientTimeout(total=None),  # one deadline below, per attempt
             )
             self._semaphore = asyncio.Semaphore(n)
             self._loop = loop
@@ -208,19 +221,24 @@ class OpenAIBackend(ModelBackend):
             t0 = time.perf_counter()
             try:
                 async with asyncio.timeout(timeout_s):
-                    response = await client.post(url, json=payload)
-            except (TimeoutError, httpx.TimeoutException):
+                    async with client.post(url, json=payload) as http:
+                        response = _HttpAnswer(
+                            http.status, await http.read(), http.headers.get("retry-after")
+                        )
+            except TimeoutError:
                 return _Failure(f"timeout after {timeout_s:g}s from {url}", retryable=True)
-            except httpx.TransportError as err:
+            except aiohttp.InvalidURL as err:
+                return _Failure(f"request to {url} failed: invalid URL {err}", retryable=False)
+            except aiohttp.ClientError as err:
                 return _Failure(
                     f"connection error to {url}: {type(err).__name__}: {err}", retryable=True
                 )
-            except Exception as err:  # noqa: BLE001 (bad URL and the like: a retry cannot help)
+            except Exception as err:  # noqa: BLE001 (a bad request and the like: a retry cannot help)
                 return _Failure(
                     f"request to {url} failed: {type(err).__name__}: {err}", retryable=False
                 )
             latency = time.perf_counter() - t0
-        status = response.status_code
+        status = response.status
         if status != 200:
             return _Failure(
                 f"HTTP {status} from {url}: {_excerpt(response.text)}",
@@ -302,7 +320,7 @@ class OpenAIBackend(ModelBackend):
     async def aclose(self) -> None:
         """Close the connection pool."""
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
         self._client = None
         self._semaphore = None
         self._loop = None

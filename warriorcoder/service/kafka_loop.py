@@ -1,8 +1,8 @@
 """Kafka transport of the distributed services: topics, an event producer, the stage loop.
 
 Delivery is at-least-once: a batch's offsets are committed only after its outputs (and its
-dead letters) are flushed to the broker, so a process killed at any point redelivers what it
-had not finished. The stages are idempotent, which turns that into effectively-once results.
+dead letters) are acknowledged by the broker, and after every batch polled before it, so a
+process killed at any point redelivers what it had not finished. The stages are idempotent, which turns that into effectively-once results.
 
 kafka-python is synchronous. Every consumer call runs on one dedicated worker thread (calls
 stay in order and never overlap, as the consumer requires) and producer flushes run via
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,8 +38,8 @@ from warriorcoder.service.metrics import ServiceMetrics
 from warriorcoder.service.settings import ServiceName, ServiceSettings
 from warriorcoder.v1 import arena_pb2
 
-__all__ = ["DEAD_LETTER_HEADERS", "DeliveryError", "EventProducer", "Handler", "StageLoop",
-           "ensure_topics", "is_transient", "message_key"]
+__all__ = ["DEAD_LETTER_HEADERS", "DeliveryError", "EventProducer", "Handler", "OutgoingRecord",
+           "OutputTooLarge", "StageLoop", "ensure_topics", "is_transient", "message_key"]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,10 @@ Handler = Callable[[list[M]], Awaitable[Sequence[Message]]]
 
 # Headers of a dead-lettered record (values are UTF-8); its key and value are the original's.
 DEAD_LETTER_HEADERS = ("error", "source-topic", "partition", "offset", "service")
-# Kafka's default max message size is 1 MB; an error text never needs more than this.
+# An error text in a dead letter's headers never needs more than this.
 _MAX_ERROR_CHARS = 4000
+# Room for a record's key, headers and framing within the producer's max_request_size.
+_RECORD_OVERHEAD_BYTES = 1024
 _MAX_BACKOFF_S = 30.0
 # Waits between retries during an outage stay short, so a batch resumes soon after recovery.
 _MAX_OUTAGE_BACKOFF_S = 10.0
@@ -98,6 +100,11 @@ def is_transient(exc: BaseException) -> bool:
             return all(is_transient(cause) for cause in current.causes)
         current = current.__cause__
     return False
+
+
+class OutputTooLarge(ValueError):
+    """A handler produced an event larger than the broker accepts: the input's fault, so it is
+    dead-lettered instead of failing every later publish."""
 
 
 class _Abandoned(Exception):
@@ -170,12 +177,24 @@ def message_key(message: Message) -> bytes:
     return challenge_id.encode()
 
 
+@dataclass(frozen=True)
+class OutgoingRecord:
+    """One record to produce: already encoded, with its topic (unprefixed) and key."""
+
+    topic: Topic
+    value: bytes
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
 class EventProducer:
     """Idempotent producer of arena events (acks from all in-sync replicas, no duplicates
-    from the producer's own retries). Thread-safe: the stage loop and gRPC handlers share one.
+    from the producer's own retries). Thread-safe: the stage loop's concurrent batches and the
+    gRPC handlers share one.
 
-    `send` queues a record; `flush` waits until every queued record is acknowledged and raises
-    DeliveryError if any was not.
+    `publish` and `publish_records` return once every record of *that call* is acknowledged and
+    raise DeliveryError if any was not; concurrent calls never see each other's failures.
+    Blocking: call them via asyncio.to_thread from async code.
     """
 
     def __init__(self, settings: ServiceSettings, *, client_id: str = "warriorcoder") -> None:
@@ -186,36 +205,27 @@ class EventProducer:
             enable_idempotence=True,
             acks="all",
             linger_ms=5,  # lets a batch of outputs share requests
+            max_request_size=settings.kafka_max_message_bytes,
         )
-        self._pending: list[Any] = []
-        self._lock = threading.Lock()
 
-    def send(self, topic: Topic, message: Message) -> None:
-        """Queue one event on `topic` (prefixed by the settings), keyed by `message_key`.
+    def publish(self, topic: Topic, messages: Iterable[Message],
+                timeout_s: float | None = None) -> None:
+        """Produce arena events on `topic`, each keyed by `message_key`, and wait for the acks."""
+        self.publish_records([OutgoingRecord(topic, m.SerializeToString(), message_key(m))
+                              for m in messages], timeout_s)
 
-        Usually returns at once; it can block while the topic's metadata is first fetched.
-        """
-        self.send_raw(topic, message.SerializeToString(), key=message_key(message))
-
-    def send_raw(self, topic: Topic, value: bytes, *, key: bytes | None = None,
-                 headers: Sequence[tuple[str, bytes]] = ()) -> None:
-        """Queue raw bytes on `topic` (prefixed by the settings); used for dead letters."""
-        future = self._producer.send(self.settings.topic(topic), value=value, key=key,
-                                     headers=list(headers))
-        with self._lock:
-            self._pending.append(future)
-
-    def flush(self, timeout_s: float | None = None) -> None:
-        """Block until every record queued so far is acknowledged; DeliveryError if not."""
-        with self._lock:
-            pending, self._pending = self._pending, []
+    def publish_records(self, records: Sequence[OutgoingRecord],
+                        timeout_s: float | None = None) -> None:
+        """Produce encoded records (topics prefixed by the settings) and wait for the acks."""
+        futures = [self._producer.send(self.settings.topic(r.topic), value=r.value, key=r.key,
+                                       headers=list(r.headers)) for r in records]
         try:
             self._producer.flush(timeout=timeout_s)
         except kafka_errors.KafkaTimeoutError as exc:
             raise DeliveryError(f"records not acknowledged within {timeout_s}s: {exc}") from exc
-        failures = [f.exception for f in pending if f.failed()]
+        failures = [f.exception for f in futures if f.failed()]
         if failures:
-            raise DeliveryError(f"{len(failures)} of {len(pending)} records not delivered; "
+            raise DeliveryError(f"{len(failures)} of {len(futures)} records not delivered; "
                                 f"first error: {failures[0]!r}", failures)
 
     def close(self) -> None:
@@ -247,11 +257,16 @@ class _AssignmentListener(ConsumerRebalanceListener):
 class StageLoop(Generic[M]):
     """Consume `consumes` in batches, run the stage handler, produce to `produces`, commit.
 
-    One batch at a time: the next poll happens only after the handler returned and the batch
-    was committed (backpressure). A record that does not parse as `message_type`, or whose
-    handling still raises after `settings.handler_attempts` attempts alone, goes to the
-    dead-letter topic with DEAD_LETTER_HEADERS and is committed; the loop goes on. When
-    `produces` is None (the last stage) the handler's outputs are discarded.
+    Batches are pipelined: while up to `settings.kafka_max_inflight_batches` batches are in the
+    handler (their model requests share the backends' slots, so a slot freed by one batch is
+    taken by the next), the next batch is already polled. Offsets are committed strictly in
+    poll order, and only for batches whose outputs are acknowledged, so a crash redelivers every
+    batch that was not finished. When that many batches are uncommitted, polling waits for the
+    oldest (backpressure). A record that does not parse as `message_type`, or whose handling
+    still raises after `settings.handler_attempts` attempts alone, goes to the dead-letter topic
+    with DEAD_LETTER_HEADERS and is committed; the loop goes on. An output larger than the broker
+    accepts counts as a handling failure of its batch (OutputTooLarge). When `produces` is None
+    (the last stage) the handler's outputs are discarded.
 
     Transient errors (`is_transient`: MongoDB or the broker away) count against no attempt
     and dead-letter nothing: the handler call, or the publishing of the batch's outputs, is
@@ -312,12 +327,13 @@ class StageLoop(Generic[M]):
             self.metrics.forget_partition(tp.topic, tp.partition)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Process batches until `stop` is set, then finish the batch, commit and leave the group.
+        """Process batches until `stop` is set, then finish the batches in flight, commit and
+        leave the group.
 
         Cancelled mid-batch, or stopped while a batch waits for an outage to end, nothing of
-        that batch is committed (a replica or a restart gets it again). Other broker failures
-        (produce refused for good, commit refused for reasons other than a rebalance)
-        propagate: the process should exit and be restarted.
+        that batch (nor of any later batch) is committed: a replica or a restart gets it again.
+        Other broker failures (produce refused for good, commit refused for reasons other than
+        a rebalance) propagate: the process should exit and be restarted.
         """
         loop = asyncio.get_running_loop()
         worker = ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{self.service}")
@@ -327,6 +343,8 @@ class StageLoop(Generic[M]):
 
         own_producer = self._producer is None
         consumer: KafkaConsumer | None = None
+        # Polled batches in poll order, each with the task handling it; committed from the left.
+        in_flight: deque[tuple[list[ConsumerRecord], asyncio.Task[None]]] = deque()
         self._stop = stop
         try:
             if self._producer is None:
@@ -334,19 +352,26 @@ class StageLoop(Generic[M]):
                     EventProducer, self.settings, client_id=f"warriorcoder-{self.service}")
             producer = self._producer
             consumer = await on_worker(self._open_consumer)
-            while not stop.is_set():
-                records = await on_worker(self._poll, consumer)
-                if self._assignment:
-                    self._ready.set()
-                if records:
-                    try:
-                        await self._process(records, producer)
-                    except _Abandoned:
-                        log.warning("%s: stopping during an outage; %d records left uncommitted",
-                                    self.service, len(records))
-                        break
-                    await on_worker(self._commit, consumer, records)
+            abandoned = False
+            while not stop.is_set() and not abandoned:
+                if len(in_flight) >= self.settings.kafka_max_inflight_batches:
+                    await asyncio.wait([in_flight[0][1]])
+                else:
+                    records = await on_worker(self._poll, consumer)
+                    if self._assignment:
+                        self._ready.set()
+                    if records:
+                        task = asyncio.create_task(self._process(records, producer))
+                        in_flight.append((records, task))
+                abandoned = await self._commit_finished(in_flight, consumer, on_worker)
+            if in_flight and not abandoned:
+                await asyncio.wait([task for _, task in in_flight])
+                await self._commit_finished(in_flight, consumer, on_worker)
         finally:
+            for _, task in in_flight:
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)
             if consumer is not None:
                 # Leaves the group at once, so a replica takes the partitions over fast.
                 await on_worker(consumer.close, False)
@@ -354,6 +379,31 @@ class StageLoop(Generic[M]):
             if own_producer and self._producer is not None:
                 await asyncio.to_thread(self._producer.close)
                 self._producer = None
+
+    async def _commit_finished(
+        self,
+        in_flight: deque[tuple[list[ConsumerRecord], asyncio.Task[None]]],
+        consumer: KafkaConsumer,
+        on_worker: Callable[..., Awaitable[Any]],
+    ) -> bool:
+        """Commit the finished batches at the head of `in_flight`, in poll order. True when the
+        head batch was abandoned (stop during an outage): nothing from it on is committed.
+        A handler or publish failure that is not the message's fault propagates."""
+        done: list[ConsumerRecord] = []
+        abandoned = False
+        while in_flight and in_flight[0][1].done():
+            records, task = in_flight[0]
+            if isinstance(task.exception(), _Abandoned):
+                log.warning("%s: stopping during an outage; %d records left uncommitted",
+                            self.service, sum(len(r) for r, _ in in_flight))
+                abandoned = True
+                break
+            task.result()  # raises what the batch could not survive
+            in_flight.popleft()
+            done.extend(records)
+        if done:
+            await on_worker(self._commit, consumer, done)
+        return abandoned
 
     # -- consumer calls (on the worker thread) ------------------------------------------------
 
@@ -427,11 +477,18 @@ class StageLoop(Generic[M]):
                                        dead: Sequence[_DeadLetter]) -> None:
         """Publish, retrying while the broker is away. A retry may send some records twice;
         the idempotent stages downstream make that harmless."""
+        records = [OutgoingRecord(self.produces, value, key)
+                   for value, key in outputs if self.produces is not None]
+        for letter in dead:
+            records.append(OutgoingRecord(Topic.DEAD_LETTER, letter.record.value or b"",
+                                          letter.record.key, tuple(self._headers(letter))))
+            log.warning("%s: dead-lettered %s[%d]@%d: %s", self.service, letter.record.topic,
+                        letter.record.partition, letter.record.offset, letter.error)
         outages = 0
         while True:
             try:
                 # send can block on topic metadata, flush on acks: both off the event loop
-                await asyncio.to_thread(self._publish, producer, outputs, dead)
+                await asyncio.to_thread(producer.publish_records, records)
                 return
             except Exception as exc:
                 if not is_transient(exc):
@@ -455,18 +512,6 @@ class StageLoop(Generic[M]):
             except TimeoutError:
                 return
         raise _Abandoned(doing)
-
-    def _publish(self, producer: EventProducer, outputs: Sequence[tuple[bytes, bytes]],
-                 dead: Sequence[_DeadLetter]) -> None:
-        if self.produces is not None:
-            for value, key in outputs:
-                producer.send_raw(self.produces, value, key=key)
-        for letter in dead:
-            producer.send_raw(Topic.DEAD_LETTER, letter.record.value or b"",
-                              key=letter.record.key, headers=self._headers(letter))
-            log.warning("%s: dead-lettered %s[%d]@%d: %s", self.service, letter.record.topic,
-                        letter.record.partition, letter.record.offset, letter.error)
-        producer.flush()
 
     def _decode(self, record: ConsumerRecord) -> M:
         if record.value is None:
@@ -514,7 +559,7 @@ class StageLoop(Generic[M]):
             try:
                 with self.metrics.time_handler():
                     outputs = await self.handler(batch)
-                return [(o.SerializeToString(), message_key(o)) for o in outputs]
+                return [self._encode(o) for o in outputs]
             except Exception as exc:
                 self.metrics.count_failed(self._topic, len(batch))
                 if is_transient(exc):
@@ -529,6 +574,15 @@ class StageLoop(Generic[M]):
                 log.info("%s: handler attempt %d/%d on %d messages failed (%s); retry in %.2fs",
                          self.service, attempt, attempts, len(batch), _describe(exc), delay)
                 await asyncio.sleep(delay)
+
+    def _encode(self, output: Message) -> tuple[bytes, bytes]:
+        value = output.SerializeToString()
+        limit = self.settings.kafka_max_message_bytes - _RECORD_OVERHEAD_BYTES
+        if len(value) > limit:
+            raise OutputTooLarge(f"{type(output).__name__} of {len(value)} bytes is over the "
+                                 f"{limit}-byte limit (kafka_max_message_bytes "
+                                 f"{self.settings.kafka_max_message_bytes})")
+        return value, message_key(output)
 
     def _headers(self, letter: _DeadLetter) -> list[tuple[str, bytes]]:
         r = letter.record

@@ -84,9 +84,7 @@ class ServiceContext:
 
     def publish(self, topic: Topic, messages: Sequence[Message]) -> None:
         """Send events and wait until the broker has them."""
-        for message in messages:
-            self.producer.send(topic, message)
-        self.producer.flush()
+        self.producer.publish(topic, messages)
 
 
 Builder = Callable[[ServiceContext], ServiceParts]
@@ -155,7 +153,7 @@ def main(name: ServiceName, build: Builder, argv: Sequence[str] | None = None) -
         level=settings.log_level,
         format=f"%(asctime)s %(levelname)s {name} %(name)s: %(message)s",
     )
-    for noisy in ("kafka", "httpx", "httpcore"):
+    for noisy in ("kafka", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return asyncio.run(run_service(name, settings, build))

@@ -31,6 +31,13 @@ class ServiceSettings(BaseSettings):
     kafka_replication_factor: int = Field(1, ge=1)
     # Messages handed to a stage at once (sized to keep the model servers' slots busy).
     kafka_poll_max_records: int = Field(16, ge=1)
+    # Polled batches handled at once: the next batch is polled while earlier ones wait on the
+    # model servers, so their slots never idle between batches. Also bounds what a crash
+    # hands back for redelivery: at most this many batches.
+    kafka_max_inflight_batches: int = Field(4, ge=1, le=64)
+    # Largest event a service produces (the producer's max_request_size; keep it at or under
+    # the broker's message.max.bytes). A larger output dead-letters the input it came from.
+    kafka_max_message_bytes: int = Field(1048576, ge=16384)
     kafka_session_timeout_ms: int = Field(10000, ge=1000)
     kafka_heartbeat_interval_ms: int = Field(1000, ge=100)
     mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
