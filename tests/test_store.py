@@ -69,3 +69,15 @@ def test_round_info_merges(store: ArenaStore) -> None:
 def test_embedded_store_survives_reopen(tmp_path: Path) -> None:
     ArenaStore.open_embedded(tmp_path / "a.db").save_battle(_battle("b1"))
     assert ArenaStore.open_embedded(tmp_path / "a.db").battle_ids("r1") == {"b1"}
+
+
+def test_connect_bounds_server_selection_unless_the_uri_sets_it(mongo_uri: str) -> None:
+    from warriorcoder.storage.store import DEFAULT_SERVER_SELECTION_TIMEOUT_MS
+
+    default = ArenaStore.connect(mongo_uri, f"t{uuid.uuid4().hex[:8]}")
+    assert default.db.client.options.server_selection_timeout == (
+        DEFAULT_SERVER_SELECTION_TIMEOUT_MS / 1000)
+    assert "?" not in mongo_uri
+    chosen = ArenaStore.connect(f"{mongo_uri.rstrip('/')}/?serverSelectionTimeoutMS=2500",
+                                f"t{uuid.uuid4().hex[:8]}")
+    assert chosen.db.client.options.server_selection_timeout == 2.5

@@ -21,6 +21,7 @@ M = TypeVar("M", bound=Message)
 
 # Ids per `$in` query: keeps each query document far below MongoDB's 16 MB limit.
 _IN_CHUNK = 1000
+DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5000
 
 # collection -> fields to index (besides _id)
 COLLECTIONS: dict[str, tuple[str, ...]] = {
@@ -71,10 +72,20 @@ class ArenaStore:
 
     @classmethod
     def connect(cls, uri: str, database: str = "warriorcoder") -> ArenaStore:
-        """A store on a MongoDB server (or anything that speaks its wire protocol)."""
-        import pymongo
+        """A store on a MongoDB server (or anything that speaks its wire protocol).
 
-        return cls(pymongo.MongoClient(uri)[database])
+        Unless the URI sets serverSelectionTimeoutMS, a call waits at most
+        DEFAULT_SERVER_SELECTION_TIMEOUT_MS for a reachable server (pymongo's own default, 30 s,
+        would stall a service's event loop that long during an outage).
+        """
+        import pymongo
+        from pymongo.uri_parser import parse_uri
+
+        options = {str(k).lower() for k in parse_uri(uri)["options"]}
+        kwargs: dict[str, Any] = {}
+        if "serverselectiontimeoutms" not in options:
+            kwargs["serverSelectionTimeoutMS"] = DEFAULT_SERVER_SELECTION_TIMEOUT_MS
+        return cls(pymongo.MongoClient(uri, **kwargs)[database])
 
     # -- generic --------------------------------------------------------------------------
     def _put(self, collection: str, doc_id: str, message: Message) -> None:
