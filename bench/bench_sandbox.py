@@ -1,0 +1,74 @@
+"""Sandbox overhead per run: a trivial program through `run_python` vs a bare subprocess.
+
+    .venv/bin/python bench/bench_sandbox.py [--runs 40]
+
+Both sides run the same interpreter (the base interpreter the sandbox uses), interleaved in
+one process so that machine load hits them alike. The sandbox's time includes its launcher
+process, namespaces, the jail's mounts, the limits and the output capture; "plain" is the
+sandbox's fallback mode without namespaces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from warriorcoder.execution import SandboxLimits, SandboxMode, run_python, sandbox_info
+from warriorcoder.execution.sandbox import base_interpreter
+
+
+def _p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40, help="runs per variant")
+    args = parser.parse_args()
+    exe = base_interpreter()[0]
+    info = sandbox_info()
+    limits = SandboxLimits(timeout_s=30.0)
+
+    def bare() -> None:
+        subprocess.run([exe, "-I", "-c", "pass"], check=True)
+
+    def jailed() -> None:
+        assert run_python("pass", limits).passed
+
+    def plain() -> None:
+        assert run_python("pass", limits, mode=SandboxMode.PLAIN).passed
+
+    variants: dict[str, Callable[[], None]] = {
+        f"bare `{Path(exe).name} -I -c pass`": bare,
+        f"run_python('pass'), mode {info.mode.value}": jailed,
+    }
+    if info.mode is not SandboxMode.PLAIN:
+        variants["run_python('pass'), mode plain"] = plain
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for fn in variants.values():  # warm-up: page cache, first probe
+        fn()
+    for _ in range(args.runs):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"interpreter: {exe}; runs per variant: {args.runs}; interleaved")
+    print(f"sandbox mode: {info.mode.value}; protections: {', '.join(info.protections)}")
+    base = statistics.median(next(iter(times.values())))
+    print(f"{'variant':48s} {'median ms':>10s} {'p90 ms':>8s} {'overhead':>9s}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:48s} {1000 * median:10.1f} {1000 * _p90(values):8.1f} "
+              f"{1000 * (median - base):+8.1f}")
+
+
+if __name__ == "__main__":
+    main()
