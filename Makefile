@@ -104,8 +104,10 @@ bench: $(VENV)/.installed  ## Benchmarks (results go in docs/benchmarks.md)
 	$(PY) bench/bench_bradley_terry.py
 	$(PY) bench/bench_minhash.py
 	$(PY) bench/bench_transformers_batching.py
+	$(PY) bench/bench_http_client.py
 	$(PY) bench/bench_orchestration.py
 	$(PY) bench/bench_saturation.py
+	$(PY) bench/bench_sandbox.py
 
 up: $(VENV)/.installed  ## Start the local distributed stack (broker, MongoDB, Prometheus, 5 services)
 	deploy/local/stack.sh up
