@@ -16,6 +16,16 @@ Endpoints: POST /v1/chat/completions and POST /v1/completions. Behaviours (`set_
 With `times=N` the behaviour applies to the next N requests only, then answers are normal.
 `delay_s` adds latency to every answer (to make requests overlap). Every request is recorded.
 
+Scripted answers (`replies`, kept in every mode's normal answers): a sequence of `Reply`; the
+first whose `contains` is in the prompt (chat: the last user message; completions: the prompt)
+and whose `model` is None or the request's model gives the answer text, e.g. code for the
+answers and asserts for a request for tests:
+
+    server.set_behaviour("normal", completion_text="A]]", replies=(
+        Reply("Write tests", "```python\nassert add(2, 3) == 5\n```"),
+        Reply("add(a, b)", "```python\ndef add(a, b):\n    return a + b\n```", model="m-a"),
+    ))
+
 Run it by hand: ``python tests/fake_openai_server.py --port 8000``.
 """
 
@@ -41,6 +51,17 @@ class RecordedRequest:
     body: Any  # parsed JSON, or None when the body was not JSON
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A scripted answer: `text` for prompts containing `contains` (of `model`, or any)."""
+
+    contains: str
+    text: str
+    model: str | None = None
+    # "chat", "completion" or None for both.
+    endpoint: Literal["chat", "completion"] | None = None
+
+
 @dataclass
 class Behaviour:
     mode: Mode = "normal"
@@ -52,6 +73,7 @@ class Behaviour:
     omit_usage: bool = False
     retry_after: str | None = None
     completion_text: str = "Write a Python function that reverses a linked list."
+    replies: tuple[Reply, ...] = ()
     served: int = field(default=0)  # requests that got this behaviour so far
 
 
@@ -123,7 +145,8 @@ class FakeOpenAIServer:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             b = self._behaviour
             if b.times is not None and b.served >= b.times:
-                return Behaviour(delay_s=b.delay_s, completion_text=b.completion_text)
+                return Behaviour(delay_s=b.delay_s, completion_text=b.completion_text,
+                                 replies=b.replies)
             b.served += 1
             return Behaviour(**b.__dict__)
 
@@ -135,6 +158,16 @@ class FakeOpenAIServer:
         self._stopping.wait(seconds)
 
 
+def scripted_reply(replies: tuple[Reply, ...], endpoint: str, model: str,
+                   prompt: str) -> str | None:
+    """The text of the first matching `Reply`, or None."""
+    for reply in replies:
+        if (reply.contains in prompt and reply.model in (None, model)
+                and reply.endpoint in (None, endpoint)):
+            return reply.text
+    return None
+
+
 def answer_body(path: str, body: dict[str, Any], b: Behaviour) -> dict[str, Any]:
     """The JSON a normal server returns for `body` (deterministic)."""
     model = body.get("model", "fake")
@@ -143,13 +176,16 @@ def answer_body(path: str, body: dict[str, Any], b: Behaviour) -> dict[str, Any]
         messages = body.get("messages") or []
         last_user = next((m.get("content", "") for m in reversed(messages)
                           if m.get("role") == "user"), "")
-        text = f"echo {model}: {last_user}"
+        scripted = scripted_reply(b.replies, "chat", model, str(last_user))
+        text = scripted if scripted is not None else f"echo {model}: {last_user}"
         prompt_tokens = sum(_words(m.get("content", "")) for m in messages)
     else:
-        text = b.completion_text
+        prompt = str(body.get("prompt", ""))
+        scripted = scripted_reply(b.replies, "completion", model, prompt)
+        text = scripted if scripted is not None else b.completion_text
         for stop in body.get("stop") or []:
             text = text.split(stop, 1)[0]
-        prompt_tokens = _words(body.get("prompt", ""))
+        prompt_tokens = _words(prompt)
     finish = "stop"
     words = text.split()
     if len(words) > max_tokens:

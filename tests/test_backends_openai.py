@@ -148,9 +148,12 @@ def test_missing_api_key_env_is_a_setup_error(monkeypatch: pytest.MonkeyPatch) -
         make_backend("http://127.0.0.1:1/v1", api_key_env=KEY_ENV)
 
 
-def test_missing_chat_template_is_a_setup_error() -> None:
+def test_missing_chat_template_fails_only_where_a_raw_prompt_needs_it() -> None:
+    backend = make_backend("http://127.0.0.1:1/v1", chat_template=None)  # a chat client is fine
     with pytest.raises(BackendError, match=r"roster\.N\.chat_template"):
-        make_backend("http://127.0.0.1:1/v1", chat_template=None)
+        backend.chat_template()
+    with pytest.raises(BackendError, match=r"roster\.N\.chat_template"):
+        backend.end_of_turn()
 
 
 def test_bad_chat_template_folder_is_a_setup_error(tmp_path: Any) -> None:

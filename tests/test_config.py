@@ -81,3 +81,12 @@ def test_answer_sampling_override() -> None:
     cfg = parse_config({"roster": roster})
     assert cfg.answer_sampling("a").temperature == 1.0
     assert cfg.answer_sampling("b") == cfg.responder.sampling
+
+
+def test_openai_expert_in_an_arena_needs_a_chat_template() -> None:
+    roster = [{"id": f"m{i}", "backend": "openai", "model": "x",
+               "endpoint": "http://127.0.0.1:8000/v1", "chat_template": {"builtin": "chatml"}}
+              for i in range(3)]
+    del roster[1]["chat_template"]
+    with pytest.raises(ConfigError, match=r"roster\.1\.chat_template: required for backend"):
+        parse_config({"roster": roster})

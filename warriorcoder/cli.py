@@ -11,13 +11,17 @@ from pathlib import Path
 from typing import Any, get_args
 
 from warriorcoder.backends.base import BackendError
+from warriorcoder.calibration import add_calibrate_command
 from warriorcoder.config import ConfigError, load_config
+from warriorcoder.evaluation.commands import add_eval_parser
 from warriorcoder.service.settings import ServiceName
+from warriorcoder.training import add_train_parser
 
 EPILOG = """examples:
   warriorcoder run --config examples/arena.yaml --run-dir runs/demo
   warriorcoder validate --config examples/arena.yaml
   warriorcoder leaderboard --run-dir runs/demo
+  warriorcoder calibrate --config examples/arena.yaml --problems 20
 
 distributed (services started with `warriorcoder serve NAME` or `make up`):
   warriorcoder round start --challenger 127.0.0.1:50051
@@ -128,13 +132,15 @@ def cmd_round(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from warriorcoder.stages.challenger import read_user_instructions
+    from warriorcoder.stages.challenger import read_user_items
     from warriorcoder.v1 import services_pb2
 
-    instructions = read_user_instructions(args.file)
+    items = read_user_items(args.file)
+    tests = [i.tests for i in items] if any(i.tests for i in items) else []
     reply = _rpc(args.challenger, "Challenger", "SubmitInstructions",
                  services_pb2.SubmitInstructionsRequest(round_id=args.round_id,
-                                                        instructions=instructions),
+                                                        instructions=[i.instruction for i in items],
+                                                        tests=tests),
                  args.timeout)
     print(f"{reply.accepted} accepted, {reply.rejected} rejected (duplicates or benchmark leaks)")
     return 0
@@ -228,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit = sub.add_parser("submit", help="add your own instructions to a round")
     submit.add_argument("--challenger", required=True, metavar="HOST:PORT")
     submit.add_argument("--file", required=True,
-                        help=".txt (one instruction per line) or .jsonl (field 'instruction')")
+                        help=".txt (one instruction per line) or .jsonl (field 'instruction', "
+                             "optional 'tests')")
     _remote_args(submit)
     submit.set_defaults(func=cmd_submit)
 
@@ -237,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="folder for the files (on the exporter)")
     _remote_args(export)
     export.set_defaults(func=cmd_export)
+    add_train_parser(sub)
+    add_calibrate_command(sub)
+    add_eval_parser(sub)
     return parser
 
 

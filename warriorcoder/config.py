@@ -170,6 +170,23 @@ class ExportConfig(_Strict):
     min_preference_margin: float = Field(0.0, ge=0.0)
 
 
+class ExecutionConfig(_Strict):
+    """Execution grounding: answers run against their challenge's tests in the sandbox."""
+
+    enabled: bool = False
+    # Local score = (1 - weight) * judges' score + weight * execution score (see
+    # warriorcoder/arena/grounding.py); 0 records the runs without letting them score.
+    weight: float = Field(0.5, ge=0.0, le=1.0)
+    # Mined challenges get tests written by their attacker (a second request after mining).
+    generate_tests: bool = True
+    tests_max_tokens: int = Field(512, ge=16, le=65536)
+    # Sandbox limits of one run (answer code + tests).
+    timeout_s: float = Field(10.0, gt=0.0, le=600.0)
+    memory_mb: int = Field(512, ge=64, le=65536)
+    # Sandbox runs at once in one judge process.
+    concurrency: int = Field(4, ge=1, le=256)
+
+
 class ArenaConfig(_Strict):
     round_id: str = Field("round-1", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     seed: int = 0
@@ -179,6 +196,7 @@ class ArenaConfig(_Strict):
     judge: JudgeConfig = JudgeConfig()
     rating: RatingConfig = RatingConfig()
     export: ExportConfig = ExportConfig()
+    execution: ExecutionConfig = ExecutionConfig()
 
     @model_validator(mode="after")
     def _roster_rules(self) -> ArenaConfig:
@@ -191,6 +209,14 @@ class ArenaConfig(_Strict):
                 f"roster: has {len(ids)} expert(s); at least 3 are needed so that every battle "
                 "has an uninvolved judge (the two competitors never judge themselves)"
             )
+        for n, e in enumerate(self.roster):
+            if e.backend == "openai" and e.chat_template is None:
+                raise ValueError(
+                    f"roster.{n}.chat_template: required for backend 'openai' ({e.id!r}): "
+                    "pre-query mining and pre-filled verdicts build raw prompts from it; set one "
+                    "of {tokenizer: <HF model folder>}, {template: <jinja>}, "
+                    "{builtin: chatml|llama3|mistral|gemma}"
+                )
         q = self.challenger.quality
         if q.enabled and q.judge not in ids:
             raise ValueError(f"challenger.quality.judge: {q.judge!r} is not an expert id of the roster")
@@ -209,8 +235,15 @@ class ArenaConfig(_Strict):
         return self.expert(expert_id).sampling or self.responder.sampling
 
     def config_hash(self) -> str:
-        """Short stable hash of the whole configuration, stamped on every exported record."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """Short stable hash of the whole configuration, stamped on every exported record.
+
+        Settings of execution while it is off change nothing a run produces, so they are left
+        out: a config without an `execution` block keeps the hash it had before the block existed.
+        """
+        data = self.model_dump(mode="json")
+        if not self.execution.enabled:
+            del data["execution"]
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -158,20 +158,19 @@ class OpenAIBackend(ModelBackend):
                     "(api_key_env) is not set or empty"
                 )
             self._headers["Authorization"] = f"Bearer {key}"
-        if expert.chat_template is None:
-            raise BackendError(
-                f"expert {expert.id!r} (backend openai): no chat template configured; pre-query "
-                "mining needs it. Set roster.N.chat_template for this expert (N = its position "
-                "in the roster) to one of: {tokenizer: <HF model folder>}, {template: <jinja>}, "
-                "{builtin: chatml|llama3|mistral|gemma}"
-            )
-        try:
-            self._template, _ = load_template(expert.chat_template)
-        except ChatTemplateError as err:
-            raise BackendError(f"expert {expert.id!r}: chat_template: {err}") from None
-        # OpenAI-compatible servers (vLLM) add the BOS token to /completions prompts themselves,
-        # so the prefix carries one only when the configuration asks for it explicitly.
-        self._bos = expert.chat_template.bos_token
+        # The server applies its own template to chat requests; ours is needed only to build
+        # raw prompts (pre-query mining, pre-filled verdicts). An arena config must name it for
+        # every openai expert (ArenaConfig checks); a plain chat client (evaluation) need not.
+        self._template: str | None = None
+        self._bos = ""
+        if expert.chat_template is not None:
+            try:
+                self._template, _ = load_template(expert.chat_template)
+            except ChatTemplateError as err:
+                raise BackendError(f"expert {expert.id!r}: chat_template: {err}") from None
+            # OpenAI-compatible servers (vLLM) add the BOS token to /completions prompts
+            # themselves, so the prefix carries one only when the configuration asks for it.
+            self._bos = expert.chat_template.bos_token
         self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: aiohttp.ClientSession | None = None
@@ -181,13 +180,21 @@ class OpenAIBackend(ModelBackend):
         return f"OpenAIBackend(id={self.model_id!r}, model={self.expert.model!r}, {self.endpoint})"
 
     def chat_template(self) -> str:
+        if self._template is None:
+            raise BackendError(
+                f"expert {self.model_id!r} (backend openai): no chat template configured; "
+                "pre-query mining and pre-filled verdicts need it. Set roster.N.chat_template "
+                "for this expert (N = its position in the roster) to one of: "
+                "{tokenizer: <HF model folder>}, {template: <jinja>}, "
+                "{builtin: chatml|llama3|mistral|gemma}"
+            )
         return self._template
 
     def bos_token(self) -> str:
         return self._bos
 
     def end_of_turn(self) -> tuple[str, ...]:
-        return (end_of_user_turn(self._template, self._bos),)
+        return (end_of_user_turn(self.chat_template(), self._bos),)
 
     def _session(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         # The connection pool and semaphore belong to one event loop; a later asyncio.run()

@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from warriorcoder.arena.challenge_tests import check_user_tests
 from warriorcoder.arena.ids import battle_id
 from warriorcoder.config import ArenaConfig, parse_config
 from warriorcoder.service.grpc_server import InvalidArgument, NotFound, NotReady
@@ -60,6 +61,23 @@ def _checked_instructions(texts: Sequence[str], field: str, max_chars: int) -> l
             )
         out.append(text.strip())
     return out
+
+
+def _checked_tests(tests: Sequence[str], instructions: int) -> list[str] | None:
+    """Tests of submitted instructions (None when none are given); InvalidArgument naming the
+    first bad entry."""
+    if not tests:
+        return None
+    if len(tests) != instructions:
+        raise InvalidArgument(
+            f"tests has {len(tests)} entries for {instructions} instructions: give none, or one "
+            "per instruction (\"\" for an instruction without tests)"
+        )
+    for i, text in enumerate(tests):
+        problem = check_user_tests(text) if text.strip() else None
+        if problem is not None:
+            raise InvalidArgument(f"tests[{i}]: {problem}")
+    return [text if text.strip() else "" for text in tests]
 
 
 def _check_roster_member(config: ArenaConfig, field: str, model_id: str) -> None:
@@ -202,7 +220,8 @@ class ChallengerServicer(services_grpc.ChallengerServicer):
 
         Rejected (counted, not an error): duplicates of the round's stored challenges or of an
         earlier instruction of the request (exact after whitespace normalization, or near
-        duplicates when dedup is on) and instructions that overlap a benchmark.
+        duplicates when dedup is on) and instructions that overlap a benchmark. `tests`, when
+        given, holds one entry per instruction: its plain-Python asserts, or "" for none.
         """
         round_id = self._own_round(request.round_id)
         if not request.instructions:
@@ -210,15 +229,18 @@ class ChallengerServicer(services_grpc.ChallengerServicer):
         texts = _checked_instructions(
             request.instructions, "instructions", self.config.challenger.max_chars
         )
-        accepted = self._submit(round_id, texts)
+        tests = _checked_tests(request.tests, len(texts))
+        accepted = self._submit(round_id, texts, tests)
         return services_pb2.SubmitInstructionsResponse(
             accepted=len(accepted), rejected=len(texts) - len(accepted)
         )
 
-    def _submit(self, round_id: str, texts: list[str]) -> list[arena_pb2.Challenge]:
+    def _submit(
+        self, round_id: str, texts: list[str], tests: list[str] | None = None
+    ) -> list[arena_pb2.Challenge]:
         """Filter, pair, store and publish user instructions; returns the accepted challenges."""
         accepted = self.challenger.user_challenges(
-            round_id, texts, self.store.challenges(round_id)
+            round_id, texts, self.store.challenges(round_id), tests
         )
         self.store.save_challenges(accepted)
         if accepted:

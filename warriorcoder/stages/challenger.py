@@ -5,6 +5,10 @@ pre-query prefix), so the model writes a user request from its own distribution.
 is stored as it arrives (a rerun mines only what is missing); filtering then runs once over all
 attackers together: clean, deduplicate (MinHash LSH), decontaminate against benchmarks, optional
 quality scoring and diversity selection, then defender pairing.
+
+With execution on, each mined challenge that passed the filters also gets tests: its attacker is
+asked (a second chat request) for plain-Python asserts, and the raw answer is stored on the mined
+record, so a rerun does not ask again. User instructions bring their own tests, or none.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from warriorcoder.arena.challenge_tests import check_user_tests, extract_tests, prompt_for_tests
 from warriorcoder.arena.decontamination import BenchmarkIndex, decontaminate
 from warriorcoder.arena.dedup import minhash_dedup
 from warriorcoder.arena.ids import derive_seed, stable_id
@@ -39,26 +44,49 @@ from warriorcoder.v1 import arena_pb2
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class UserInstruction:
+    """An instruction of the user's, with its plain-Python assert tests ("" for none)."""
+
+    instruction: str
+    tests: str = ""
+
+
+def read_user_items(path: str | Path) -> list[UserInstruction]:
+    """Instructions from a .txt file (one per line) or a .jsonl file (field "instruction", and
+    optionally "tests": plain-Python asserts that a correct answer passes)."""
+    p = Path(path)
+    where = "challenger.user_instructions_file"
+    if not p.is_file():
+        raise ConfigError(f"{where}: {p} not found")
+    if p.suffix != ".jsonl":
+        return [UserInstruction(line.strip()) for line in p.read_text().splitlines()
+                if line.strip()]
+    out = []
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            instruction = str(item["instruction"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ConfigError(
+                f"{where}: {p}:{n} is not a JSON object with an 'instruction' field"
+            ) from None
+        tests = item.get("tests") or ""
+        if not isinstance(tests, str):
+            raise ConfigError(f"{where}: {p}:{n}: 'tests' must be a string of Python code, "
+                              f"got {type(tests).__name__}")
+        problem = check_user_tests(tests) if tests else None
+        if problem is not None:
+            raise ConfigError(f"{where}: {p}:{n}: {problem}")
+        out.append(UserInstruction(instruction, tests))
+    return out
+
+
 def read_user_instructions(path: str | Path) -> list[str]:
     """Instructions from a .txt file (one per line) or .jsonl file (field "instruction")."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"challenger.user_instructions_file: {p} not found")
-    if p.suffix == ".jsonl":
-        out = []
-        for n, line in enumerate(p.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                out.append(str(item["instruction"]))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ConfigError(
-                    f"challenger.user_instructions_file: {p}:{n} is not a JSON object with an "
-                    "'instruction' field"
-                ) from None
-        return out
-    return [line.strip() for line in p.read_text().splitlines() if line.strip()]
+    return [item.instruction for item in read_user_items(path)]
 
 
 def challenge_id_for(round_id: str, instruction: str) -> str:
@@ -78,6 +106,9 @@ class Funnel:
     decontaminated: int = 0
     quality: int = 0
     diverse: int = 0
+    # Challenges that have tests, and attackers' test requests that failed (execution on).
+    with_tests: int = 0
+    tests_failures: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
     def reject(self, reason: str) -> None:
@@ -150,32 +181,43 @@ class Challenger(ModelStage):
                     progress.update(len(part))
         return failures
 
-    def user_instructions(self) -> list[str]:
+    def user_instructions(self) -> list[UserInstruction]:
+        """The configured user instructions: inline ones (no tests), then the file's."""
         c = self.config.challenger
-        items = list(c.user_instructions)
+        items = [UserInstruction(text) for text in c.user_instructions]
         if c.user_instructions_file:
-            items += read_user_instructions(c.user_instructions_file)
+            items += read_user_items(c.user_instructions_file)
         return items
 
     async def select(self, funnel: Funnel) -> list[arena_pb2.Challenge]:
         """Filter the mined instructions of the round and pair them with defenders."""
+        challenges, _ = await self._select(funnel)
+        return challenges
+
+    async def _select(
+        self, funnel: Funnel
+    ) -> tuple[list[arena_pb2.Challenge], dict[str, str]]:
+        """The round's challenges, and the mined id each mined one came from (by challenge id)."""
         cfg = self.config
         ch = cfg.challenger
         stop_strings = {s for b in self.backends.values() for s in b.end_of_turn()}
 
         # User instructions come first so that dedup keeps them over a mined near-duplicate.
         candidates: list[arena_pb2.Challenge] = []
-        for n, text in enumerate(self.user_instructions()):
+        for n, item in enumerate(self.user_instructions()):
             funnel.user += 1
             candidates.append(
                 arena_pb2.Challenge(
                     round_id=cfg.round_id,
-                    instruction=text.strip(),
+                    instruction=item.instruction.strip(),
                     # User instructions have no attacker; experts take turns at that seat.
                     attacker=self.roster[n % len(self.roster)],
                     source="user",
+                    tests=item.tests,
                 )
             )
+        # Cleaned instruction -> mined id (the first of exact duplicates, as dedup keeps it).
+        origin: dict[str, str] = {}
         mined = self.store.mined(cfg.round_id)
         for mined_id in sorted(mined):
             raw = mined[mined_id]
@@ -191,6 +233,7 @@ class Challenger(ModelStage):
                 funnel.reject(result.reason or "rejected")
                 continue
             raw.instruction = result.text
+            origin.setdefault(result.text, mined_id)
             candidates.append(raw)
         funnel.cleaned = len(candidates)
 
@@ -226,23 +269,83 @@ class Challenger(ModelStage):
         funnel.diverse = len(candidates)
 
         challenges = []
+        mined_ids: dict[str, str] = {}
         for c in candidates:
             c.challenge_id = challenge_id_for(cfg.round_id, c.instruction)
             rng = random.Random(derive_seed(cfg.seed, "defenders", c.challenge_id))
             del c.defenders[:]
             c.defenders.extend(pair_defenders(c.attacker, self.roster, ch.defenders, rng))
             challenges.append(c)
-        return challenges
+            if c.source == "mined" and c.instruction in origin:
+                mined_ids[c.challenge_id] = origin[c.instruction]
+        return challenges, mined_ids
+
+    def _tests_request(self, challenge: arena_pb2.Challenge) -> ChatRequest:
+        sampling = SamplingConfig(
+            temperature=0.0,
+            top_p=1.0,
+            max_tokens=self.config.execution.tests_max_tokens,
+            seed=derive_seed(self.config.seed, "tests", challenge.challenge_id),
+        )
+        return ChatRequest((ChatMessage("user", prompt_for_tests(challenge.instruction)),), sampling)
+
+    async def write_tests(
+        self,
+        challenges: list[arena_pb2.Challenge],
+        mined_ids: dict[str, str],
+        progress: ProgressBar | None = None,
+    ) -> int:
+        """Give each mined challenge the tests its attacker writes for it; returns how many
+        requests failed (those challenges stay without tests).
+
+        The attacker's raw answer is stored on the mined record (like the mining generation),
+        so a rerun reuses it. Answers without a usable assert give no tests.
+        """
+        todo = [c for c in challenges
+                if c.source == "mined" and not c.tests and c.challenge_id in mined_ids]
+        asked = [c for c in todo if not c.tests_generation.text]
+        if progress is not None:
+            progress.total = (progress.total or 0) + len(asked)
+        outcomes = await generate_by_model(
+            self.backends, [(c.attacker, self._tests_request(c)) for c in asked]
+        )
+        stored = self.store.mined(self.config.round_id) if asked else {}
+        failures = 0
+        for c, outcome in zip(asked, outcomes, strict=True):
+            if isinstance(outcome, GenerationError):
+                failures += 1
+                log.warning("tests by %s failed: %s", c.attacker, outcome.reason)
+                continue
+            c.tests_generation.CopyFrom(to_generation_pb(outcome))
+            raw = stored[mined_ids[c.challenge_id]]  # as mined: the instruction uncleaned
+            raw.tests_generation.CopyFrom(c.tests_generation)
+            self.store.save_mined(mined_ids[c.challenge_id], raw)
+        if progress is not None:
+            progress.update(len(asked))
+        for c in todo:
+            if c.tests_generation.text:
+                c.tests = extract_tests(c.tests_generation.text)
+        return failures
 
     def user_challenges(
-        self, round_id: str, texts: list[str], stored: list[arena_pb2.Challenge]
+        self,
+        round_id: str,
+        texts: list[str],
+        stored: list[arena_pb2.Challenge],
+        tests: list[str] | None = None,
     ) -> list[arena_pb2.Challenge]:
         """Challenges for instructions submitted to a running round.
 
         Dropped: instructions already stored, near-duplicates of stored challenges or of each
         other, and benchmark leaks. The attacker seat is given by the id, so resubmitting an
-        instruction gives the same challenge.
+        instruction gives the same challenge. `tests[i]`, when given, are the tests of
+        `texts[i]` ("" for none).
         """
+        if tests is not None and len(tests) != len(texts):
+            raise ValueError(f"user_challenges: {len(tests)} tests for {len(texts)} instructions")
+        tests_of: dict[str, str] = {}
+        for text, text_tests in zip(texts, tests or [""] * len(texts), strict=True):
+            tests_of.setdefault(text, text_tests)  # the first of duplicates is the one kept
         ch = self.config.challenger
         known = {c.challenge_id for c in stored}
         candidates: list[tuple[str, str]] = []
@@ -284,6 +387,7 @@ class Challenger(ModelStage):
                 attacker=attacker,
                 source="user",
                 defenders=pair_defenders(attacker, self.roster, ch.defenders, rng),
+                tests=tests_of[text],
             ))
         return challenges
 
@@ -321,12 +425,16 @@ class Challenger(ModelStage):
             return self.store.challenges(cfg.round_id)
         funnel = Funnel()
         funnel.mining_failures = await self.mine(progress)
-        challenges = await self.select(funnel)
+        challenges, mined_ids = await self._select(funnel)
+        if cfg.execution.enabled and cfg.execution.generate_tests:
+            funnel.tests_failures = await self.write_tests(challenges, mined_ids, progress)
+        funnel.with_tests = sum(1 for c in challenges if c.tests)
         self.store.save_challenges(challenges)
-        # Only a round whose mining fully succeeded is sealed; otherwise a rerun mines the rest.
+        # Only a round whose mining (and test writing) fully succeeded is sealed; otherwise a
+        # rerun does the rest.
         self.store.save_round_info(
             cfg.round_id,
-            challenges_ready=funnel.mining_failures == 0,
+            challenges_ready=funnel.mining_failures == 0 and funnel.tests_failures == 0,
             funnel=funnel.__dict__,
         )
         return challenges

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from warriorcoder.arena.judging import judge_statistics, rate_battle
+from warriorcoder.arena.grounding import rate_grounded_battle
+from warriorcoder.arena.judging import judge_statistics
 from warriorcoder.arena.rating import (
     RatingScale,
     bootstrap_intervals,
@@ -25,8 +26,23 @@ class Rater:
         self.scale = RatingScale(initial=r.initial, scale=r.scale, base=r.base)
 
     def handle(self, items: Sequence[arena_pb2.BattleJudgments]) -> list[arena_pb2.RatedBattle]:
-        """Rate each battle and store it (same battle twice: same document, nothing doubled)."""
-        rated = [rate_battle(item.pair, item.judgments) for item in items]
+        """Rate each battle and store it (same battle twice: same document, nothing doubled).
+
+        With execution on, the judges' score is grounded by the execution results that came
+        with the judgments (see arena.grounding); without them the score is the judges' alone.
+        """
+        ex = self.config.execution
+        weight = ex.weight if ex.enabled else None
+        rated = [
+            rate_grounded_battle(
+                item.pair,
+                item.judgments,
+                item.execution_a if item.HasField("execution_a") else None,
+                item.execution_b if item.HasField("execution_b") else None,
+                weight,
+            )
+            for item in items
+        ]
         self.store.save_battles(rated)  # one request for the batch
         return rated
 
@@ -72,10 +88,11 @@ class Rater:
         self, battles: Sequence[arena_pb2.RatedBattle]
     ) -> list[tuple[arena_pb2.ResponsePair, list[arena_pb2.Judgment]]]:
         """(pair, judgments) per battle; the pair carries only what the statistics read."""
+        judgments = self.store.judgments_of(b.battle_id for b in battles)  # one read, not N
         out = []
         for b in battles:
             pair = arena_pb2.ResponsePair(battle_id=b.battle_id, model_a=b.model_a, model_b=b.model_b)
             pair.response_a.generation.completion_tokens = b.tokens_a
             pair.response_b.generation.completion_tokens = b.tokens_b
-            out.append((pair, self.store.judgments(b.battle_id)))
+            out.append((pair, judgments[b.battle_id]))
         return out

@@ -74,6 +74,7 @@ class Responder(ModelStage):
                         response_a=answers[(c.challenge_id, c.attacker)],
                         response_b=answers[(c.challenge_id, defender)],
                         judges=judges_for(c.attacker, defender, self.roster),
+                        tests=c.tests,
                     )
                 )
         return pairs

@@ -7,6 +7,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ExecutionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXECUTION_STATUS_UNSPECIFIED: _ClassVar[ExecutionStatus]
+    EXECUTION_STATUS_PASSED: _ClassVar[ExecutionStatus]
+    EXECUTION_STATUS_FAILED: _ClassVar[ExecutionStatus]
+    EXECUTION_STATUS_TIMEOUT: _ClassVar[ExecutionStatus]
+    EXECUTION_STATUS_KILLED: _ClassVar[ExecutionStatus]
+    EXECUTION_STATUS_ERROR: _ClassVar[ExecutionStatus]
+    EXECUTION_STATUS_NO_CODE: _ClassVar[ExecutionStatus]
+
 class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     VERDICT_UNSPECIFIED: _ClassVar[Verdict]
@@ -26,6 +36,13 @@ class BattleStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BATTLE_STATUS_UNSPECIFIED: _ClassVar[BattleStatus]
     BATTLE_STATUS_RATED: _ClassVar[BattleStatus]
     BATTLE_STATUS_FAILED: _ClassVar[BattleStatus]
+EXECUTION_STATUS_UNSPECIFIED: ExecutionStatus
+EXECUTION_STATUS_PASSED: ExecutionStatus
+EXECUTION_STATUS_FAILED: ExecutionStatus
+EXECUTION_STATUS_TIMEOUT: ExecutionStatus
+EXECUTION_STATUS_KILLED: ExecutionStatus
+EXECUTION_STATUS_ERROR: ExecutionStatus
+EXECUTION_STATUS_NO_CODE: ExecutionStatus
 VERDICT_UNSPECIFIED: Verdict
 VERDICT_A: Verdict
 VERDICT_B: Verdict
@@ -67,7 +84,7 @@ class Generation(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., text: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., latency_s: _Optional[float] = ..., finish_reason: _Optional[str] = ...) -> None: ...
 
 class Challenge(_message.Message):
-    __slots__ = ("challenge_id", "round_id", "instruction", "attacker", "source", "defenders", "quality", "mining")
+    __slots__ = ("challenge_id", "round_id", "instruction", "attacker", "source", "defenders", "quality", "mining", "tests", "tests_generation")
     CHALLENGE_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
     INSTRUCTION_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +93,8 @@ class Challenge(_message.Message):
     DEFENDERS_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     MINING_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
+    TESTS_GENERATION_FIELD_NUMBER: _ClassVar[int]
     challenge_id: str
     round_id: str
     instruction: str
@@ -84,7 +103,9 @@ class Challenge(_message.Message):
     defenders: _containers.RepeatedScalarFieldContainer[str]
     quality: float
     mining: Generation
-    def __init__(self, challenge_id: _Optional[str] = ..., round_id: _Optional[str] = ..., instruction: _Optional[str] = ..., attacker: _Optional[str] = ..., source: _Optional[str] = ..., defenders: _Optional[_Iterable[str]] = ..., quality: _Optional[float] = ..., mining: _Optional[_Union[Generation, _Mapping]] = ...) -> None: ...
+    tests: str
+    tests_generation: Generation
+    def __init__(self, challenge_id: _Optional[str] = ..., round_id: _Optional[str] = ..., instruction: _Optional[str] = ..., attacker: _Optional[str] = ..., source: _Optional[str] = ..., defenders: _Optional[_Iterable[str]] = ..., quality: _Optional[float] = ..., mining: _Optional[_Union[Generation, _Mapping]] = ..., tests: _Optional[str] = ..., tests_generation: _Optional[_Union[Generation, _Mapping]] = ...) -> None: ...
 
 class Response(_message.Message):
     __slots__ = ("challenge_id", "model_id", "generation", "sampling", "error")
@@ -101,7 +122,7 @@ class Response(_message.Message):
     def __init__(self, challenge_id: _Optional[str] = ..., model_id: _Optional[str] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ResponsePair(_message.Message):
-    __slots__ = ("battle_id", "challenge_id", "round_id", "instruction", "model_a", "model_b", "response_a", "response_b", "judges")
+    __slots__ = ("battle_id", "challenge_id", "round_id", "instruction", "model_a", "model_b", "response_a", "response_b", "judges", "tests")
     BATTLE_ID_FIELD_NUMBER: _ClassVar[int]
     CHALLENGE_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +132,7 @@ class ResponsePair(_message.Message):
     RESPONSE_A_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_B_FIELD_NUMBER: _ClassVar[int]
     JUDGES_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
     battle_id: str
     challenge_id: str
     round_id: str
@@ -120,7 +142,28 @@ class ResponsePair(_message.Message):
     response_a: Response
     response_b: Response
     judges: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, battle_id: _Optional[str] = ..., challenge_id: _Optional[str] = ..., round_id: _Optional[str] = ..., instruction: _Optional[str] = ..., model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., response_a: _Optional[_Union[Response, _Mapping]] = ..., response_b: _Optional[_Union[Response, _Mapping]] = ..., judges: _Optional[_Iterable[str]] = ...) -> None: ...
+    tests: str
+    def __init__(self, battle_id: _Optional[str] = ..., challenge_id: _Optional[str] = ..., round_id: _Optional[str] = ..., instruction: _Optional[str] = ..., model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., response_a: _Optional[_Union[Response, _Mapping]] = ..., response_b: _Optional[_Union[Response, _Mapping]] = ..., judges: _Optional[_Iterable[str]] = ..., tests: _Optional[str] = ...) -> None: ...
+
+class ExecutionResult(_message.Message):
+    __slots__ = ("execution_id", "model_id", "status", "reason", "duration_s", "stdout", "stderr", "exit_code")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    model_id: str
+    status: ExecutionStatus
+    reason: str
+    duration_s: float
+    stdout: str
+    stderr: str
+    exit_code: int
+    def __init__(self, execution_id: _Optional[str] = ..., model_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., reason: _Optional[str] = ..., duration_s: _Optional[float] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class Judgment(_message.Message):
     __slots__ = ("judgment_id", "battle_id", "judge", "order", "position_verdict", "verdict", "generation", "attempts", "error")
@@ -153,15 +196,19 @@ class Vote(_message.Message):
     def __init__(self, judge: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ...) -> None: ...
 
 class BattleJudgments(_message.Message):
-    __slots__ = ("pair", "judgments")
+    __slots__ = ("pair", "judgments", "execution_a", "execution_b")
     PAIR_FIELD_NUMBER: _ClassVar[int]
     JUDGMENTS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_A_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_B_FIELD_NUMBER: _ClassVar[int]
     pair: ResponsePair
     judgments: _containers.RepeatedCompositeFieldContainer[Judgment]
-    def __init__(self, pair: _Optional[_Union[ResponsePair, _Mapping]] = ..., judgments: _Optional[_Iterable[_Union[Judgment, _Mapping]]] = ...) -> None: ...
+    execution_a: ExecutionResult
+    execution_b: ExecutionResult
+    def __init__(self, pair: _Optional[_Union[ResponsePair, _Mapping]] = ..., judgments: _Optional[_Iterable[_Union[Judgment, _Mapping]]] = ..., execution_a: _Optional[_Union[ExecutionResult, _Mapping]] = ..., execution_b: _Optional[_Union[ExecutionResult, _Mapping]] = ...) -> None: ...
 
 class RatedBattle(_message.Message):
-    __slots__ = ("battle_id", "challenge_id", "round_id", "model_a", "model_b", "votes", "votes_a", "votes_b", "ties", "invalid", "local_score_a", "status", "failure_reason", "tokens_a", "tokens_b")
+    __slots__ = ("battle_id", "challenge_id", "round_id", "model_a", "model_b", "votes", "votes_a", "votes_b", "ties", "invalid", "local_score_a", "status", "failure_reason", "tokens_a", "tokens_b", "execution_a", "execution_b", "execution_score_a", "judge_score_a")
     BATTLE_ID_FIELD_NUMBER: _ClassVar[int]
     CHALLENGE_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
@@ -177,6 +224,10 @@ class RatedBattle(_message.Message):
     FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
     TOKENS_A_FIELD_NUMBER: _ClassVar[int]
     TOKENS_B_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_A_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_B_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_SCORE_A_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_SCORE_A_FIELD_NUMBER: _ClassVar[int]
     battle_id: str
     challenge_id: str
     round_id: str
@@ -192,7 +243,11 @@ class RatedBattle(_message.Message):
     failure_reason: str
     tokens_a: int
     tokens_b: int
-    def __init__(self, battle_id: _Optional[str] = ..., challenge_id: _Optional[str] = ..., round_id: _Optional[str] = ..., model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., votes_a: _Optional[int] = ..., votes_b: _Optional[int] = ..., ties: _Optional[int] = ..., invalid: _Optional[int] = ..., local_score_a: _Optional[float] = ..., status: _Optional[_Union[BattleStatus, str]] = ..., failure_reason: _Optional[str] = ..., tokens_a: _Optional[int] = ..., tokens_b: _Optional[int] = ...) -> None: ...
+    execution_a: ExecutionResult
+    execution_b: ExecutionResult
+    execution_score_a: float
+    judge_score_a: float
+    def __init__(self, battle_id: _Optional[str] = ..., challenge_id: _Optional[str] = ..., round_id: _Optional[str] = ..., model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., votes_a: _Optional[int] = ..., votes_b: _Optional[int] = ..., ties: _Optional[int] = ..., invalid: _Optional[int] = ..., local_score_a: _Optional[float] = ..., status: _Optional[_Union[BattleStatus, str]] = ..., failure_reason: _Optional[str] = ..., tokens_a: _Optional[int] = ..., tokens_b: _Optional[int] = ..., execution_a: _Optional[_Union[ExecutionResult, _Mapping]] = ..., execution_b: _Optional[_Union[ExecutionResult, _Mapping]] = ..., execution_score_a: _Optional[float] = ..., judge_score_a: _Optional[float] = ...) -> None: ...
 
 class ModelRating(_message.Message):
     __slots__ = ("model_id", "elo", "bradley_terry", "bradley_terry_lower", "bradley_terry_upper", "battles", "wins", "losses", "ties", "win_rate")

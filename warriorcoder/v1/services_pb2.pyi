@@ -26,12 +26,14 @@ class StartRoundResponse(_message.Message):
     def __init__(self, round_id: _Optional[str] = ..., challenges: _Optional[int] = ...) -> None: ...
 
 class SubmitInstructionsRequest(_message.Message):
-    __slots__ = ("round_id", "instructions")
+    __slots__ = ("round_id", "instructions", "tests")
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
     INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
     round_id: str
     instructions: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, round_id: _Optional[str] = ..., instructions: _Optional[_Iterable[str]] = ...) -> None: ...
+    tests: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, round_id: _Optional[str] = ..., instructions: _Optional[_Iterable[str]] = ..., tests: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubmitInstructionsResponse(_message.Message):
     __slots__ = ("accepted", "rejected")
