@@ -64,7 +64,10 @@ BATTLES = 2 * len(ROUND_INSTRUCTIONS)
 RATED = arena_pb2.BattleStatus.Name(arena_pb2.BATTLE_STATUS_RATED)
 # Small batches: a round is many consume -> handle -> produce -> commit cycles, so a kill
 # lands between commits, and the model delay makes the round last long enough to land in it.
-SMALL_BATCHES = {"WARRIORCODER_KAFKA_POLL_MAX_RECORDS": "2"}
+# Small batches, one at a time: a round then takes several batches of each stage, so a kill can
+# land mid-round (with batches pipelined, a stage may take the whole round at once).
+SMALL_BATCHES = {"WARRIORCODER_KAFKA_POLL_MAX_RECORDS": "2",
+                 "WARRIORCODER_KAFKA_MAX_INFLIGHT_BATCHES": "1"}
 MODEL_DELAY_S = 0.3
 
 
