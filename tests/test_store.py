@@ -81,3 +81,20 @@ def test_connect_bounds_server_selection_unless_the_uri_sets_it(mongo_uri: str) 
     chosen = ArenaStore.connect(f"{mongo_uri.rstrip('/')}/?serverSelectionTimeoutMS=2500",
                                 f"t{uuid.uuid4().hex[:8]}")
     assert chosen.db.client.options.server_selection_timeout == 2.5
+
+
+def test_call_runs_mongodb_methods_off_the_event_loop_and_embedded_ones_inline(
+    store: ArenaStore,
+) -> None:
+    import asyncio
+    import threading
+
+    def which_thread() -> int:
+        return threading.get_ident()
+
+    async def scenario() -> tuple[int, int]:
+        return threading.get_ident(), await store.call(which_thread)
+
+    loop_thread, method_thread = asyncio.run(scenario())
+    is_mongo = type(store.db).__module__.startswith("pymongo")
+    assert (method_thread != loop_thread) == is_mongo

@@ -143,8 +143,9 @@ class Judge(ModelStage):
         judgments: dict[str, arena_pb2.Judgment] = {}
         todo: list[tuple[arena_pb2.ResponsePair, str, arena_pb2.Order]] = []
         # One store read for the whole batch (a round trip per battle dominated the stage).
-        stored_by_battle = self.store.judgments_of(
-            p.battle_id for p in pairs if not (p.response_a.error or p.response_b.error)
+        stored_by_battle = await self.store.call(
+            self.store.judgments_of,
+            [p.battle_id for p in pairs if not (p.response_a.error or p.response_b.error)],
         )
         for pair in pairs:
             if pair.response_a.error or pair.response_b.error:
@@ -191,7 +192,7 @@ class Judge(ModelStage):
                         retry.append((pair, judge, order))
                 fresh.append(j)
                 judgments[j.judgment_id] = j
-            self.store.save_judgments(fresh)
+            await self.store.call(self.store.save_judgments, fresh)
             todo, attempt = retry, attempt + 1
 
         by_battle: dict[str, list[arena_pb2.Judgment]] = {}

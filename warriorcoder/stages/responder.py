@@ -30,8 +30,9 @@ class Responder(ModelStage):
         answers: dict[tuple[str, str], arena_pb2.Response] = {}
         todo: list[tuple[arena_pb2.Challenge, str]] = []
         # One store read for the whole batch (a round trip per answer dominated the stage).
-        stored_answers = self.store.responses_of(
-            (c.challenge_id, m) for c in challenges for m in [c.attacker, *c.defenders]
+        stored_answers = await self.store.call(
+            self.store.responses_of,
+            [(c.challenge_id, m) for c in challenges for m in [c.attacker, *c.defenders]],
         )
         for c in challenges:
             for model_id in [c.attacker, *c.defenders]:
@@ -58,7 +59,7 @@ class Responder(ModelStage):
                 response.generation.CopyFrom(to_generation_pb(outcome))
             fresh.append(response)
             answers[(c.challenge_id, model_id)] = response
-        self.store.save_responses(fresh)
+        await self.store.call(self.store.save_responses, fresh)
 
         pairs = []
         for c in challenges:

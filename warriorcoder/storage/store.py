@@ -8,7 +8,8 @@ writing the same event twice (a redelivered message, a resumed run) changes noth
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ from google.protobuf.message import Message
 from warriorcoder.v1 import arena_pb2
 
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")
 
 # Ids per `$in` query: keeps each query document far below MongoDB's 16 MB limit.
 _IN_CHUNK = 1000
@@ -52,6 +54,8 @@ class ArenaStore:
 
     def __init__(self, db: Any) -> None:
         self.db = db
+        # pymongo's client is thread-safe; an embedded SQLite connection belongs to its thread.
+        self._threadsafe = type(db).__module__.startswith("pymongo")
         # bulk_write takes the request classes of the driver the database belongs to.
         if type(db).__module__.startswith("neosqlite"):
             from neosqlite import ReplaceOne
@@ -86,6 +90,14 @@ class ArenaStore:
         if "serverselectiontimeoutms" not in options:
             kwargs["serverSelectionTimeoutMS"] = DEFAULT_SERVER_SELECTION_TIMEOUT_MS
         return cls(pymongo.MongoClient(uri, **kwargs)[database])
+
+    async def call(self, method: Callable[..., T], *args: Any) -> T:
+        """Run a store method from async code without blocking the event loop: on a worker
+        thread for MongoDB (so model requests go on during the round trip), inline for the
+        embedded file."""
+        if self._threadsafe:
+            return await asyncio.to_thread(method, *args)
+        return method(*args)
 
     # -- generic --------------------------------------------------------------------------
     def _put(self, collection: str, doc_id: str, message: Message) -> None:
