@@ -303,7 +303,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_calibrate_command(sub: Any) -> None:
+def add_calibrate_parser(sub: Any) -> None:
     """Register `warriorcoder calibrate` on the CLI's subcommand parser."""
     parser = sub.add_parser(
         "calibrate",

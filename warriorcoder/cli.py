@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from warriorcoder.backends.base import BackendError
-from warriorcoder.calibration import add_calibrate_command
+from warriorcoder.calibration import add_calibrate_parser
 from warriorcoder.config import ConfigError, load_config
 from warriorcoder.evaluation.commands import add_eval_parser
 from warriorcoder.service.settings import ServiceName
@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     _remote_args(export)
     export.set_defaults(func=cmd_export)
     add_train_parser(sub)
-    add_calibrate_command(sub)
+    add_calibrate_parser(sub)
     add_eval_parser(sub)
     return parser
 
