@@ -23,7 +23,7 @@ def test_minimal_config_gets_paper_defaults() -> None:
     assert cfg.challenger.dedup.threshold == 0.5
     assert cfg.challenger.dedup.num_perm == 128
     assert cfg.rating.k_factor == 40
-    assert cfg.export.alpha == 0.7
+    assert cfg.selection.tournament == "contenders"
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def test_minimal_config_gets_paper_defaults() -> None:
         ({"challenger": {"quality": {"enabled": True, "judge": "zzz"}}},
          "challenger.quality.judge"),
         ({"challenger": {"sampling_grid": []}}, "challenger.sampling_grid"),
-        ({"export": {"alpha": 2}}, "export.alpha"),
+        ({"selection": {"alpha": 2}}, "selection.alpha"),
         ({"rating": {"k_factor": -1}}, "rating.k_factor"),
         ({"judge": {"unknown_field": 1}}, "judge.unknown_field"),
         ({"roster": [*ROSTER, {"id": "d", "backend": "fake", "model": "m",

@@ -13,6 +13,7 @@ import yaml
 
 from warriorcoder import cli
 from warriorcoder.arena.ids import battle_id
+from warriorcoder.arena.tournament import contenders, opening_battles, pending_battles
 from warriorcoder.backends import load_backend
 from warriorcoder.backends.base import ChatRequest, CompletionRequest, ModelBackend, Outcome
 from warriorcoder.config import ArenaConfig, ConfigError, parse_config
@@ -92,9 +93,22 @@ def test_full_round(tmp_path: Path) -> None:
     battles = store.battles("t1")
     assert challenges and result.challenges == len(challenges)
     assert any(c.source == "user" for c in challenges)
-    # Every other expert defends every challenge: 3 battles per challenge, all rated.
-    assert len(battles) == 3 * len(challenges)
     assert all(b.status == arena_pb2.BATTLE_STATUS_RATED for b in battles)
+    # Every other expert defends every challenge (3 opening battles), then the answers still in
+    # contention meet: each challenge's tournament is complete, with nothing fought twice.
+    by_challenge: dict[str, dict[tuple[str, str], float | None]] = {}
+    for b in battles:
+        by_challenge.setdefault(b.challenge_id, {})[(b.model_a, b.model_b)] = b.local_score_a
+    assert len(by_challenge) == len(challenges)
+    follow_ups = 0
+    for c in challenges:
+        results = by_challenge[c.challenge_id]
+        assert set(opening_battles("contenders", c.attacker, c.defenders)) <= set(results)
+        assert pending_battles("contenders", c.attacker, c.defenders, results) == []
+        alive = contenders([c.attacker, *c.defenders], results)
+        assert all((a, b) in results or (b, a) in results for a in alive for b in alive if a != b)
+        follow_ups += len(results) - 3
+    assert follow_ups > 0
     for b in battles:
         judgments = store.judgments(b.battle_id)
         judges = {j.judge for j in judgments}
@@ -180,11 +194,14 @@ def test_run_folder_of_another_config_is_refused(tmp_path: Path) -> None:
 
 
 def test_battle_ids_are_deterministic(tmp_path: Path) -> None:
-    config = make_config()
+    config = make_config(selection={"tournament": "round_robin"})
     run(config, tmp_path)
     store = ArenaStore.open_embedded(tmp_path / "arena.db")
-    expected = {battle_id(c.challenge_id, c.attacker, d)
-                for c in store.challenges("t1") for d in c.defenders}
+    expected = set()
+    for c in store.challenges("t1"):
+        models = [c.attacker, *c.defenders]
+        expected |= {battle_id(c.challenge_id, a, b)
+                     for i, a in enumerate(models) for b in models[i + 1:]}
     assert store.battle_ids("t1") == expected
 
 

@@ -152,6 +152,10 @@ class JudgeConfig(_Strict):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     # Extra attempts when a judge writes no parseable verdict.
     retries_on_invalid: int = Field(1, ge=0, le=10)
+    # Ask a battle's judges in waves (a majority first, then one at a time) and stop once the
+    # judges not yet asked could no longer change who wins. Saves judge calls; the local score
+    # then rests on fewer votes.
+    adaptive: bool = False
 
 
 class RatingConfig(_Strict):
@@ -162,12 +166,68 @@ class RatingConfig(_Strict):
     bootstrap_rounds: int = Field(100, ge=0, le=10000)
 
 
+class SelectionConfig(_Strict):
+    """Which battles a challenge's answers fight and how the exported answer is chosen.
+
+    See warriorcoder/arena/tournament.py and warriorcoder/arena/selection.py. `preset: paper`
+    reproduces the paper's formula (alpha 0.7, Elo with K=40, sum over opponents, attacker
+    against defenders only, no head-to-head guard) so that runs can be compared with it; the
+    other fields then must keep their paper values or be left out.
+    """
+
+    preset: Literal["default", "paper"] = "default"
+    # none: attacker vs each defender; contenders: then the answers no other answer has beaten
+    # meet each other; round_robin: every pair of answers.
+    tournament: Literal["none", "contenders", "round_robin"] = "contenders"
+    # e(A) = mean (or sum) over A's opponents of alpha * P_rating(A beats B) + (1-alpha) * x(A>B).
+    alpha: float = Field(0.1, ge=0.0, le=1.0)
+    # The global rating behind P_rating.
+    rating: Literal["elo", "bradley_terry"] = "bradley_terry"
+    aggregate: Literal["mean", "sum"] = "mean"
+    # Never export an answer over one that beat it head to head by a unanimous vote.
+    head_to_head_guard: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("preset") != "paper":
+            return data
+        conflicts = [
+            f"{k}={data[k]!r} (paper: {v!r})"
+            for k, v in PAPER_SELECTION.items()
+            if k in data and data[k] != v
+        ]
+        if conflicts:
+            raise ValueError("preset 'paper' fixes these settings: " + ", ".join(conflicts))
+        return {**data, **PAPER_SELECTION}
+
+
+# The paper's selection: e(A) summed over opponents with alpha 0.7 and online Elo (K=40 in
+# rating.k_factor), attacker against defenders only.
+PAPER_SELECTION: dict[str, Any] = {
+    "tournament": "none",
+    "alpha": 0.7,
+    "rating": "elo",
+    "aggregate": "sum",
+    "head_to_head_guard": False,
+}
+
+
 class ExportConfig(_Strict):
-    # e(A) = mean over opponents of alpha * P_rating(A beats B) + (1 - alpha) * x(A>B).
-    alpha: float = Field(0.7, ge=0.0, le=1.0)
-    rating: Literal["elo", "bradley_terry"] = "elo"
     # A preference pair needs chosen and rejected final scores at least this far apart.
     min_preference_margin: float = Field(0.0, ge=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            moved = sorted(k for k in ("alpha", "rating") if k in data)
+            if moved:
+                raise ValueError(
+                    f"{', '.join(moved)}: moved to the `selection` block (selection.alpha, "
+                    "selection.rating)"
+                )
+        return data
 
 
 class ExecutionConfig(_Strict):
@@ -195,6 +255,7 @@ class ArenaConfig(_Strict):
     responder: ResponderConfig = ResponderConfig()
     judge: JudgeConfig = JudgeConfig()
     rating: RatingConfig = RatingConfig()
+    selection: SelectionConfig = SelectionConfig()
     export: ExportConfig = ExportConfig()
     execution: ExecutionConfig = ExecutionConfig()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import yaml
 
-from warriorcoder.arena.ids import battle_id
+from warriorcoder.arena.tournament import Match, pending_battles
 from warriorcoder.backends import load_backend
 from warriorcoder.backends.base import ModelBackend
 from warriorcoder.bus import InMemoryBus, Topic
@@ -107,10 +107,7 @@ async def _run_stages(
 
     with progress("mine challenges", 0) as bar:
         challenges = await challenger.prepare_round(cast(ProgressBar, bar))
-    rated = {b.battle_id for b in store.battles(config.round_id)
-             if b.status == arena_pb2.BATTLE_STATUS_RATED}
-    pending = [c for c in challenges
-               if any(battle_id(c.challenge_id, c.attacker, d) not in rated for d in c.defenders)]
+    pending = unfinished_challenges(config, challenges, store.battles(config.round_id))
     log.info("%d challenges, %d with battles still to fight", len(challenges), len(pending))
     for c in pending:
         bus.publish(Topic.CHALLENGES, c)
@@ -137,6 +134,26 @@ async def _run_stages(
     board = rater.leaderboard(config.round_id)
     export = Exporter(config, store).export(board, run_dir / "export")
     return RunResult(run_dir, board, export, len(challenges))
+
+
+def unfinished_challenges(
+    config: ArenaConfig,
+    challenges: Sequence[arena_pb2.Challenge],
+    battles: Sequence[arena_pb2.RatedBattle],
+) -> list[arena_pb2.Challenge]:
+    """Challenges whose tournament still has a battle to fight or one that is not RATED.
+
+    A failed battle is fought again on resume (its judges' model servers may be back).
+    """
+    rated: dict[str, dict[Match, float | None]] = {}
+    for b in battles:
+        if b.status == arena_pb2.BATTLE_STATUS_RATED:
+            rated.setdefault(b.challenge_id, {})[(b.model_a, b.model_b)] = b.local_score_a
+    mode = config.selection.tournament
+    return [
+        c for c in challenges
+        if pending_battles(mode, c.attacker, c.defenders, rated.get(c.challenge_id, {}))
+    ]
 
 
 def run_arena_sync(config: ArenaConfig, run_dir: Path, **kwargs: Any) -> RunResult:

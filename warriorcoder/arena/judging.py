@@ -50,6 +50,7 @@ __all__ = [
     "VoteCounts",
     "battle_id",
     "combine_orders",
+    "judge_cost",
     "judge_prompt",
     "judge_statistics",
     "judge_votes",
@@ -571,6 +572,7 @@ def rate_battle(pair: ResponsePair, judgments: Sequence[Judgment]) -> RatedBattl
         local_score_a=0.5,
         status=arena_pb2.BATTLE_STATUS_FAILED,
     )
+    rated.judge_calls, rated.judge_tokens = judge_cost(judgments)
     errors = [
         f"{model} failed: {response.error}"
         for model, response in ((pair.model_a, pair.response_a), (pair.model_b, pair.response_b))
@@ -594,6 +596,20 @@ def rate_battle(pair: ResponsePair, judgments: Sequence[Judgment]) -> RatedBattl
         rated.local_score_a = score
         rated.status = arena_pb2.BATTLE_STATUS_RATED
     return rated
+
+
+def judge_cost(judgments: Iterable[Judgment]) -> tuple[int, int]:
+    """Model calls and tokens spent on these judgments, every attempt included.
+
+    Each judgment carries what was spent on it so far (`spent_calls`, `spent_tokens`); only the
+    latest per (judge, order) counts, since it already includes the earlier attempts. A
+    judgment written before these fields existed counts its `attempts` as calls.
+    """
+    calls = tokens = 0
+    for judgment in _latest_judgments(judgments).values():
+        calls += judgment.spent_calls or judgment.attempts
+        tokens += judgment.spent_tokens
+    return calls, tokens
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,12 +5,22 @@ For each challenge, every answer gets a final score
     e(A) = mean over the opponents B that A battled on this challenge of
            alpha * P_rating(A beats B) + (1 - alpha) * x(A > B)
 
-where P_rating comes from the global ratings (Elo by default) and x is the battle's local score
-from the judges' votes. The paper sums over opponents; with several defenders per challenge the
-attacker battles every defender while each defender battles only the attacker, so a sum would
-favour the attacker by the number of its battles. The mean ranks answers the same way whenever
-all answers had the same number of opponents. The best-scored answer becomes an SFT example; the best against the worst
-gives a preference pair for DPO.
+where P_rating comes from the global ratings (Bradley-Terry by default) and x is the battle's
+local score from the judges' votes (grounded by execution when it ran). The paper sums over
+opponents (`aggregate="sum"`); with several defenders per challenge the attacker battles every
+defender while each defender battles only the attacker, so a sum favours the attacker by the
+number of its battles. The mean ranks answers the same way whenever all answers had the same
+number of opponents.
+
+The global term says who is strong in general, not who answered this challenge best, so it must
+never overrule the judges' own head-to-head verdict: with the head-to-head guard (default) an
+answer that lost a battle by a unanimous vote (every judge that voted decisively voted against
+it, none tied, and execution did not favour it) is never exported over the answer that beat it.
+The winner is the best-scored answer among those that no answer beat that way; only when every
+answer was beaten (a cycle of unanimous losses) does the score alone decide.
+
+The best-chosen answer becomes an SFT example; the best against the worst gives a preference
+pair for DPO.
 """
 
 from __future__ import annotations
@@ -18,12 +28,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from warriorcoder.arena.rating import RatingScale, win_probability
 from warriorcoder.v1 import arena_pb2
 
 DEFAULT_SCALE = RatingScale()
+
+Aggregate = Literal["mean", "sum"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,9 @@ class ChallengeOutcome:
     winner: str
     loser: str
     battles: tuple[arena_pb2.RatedBattle, ...]
+    # Models that lost a unanimous head-to-head on this challenge (never exported over the
+    # answer that beat them when the guard is on).
+    beaten_unanimously: tuple[str, ...] = ()
 
 
 def final_scores(
@@ -41,8 +56,9 @@ def final_scores(
     ratings: Mapping[str, float],
     alpha: float,
     scale: RatingScale = DEFAULT_SCALE,
+    aggregate: Aggregate = "mean",
 ) -> dict[str, float]:
-    """e(model) over the rated battles of one challenge."""
+    """e(model) over the rated battles of one challenge (mean or sum over opponents)."""
     totals: dict[str, float] = defaultdict(float)
     opponents: dict[str, int] = defaultdict(int)
     for b in battles:
@@ -52,7 +68,37 @@ def final_scores(
         totals[b.model_b] += alpha * (1 - p_a) + (1 - alpha) * (1 - x_a)
         opponents[b.model_a] += 1
         opponents[b.model_b] += 1
+    if aggregate == "sum":
+        return dict(totals)
     return {m: totals[m] / opponents[m] for m in totals}
+
+
+def unanimous_loser(battle: arena_pb2.RatedBattle) -> str | None:
+    """The model that lost `battle` by a unanimous vote, or None.
+
+    Unanimous: at least one decisive vote, every decisive vote for the same side, no tie vote
+    (a judge whose two orders disagreed votes TIE, so every counted vote was order-consistent),
+    and execution, where it ran, did not favour the other side. Invalid votes are no votes.
+    """
+    if battle.status != arena_pb2.BATTLE_STATUS_RATED or battle.ties:
+        return None
+    if battle.votes_a and not battle.votes_b:
+        loser, execution_favours_loser = battle.model_b, 0.0
+    elif battle.votes_b and not battle.votes_a:
+        loser, execution_favours_loser = battle.model_a, 1.0
+    else:
+        return None
+    if battle.HasField("execution_score_a") and battle.execution_score_a == execution_favours_loser:
+        return None
+    return loser
+
+
+def _ranked(
+    models: Iterable[str], scores: Mapping[str, float], tokens: Mapping[str, int]
+) -> list[str]:
+    # Equal scores go to the shorter answer, then to the model id: deterministic, and length
+    # never wins a tie.
+    return sorted(models, key=lambda m: (-round(scores[m], 12), tokens[m], m))
 
 
 def select_winners(
@@ -60,11 +106,16 @@ def select_winners(
     ratings: Mapping[str, float],
     alpha: float,
     scale: RatingScale = DEFAULT_SCALE,
+    *,
+    aggregate: Aggregate = "mean",
+    head_to_head_guard: bool = True,
 ) -> list[ChallengeOutcome]:
     """One outcome per challenge that has at least one rated battle, in challenge-id order.
 
-    Equal scores go to the shorter answer (fewer completion tokens), then to the model id, so the
-    choice is deterministic and length never wins a tie.
+    The winner is the best-scored answer; with `head_to_head_guard`, the best-scored among the
+    answers that lost no unanimous head-to-head (all answers when each lost one). The loser is
+    the worst-scored answer. Equal scores go to the shorter answer (fewer completion tokens),
+    then to the model id.
     """
     by_challenge: dict[str, list[arena_pb2.RatedBattle]] = defaultdict(list)
     for b in battles:
@@ -73,14 +124,20 @@ def select_winners(
     outcomes = []
     for challenge_id in sorted(by_challenge):
         group = sorted(by_challenge[challenge_id], key=lambda b: b.battle_id)
-        scores = final_scores(group, ratings, alpha, scale)
+        scores = final_scores(group, ratings, alpha, scale, aggregate)
         tokens: dict[str, int] = {}
         for b in group:
             tokens[b.model_a] = b.tokens_a
             tokens[b.model_b] = b.tokens_b
-        ranked = sorted(scores, key=lambda m: (-round(scores[m], 12), tokens[m], m))
+        ranked = _ranked(scores, scores, tokens)
+        lost = sorted({m for b in group if (m := unanimous_loser(b)) is not None})
+        eligible = [m for m in ranked if m not in lost] if head_to_head_guard else ranked
+        winner = (eligible or ranked)[0]
+        # The worst answer other than the winner (the guard may have promoted the winner past
+        # a better-scored answer; a pair with a margin below the minimum is dropped later).
+        loser = [m for m in ranked if m != winner][-1] if len(ranked) > 1 else winner
         outcomes.append(
-            ChallengeOutcome(challenge_id, scores, ranked[0], ranked[-1], tuple(group))
+            ChallengeOutcome(challenge_id, scores, winner, loser, tuple(group), tuple(lost))
         )
     return outcomes
 
@@ -111,6 +168,7 @@ def _provenance(
         ],
         # A list, not a map keyed by model: every record then has the same columns in Arrow.
         "scores": [{"model": m, "score": outcome.scores[m]} for m in sorted(outcome.scores)],
+        "head_to_head_losers": list(outcome.beaten_unanimously),
         "config_hash": config_hash,
     }
 

@@ -337,7 +337,7 @@ class JudgeServicer(services_grpc.JudgeServicer):
             _check_roster_member(config, f"judges[{i}]", judge)
             if judge in (request.model_a, request.model_b):
                 raise InvalidArgument(f"judges[{i}] {judge!r} competes in this battle")
-        (result,) = await self.judge.handle([request])
+        (result,) = await self.judge.judge_battles([request])
         return result
 
 

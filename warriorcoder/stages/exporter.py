@@ -40,14 +40,16 @@ class Exporter:
 
     def records(self, board: arena_pb2.Leaderboard) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         cfg = self.config
-        rating_field = "elo" if cfg.export.rating == "elo" else "bradley_terry"
-        ratings = {r.model_id: getattr(r, rating_field) for r in board.ratings}
+        sel = cfg.selection
+        ratings = {r.model_id: getattr(r, sel.rating) for r in board.ratings}
         r = cfg.rating
         outcomes = select_winners(
             self.store.battles(board.round_id),
             ratings,
-            cfg.export.alpha,
+            sel.alpha,
             RatingScale(initial=r.initial, scale=r.scale, base=r.base),
+            aggregate=sel.aggregate,
+            head_to_head_guard=sel.head_to_head_guard,
         )
         instructions, answers = {}, {}
         for o in outcomes:

@@ -10,22 +10,34 @@ them in the sandbox, alongside the judging; the results travel to the rater with
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 from warriorcoder.arena.code_extraction import extract_python_code
-from warriorcoder.arena.grounding import execution_id
-from warriorcoder.arena.ids import derive_seed
+from warriorcoder.arena.grounding import execution_id, rate_grounded_battle
+from warriorcoder.arena.ids import derive_seed, stable_id
 from warriorcoder.arena.judging import (
     JUDGE_SYSTEM_PROMPT,
     VERDICT_FIRST_INSTRUCTION,
     VERDICT_PREFILL,
     judge_prompt,
+    judge_votes,
     judgment_id,
+    local_score,
     parse_verdict,
     prefilled_verdict_text,
     unswap,
+)
+from warriorcoder.arena.mining import judges_for
+from warriorcoder.arena.tournament import (
+    Match,
+    WeightedTally,
+    opening_battles,
+    outcome_settled,
+    pending_battles,
+    tournament_models,
 )
 from warriorcoder.backends.base import (
     ChatMessage,
@@ -38,6 +50,7 @@ from warriorcoder.backends.chat_templates import render_chat
 from warriorcoder.config import ArenaConfig, SamplingConfig
 from warriorcoder.execution import RunResult, RunStatus, SandboxLimits, run_tests
 from warriorcoder.stages.model_calls import ModelStage, generate_by_model, to_generation_pb
+from warriorcoder.stages.responder import battle_pair
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 
@@ -123,12 +136,38 @@ class Judge(ModelStage):
     async def handle(
         self, pairs: Sequence[arena_pb2.ResponsePair]
     ) -> list[arena_pb2.BattleJudgments]:
+        """Judge the battles, then fight the tournament battles they unlock.
+
+        Returns one BattleJudgments per input pair, followed by those of every further battle
+        of the pairs' challenges that `selection.tournament` schedules once their battles so
+        far have results (see `continue_tournaments`).
+        """
+        items = await self.judge_battles(pairs)
+        if self.config.selection.tournament != "none":
+            items += await self.continue_tournaments(pairs)
+        return items
+
+    async def judge_battles(
+        self, pairs: Sequence[arena_pb2.ResponsePair]
+    ) -> list[arena_pb2.BattleJudgments]:
         """All judgments of each battle (stored valid judgments are reused) and, with execution
-        on, both answers run against the battle's tests (judging and running overlap)."""
-        by_battle, executions = await asyncio.gather(self._judge(pairs), self.execute(pairs))
+        on, both answers run against the battle's tests (judging and running overlap).
+
+        With adaptive judging the pair in each result lists only the judges that were asked.
+        """
+        (by_battle, asked), executions = await asyncio.gather(
+            self._judge(pairs), self.execute(pairs)
+        )
         out = []
         for pair in pairs:
-            item = arena_pb2.BattleJudgments(pair=pair, judgments=by_battle.get(pair.battle_id, []))
+            judged = arena_pb2.ResponsePair()
+            judged.CopyFrom(pair)
+            if pair.battle_id in asked:
+                del judged.judges[:]
+                judged.judges.extend(asked[pair.battle_id])
+            item = arena_pb2.BattleJudgments(
+                pair=judged, judgments=by_battle.get(pair.battle_id, [])
+            )
             if pair.battle_id in executions:
                 result_a, result_b = executions[pair.battle_id]
                 item.execution_a.CopyFrom(result_a)
@@ -136,33 +175,107 @@ class Judge(ModelStage):
             out.append(item)
         return out
 
+    def _max_attempts(self) -> int:
+        return 1 + self.config.judge.retries_on_invalid
+
+    def _is_final(self, judgment: arena_pb2.Judgment | None) -> bool:
+        """A judgment that will not be asked again in this pass: a valid verdict, retries used
+        up, or a model server that failed after its own retries (no generation)."""
+        if judgment is None:
+            return False
+        return (
+            judgment.verdict != arena_pb2.VERDICT_INVALID
+            or judgment.attempts >= self._max_attempts()
+            or not judgment.HasField("generation")
+        )
+
+    def _plan(
+        self, pair: arena_pb2.ResponsePair, judgments: Mapping[str, arena_pb2.Judgment]
+    ) -> tuple[list[str], bool]:
+        """The judges to ask for `pair` given the judgments so far, and whether the battle is
+        complete (every judge to ask has a final judgment in both orders).
+
+        Without adaptive judging every listed judge is asked. With it, the judges are taken in
+        a per-battle order (spreads the load), a majority first, then one at a time until the
+        judges not yet asked can no longer change who wins (`outcome_settled`).
+        """
+        judges = list(pair.judges)
+        if not self.config.judge.adaptive:
+            asked = judges
+        else:
+            judges.sort(key=lambda j: stable_id("adaptive-order", pair.battle_id, j))
+            asked = judges[: len(judges) // 2 + 1]
+        while True:
+            done = all(
+                self._is_final(judgments.get(judgment_id(pair.battle_id, judge, order)))
+                for judge in asked
+                for order in ORDERS
+            )
+            if not done or len(asked) == len(judges):
+                return asked, done
+            mine = [
+                judgments[judgment_id(pair.battle_id, judge, order)]
+                for judge in asked
+                for order in ORDERS
+            ]
+            _, counts = local_score(judge_votes(mine))
+            tally = WeightedTally(counts.votes_a, counts.votes_b)
+            if outcome_settled(tally, len(judges) - len(asked), max_vote_weight=1.0):
+                return asked, True
+            asked = judges[: len(asked) + 1]
+
     async def _judge(
         self, pairs: Sequence[arena_pb2.ResponsePair]
-    ) -> dict[str, list[arena_pb2.Judgment]]:
-        """Judgments of each battle by battle id, sorted by judgment id."""
+    ) -> tuple[dict[str, list[arena_pb2.Judgment]], dict[str, list[str]]]:
+        """Judgments of each battle by battle id (sorted by judgment id), and the judges asked
+        per battle. Stored valid judgments are reused; stored invalid ones are asked again."""
         judgments: dict[str, arena_pb2.Judgment] = {}
-        todo: list[tuple[arena_pb2.ResponsePair, str, arena_pb2.Order]] = []
+        previous: dict[str, arena_pb2.Judgment] = {}
+        judged = [p for p in pairs if not (p.response_a.error or p.response_b.error)]
         # One store read for the whole batch (a round trip per battle dominated the stage).
         stored_by_battle = await self.store.call(
-            self.store.judgments_of,
-            [p.battle_id for p in pairs if not (p.response_a.error or p.response_b.error)],
+            self.store.judgments_of, [p.battle_id for p in judged]
         )
-        for pair in pairs:
-            if pair.response_a.error or pair.response_b.error:
-                continue  # the rater marks the battle failed with the responder's reason
-            stored_judgments = {j.judgment_id: j for j in stored_by_battle[pair.battle_id]}
-            for judge in pair.judges:
-                for order in ORDERS:
-                    jid = judgment_id(pair.battle_id, judge, order)
-                    stored = stored_judgments.get(jid)
-                    if stored is not None and stored.verdict != arena_pb2.VERDICT_INVALID:
-                        judgments[jid] = stored
-                    else:
-                        todo.append((pair, judge, order))
+        for pair in judged:
+            for stored in stored_by_battle[pair.battle_id]:
+                previous[stored.judgment_id] = stored
+                if stored.verdict != arena_pb2.VERDICT_INVALID:
+                    judgments[stored.judgment_id] = stored
+        asked: dict[str, list[str]] = {}
+        while True:
+            todo: list[tuple[arena_pb2.ResponsePair, str, arena_pb2.Order]] = []
+            for pair in judged:
+                asked[pair.battle_id], done = self._plan(pair, judgments)
+                if done:
+                    continue
+                todo += [
+                    (pair, judge, order)
+                    for judge in asked[pair.battle_id]
+                    for order in ORDERS
+                    if not self._is_final(judgments.get(judgment_id(pair.battle_id, judge, order)))
+                ]
+            if not todo:
+                break
+            await self._ask(todo, judgments, previous)
 
+        by_battle: dict[str, list[arena_pb2.Judgment]] = {}
+        for jid in sorted(judgments):
+            judgment = judgments[jid]
+            if judgment.judge in asked.get(judgment.battle_id, ()):
+                by_battle.setdefault(judgment.battle_id, []).append(judgment)
+        return by_battle, asked
+
+    async def _ask(
+        self,
+        todo: list[tuple[arena_pb2.ResponsePair, str, arena_pb2.Order]],
+        judgments: dict[str, arena_pb2.Judgment],
+        previous: Mapping[str, arena_pb2.Judgment],
+    ) -> None:
+        """Ask each (battle, judge, order) in `todo`, retrying unparseable verdicts with
+        sampling; every attempt is stored, and `judgments` gets the latest of each."""
         cfg = self.config.judge
         attempt = 1
-        while todo and attempt <= 1 + self.config.judge.retries_on_invalid:
+        while todo and attempt <= self._max_attempts():
             requests = [
                 (judge, self._request(judge, pair, order, attempt)) for pair, judge, order in todo
             ]
@@ -170,12 +283,16 @@ class Judge(ModelStage):
             retry = []
             fresh = []
             for (pair, judge, order), outcome in zip(todo, outcomes, strict=True):
+                jid = judgment_id(pair.battle_id, judge, order)
+                before = judgments.get(jid) or previous.get(jid)
                 j = arena_pb2.Judgment(
-                    judgment_id=judgment_id(pair.battle_id, judge, order),
+                    judgment_id=jid,
                     battle_id=pair.battle_id,
                     judge=judge,
                     order=order,
                     attempts=attempt,
+                    spent_calls=(before.spent_calls if before else 0) + 1,
+                    spent_tokens=before.spent_tokens if before else 0,
                 )
                 if isinstance(outcome, GenerationError):
                     # The model server failed after its own retries: no point asking again now.
@@ -183,6 +300,7 @@ class Judge(ModelStage):
                     j.error = f"{judge}: {outcome.reason}"
                 else:
                     j.generation.CopyFrom(to_generation_pb(outcome))
+                    j.spent_tokens += outcome.prompt_tokens + outcome.completion_tokens
                     if cfg.verdict_mode == "prefill":
                         j.generation.text = prefilled_verdict_text(outcome.text)
                     j.position_verdict = parse_verdict(j.generation.text)
@@ -191,14 +309,109 @@ class Judge(ModelStage):
                         j.error = "no verdict found in the judge's answer"
                         retry.append((pair, judge, order))
                 fresh.append(j)
-                judgments[j.judgment_id] = j
+                judgments[jid] = j
             await self.store.call(self.store.save_judgments, fresh)
             todo, attempt = retry, attempt + 1
 
-        by_battle: dict[str, list[arena_pb2.Judgment]] = {}
-        for jid in sorted(judgments):
-            by_battle.setdefault(judgments[jid].battle_id, []).append(judgments[jid])
-        return by_battle
+    # -- tournaments ------------------------------------------------------------------------
+
+    async def continue_tournaments(
+        self, pairs: Sequence[arena_pb2.ResponsePair]
+    ) -> list[arena_pb2.BattleJudgments]:
+        """Fight the tournament battles that the pairs' challenges have unlocked.
+
+        Works from the store, so it does not matter which batch (or which replica) judged a
+        challenge's other battles: whoever stores the last result of a stage sees the whole
+        stage and fights the next one. Two replicas that finish a stage at the same moment may
+        both fight it; the battles have deterministic ids, so that costs judge calls but never
+        counts a battle twice. A follow-up battle that ended without a result (a model server
+        down) is fought again once per call, as a redelivered opening battle would be.
+        """
+        mode = self.config.selection.tournament
+        out: list[arena_pb2.BattleJudgments] = []
+        for challenge_id in dict.fromkeys(p.challenge_id for p in pairs):
+            challenge = await self.store.call(self.store.challenge, challenge_id)
+            if challenge is None:
+                log.warning("tournament of %s: challenge not in the store", challenge_id)
+                continue
+            opening = set(opening_battles(mode, challenge.attacker, challenge.defenders))
+            fought: set[Match] = set()
+            while True:
+                results, retry = await self._tournament_state(challenge)
+                pending = pending_battles(mode, challenge.attacker, challenge.defenders, results)
+                todo = [
+                    m for m in dict.fromkeys(pending + retry) if m not in opening | fought
+                ]
+                if not todo:
+                    break
+                fought.update(todo)
+                new_pairs = await self._tournament_pairs(challenge, todo)
+                out += await self.judge_battles(new_pairs)
+        return out
+
+    async def _tournament_pairs(
+        self, challenge: arena_pb2.Challenge, matches: Sequence[Match]
+    ) -> list[arena_pb2.ResponsePair]:
+        """ResponsePairs of `matches` from the stored answers (missing answers: skipped)."""
+        models = {m for match in matches for m in match}
+        responses = await self.store.call(
+            self.store.responses_of, [(challenge.challenge_id, m) for m in sorted(models)]
+        )
+        out = []
+        for a, b in matches:
+            ra, rb = responses.get((challenge.challenge_id, a)), responses.get(
+                (challenge.challenge_id, b)
+            )
+            if ra is None or rb is None:
+                log.warning("tournament battle %s vs %s of %s: answer missing",
+                            a, b, challenge.challenge_id)
+                continue
+            try:
+                judges = judges_for(a, b, self.roster)
+            except ValueError as error:  # reported, never faked
+                log.warning("tournament battle of %s not fought: %s", challenge.challenge_id, error)
+                continue
+            out.append(battle_pair(challenge, ra, rb, judges))
+        return out
+
+    async def _tournament_state(
+        self, challenge: arena_pb2.Challenge
+    ) -> tuple[dict[Match, float | None], list[Match]]:
+        """Results so far of the challenge's battles (model_a's local score, None for a failed
+        battle; absent while incomplete), and the complete battles that failed because a
+        judge's model server failed (worth another try)."""
+        models = tournament_models(challenge.attacker, challenge.defenders)
+        matches = list(itertools.combinations(models, 2))
+        pairs = {p.battle_id: p for p in await self._tournament_pairs(challenge, matches)}
+        stored = await self.store.call(self.store.judgments_of, list(pairs))
+        complete: list[tuple[arena_pb2.ResponsePair, list[arena_pb2.Judgment]]] = []
+        results: dict[Match, float | None] = {}
+        for bid, pair in pairs.items():
+            match = (pair.model_a, pair.model_b)
+            if pair.response_a.error or pair.response_b.error:
+                results[match] = None
+                continue
+            latest = {j.judgment_id: j for j in stored[bid]}
+            asked, done = self._plan(pair, latest)
+            if done:
+                judged = arena_pb2.ResponsePair()
+                judged.CopyFrom(pair)
+                del judged.judges[:]
+                judged.judges.extend(asked)
+                complete.append((judged, [j for j in stored[bid] if j.judge in asked]))
+        executions = await self.execute([pair for pair, _ in complete])
+        ex = self.config.execution
+        weight = ex.weight if ex.enabled else None
+        retry: list[Match] = []
+        for pair, judgments in complete:
+            result_a, result_b = executions.get(pair.battle_id, (None, None))
+            rated = rate_grounded_battle(pair, judgments, result_a, result_b, weight)
+            match = (pair.model_a, pair.model_b)
+            rated_ok = rated.status == arena_pb2.BATTLE_STATUS_RATED
+            results[match] = rated.local_score_a if rated_ok else None
+            if not rated_ok and any(not j.HasField("generation") for j in judgments):
+                retry.append(match)
+        return results, retry
 
     async def execute(
         self, pairs: Sequence[arena_pb2.ResponsePair]
@@ -227,6 +440,11 @@ class Judge(ModelStage):
                 ids.append(exec_id)
             sides[pair.battle_id] = (ids[0], ids[1])
         todo = [i for i in wanted if i not in self._executions]
+        # Runs stored by another replica or an earlier process (tournaments re-read a
+        # challenge's battles) are not run again.
+        if todo:
+            self._executions.update(await self.store.call(self.store.executions_of, todo))
+            todo = [i for i in wanted if i not in self._executions]
         semaphore = asyncio.Semaphore(self.config.execution.concurrency)
 
         async def run(exec_id: str) -> arena_pb2.ExecutionResult:
@@ -253,9 +471,10 @@ class Judge(ModelStage):
 
         fresh = dict(zip(todo, await asyncio.gather(*(run(i) for i in todo)), strict=True))
         results = {i: fresh[i] if i in fresh else self._executions[i] for i in wanted}
-        for exec_id, result in fresh.items():
-            if result.status != arena_pb2.EXECUTION_STATUS_ERROR:  # errors are tried again
-                self._executions[exec_id] = result
+        kept = [r for r in fresh.values() if r.status != arena_pb2.EXECUTION_STATUS_ERROR]
+        for result in kept:  # errors are tried again
+            self._executions[result.execution_id] = result
+        await self.store.call(self.store.save_executions, kept)
         for exec_id in wanted:
             if exec_id in self._executions:
                 self._executions.move_to_end(exec_id)

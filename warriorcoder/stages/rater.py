@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from warriorcoder.arena.grounding import rate_grounded_battle
 from warriorcoder.arena.judging import judge_statistics
+from warriorcoder.arena.mining import judges_for as eligible_judges
 from warriorcoder.arena.rating import (
     RatingScale,
     bootstrap_intervals,
@@ -24,6 +25,7 @@ class Rater:
         self.store = store
         r = config.rating
         self.scale = RatingScale(initial=r.initial, scale=r.scale, base=r.base)
+        self.roster = [e.id for e in config.roster]
 
     def handle(self, items: Sequence[arena_pb2.BattleJudgments]) -> list[arena_pb2.RatedBattle]:
         """Rate each battle and store it (same battle twice: same document, nothing doubled).
@@ -33,16 +35,21 @@ class Rater:
         """
         ex = self.config.execution
         weight = ex.weight if ex.enabled else None
-        rated = [
-            rate_grounded_battle(
+        rated = []
+        for item in items:
+            battle = rate_grounded_battle(
                 item.pair,
                 item.judgments,
                 item.execution_a if item.HasField("execution_a") else None,
                 item.execution_b if item.HasField("execution_b") else None,
                 weight,
             )
-            for item in items
-        ]
+            # Adaptive judging lists only the judges it asked; the rest were skipped.
+            battle.skipped_judges.extend(
+                j for j in eligible_judges(item.pair.model_a, item.pair.model_b, self.roster)
+                if j not in item.pair.judges
+            )
+            rated.append(battle)
         self.store.save_battles(rated)  # one request for the batch
         return rated
 
@@ -63,7 +70,13 @@ class Rater:
             battles=len(ok),
             failed_battles=len(battles) - len(ok),
             bootstrap_rounds=cfg.bootstrap_rounds,
+            judge_calls=sum(b.judge_calls for b in battles),
+            judge_tokens=sum(b.judge_tokens for b in battles),
+            # One SFT record per challenge with a rated battle (arena.selection).
+            records=len({b.challenge_id for b in ok}),
         )
+        if board.records:
+            board.judge_tokens_per_record = board.judge_tokens / board.records
         for model in sorted(bt, key=lambda m: (-bt[m], m)):
             s = stats[model]
             lo, hi = intervals[model]

@@ -1,4 +1,5 @@
-"""Responder: attacker and defenders answer each challenge; one ResponsePair per battle."""
+"""Responder: attacker and defenders answer each challenge; one ResponsePair per opening battle
+of the challenge's tournament (attacker vs each defender, or every pair in round_robin)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 
 from warriorcoder.arena.ids import battle_id, derive_seed
 from warriorcoder.arena.mining import judges_for
+from warriorcoder.arena.tournament import opening_battles
 from warriorcoder.backends.base import ChatMessage, ChatRequest, GenerationError
 from warriorcoder.stages.model_calls import ModelStage, generate_by_model, to_generation_pb
 from warriorcoder.v1 import arena_pb2
@@ -61,21 +63,38 @@ class Responder(ModelStage):
             answers[(c.challenge_id, model_id)] = response
         await self.store.call(self.store.save_responses, fresh)
 
+        # The tournament's opening battles; the judge stage schedules any further ones.
+        mode = self.config.selection.tournament
         pairs = []
         for c in challenges:
-            for defender in c.defenders:
+            for model_a, model_b in opening_battles(mode, c.attacker, c.defenders):
                 pairs.append(
-                    arena_pb2.ResponsePair(
-                        battle_id=battle_id(c.challenge_id, c.attacker, defender),
-                        challenge_id=c.challenge_id,
-                        round_id=c.round_id,
-                        instruction=c.instruction,
-                        model_a=c.attacker,
-                        model_b=defender,
-                        response_a=answers[(c.challenge_id, c.attacker)],
-                        response_b=answers[(c.challenge_id, defender)],
-                        judges=judges_for(c.attacker, defender, self.roster),
-                        tests=c.tests,
+                    battle_pair(
+                        c,
+                        answers[(c.challenge_id, model_a)],
+                        answers[(c.challenge_id, model_b)],
+                        judges_for(model_a, model_b, self.roster),
                     )
                 )
         return pairs
+
+
+def battle_pair(
+    challenge: arena_pb2.Challenge,
+    response_a: arena_pb2.Response,
+    response_b: arena_pb2.Response,
+    judges: list[str],
+) -> arena_pb2.ResponsePair:
+    """The battle of two answers to `challenge` (model_a answered `response_a`)."""
+    return arena_pb2.ResponsePair(
+        battle_id=battle_id(challenge.challenge_id, response_a.model_id, response_b.model_id),
+        challenge_id=challenge.challenge_id,
+        round_id=challenge.round_id,
+        instruction=challenge.instruction,
+        model_a=response_a.model_id,
+        model_b=response_b.model_id,
+        response_a=response_a,
+        response_b=response_b,
+        judges=judges,
+        tests=challenge.tests,
+    )

@@ -32,6 +32,7 @@ COLLECTIONS: dict[str, tuple[str, ...]] = {
     "challenges": ("round_id",),
     "responses": ("challenge_id",),
     "judgments": ("battle_id",),
+    "executions": (),
     "battles": ("round_id", "challenge_id"),
     "leaderboards": (),
 }
@@ -206,6 +207,15 @@ class ArenaStore:
                 j = from_document(doc, arena_pb2.Judgment)
                 out[j.battle_id].append(j)
         return out
+
+    # -- executions (an answer's code run against its challenge's tests) ------------------------
+    def save_executions(self, results: Iterable[arena_pb2.ExecutionResult]) -> None:
+        """Upsert many execution results (keyed by their deterministic execution id)."""
+        self._put_many("executions", ((r.execution_id, r) for r in results))
+
+    def executions_of(self, execution_ids: Iterable[str]) -> dict[str, arena_pb2.ExecutionResult]:
+        """Stored execution results among `execution_ids`, in one request; missing ones absent."""
+        return self._get_many("executions", execution_ids, arena_pb2.ExecutionResult)
 
     # -- battles ----------------------------------------------------------------------------------
     def save_battle(self, battle: arena_pb2.RatedBattle) -> None:

@@ -166,7 +166,7 @@ class ExecutionResult(_message.Message):
     def __init__(self, execution_id: _Optional[str] = ..., model_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., reason: _Optional[str] = ..., duration_s: _Optional[float] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class Judgment(_message.Message):
-    __slots__ = ("judgment_id", "battle_id", "judge", "order", "position_verdict", "verdict", "generation", "attempts", "error")
+    __slots__ = ("judgment_id", "battle_id", "judge", "order", "position_verdict", "verdict", "generation", "attempts", "error", "spent_tokens", "spent_calls")
     JUDGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     BATTLE_ID_FIELD_NUMBER: _ClassVar[int]
     JUDGE_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +176,8 @@ class Judgment(_message.Message):
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SPENT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SPENT_CALLS_FIELD_NUMBER: _ClassVar[int]
     judgment_id: str
     battle_id: str
     judge: str
@@ -185,7 +187,9 @@ class Judgment(_message.Message):
     generation: Generation
     attempts: int
     error: str
-    def __init__(self, judgment_id: _Optional[str] = ..., battle_id: _Optional[str] = ..., judge: _Optional[str] = ..., order: _Optional[_Union[Order, str]] = ..., position_verdict: _Optional[_Union[Verdict, str]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    spent_tokens: int
+    spent_calls: int
+    def __init__(self, judgment_id: _Optional[str] = ..., battle_id: _Optional[str] = ..., judge: _Optional[str] = ..., order: _Optional[_Union[Order, str]] = ..., position_verdict: _Optional[_Union[Verdict, str]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ..., spent_tokens: _Optional[int] = ..., spent_calls: _Optional[int] = ...) -> None: ...
 
 class Vote(_message.Message):
     __slots__ = ("judge", "verdict")
@@ -208,7 +212,7 @@ class BattleJudgments(_message.Message):
     def __init__(self, pair: _Optional[_Union[ResponsePair, _Mapping]] = ..., judgments: _Optional[_Iterable[_Union[Judgment, _Mapping]]] = ..., execution_a: _Optional[_Union[ExecutionResult, _Mapping]] = ..., execution_b: _Optional[_Union[ExecutionResult, _Mapping]] = ...) -> None: ...
 
 class RatedBattle(_message.Message):
-    __slots__ = ("battle_id", "challenge_id", "round_id", "model_a", "model_b", "votes", "votes_a", "votes_b", "ties", "invalid", "local_score_a", "status", "failure_reason", "tokens_a", "tokens_b", "execution_a", "execution_b", "execution_score_a", "judge_score_a")
+    __slots__ = ("battle_id", "challenge_id", "round_id", "model_a", "model_b", "votes", "votes_a", "votes_b", "ties", "invalid", "local_score_a", "status", "failure_reason", "tokens_a", "tokens_b", "execution_a", "execution_b", "execution_score_a", "judge_score_a", "judge_calls", "judge_tokens", "skipped_judges")
     BATTLE_ID_FIELD_NUMBER: _ClassVar[int]
     CHALLENGE_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +232,9 @@ class RatedBattle(_message.Message):
     EXECUTION_B_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_SCORE_A_FIELD_NUMBER: _ClassVar[int]
     JUDGE_SCORE_A_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_CALLS_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_JUDGES_FIELD_NUMBER: _ClassVar[int]
     battle_id: str
     challenge_id: str
     round_id: str
@@ -247,10 +254,13 @@ class RatedBattle(_message.Message):
     execution_b: ExecutionResult
     execution_score_a: float
     judge_score_a: float
-    def __init__(self, battle_id: _Optional[str] = ..., challenge_id: _Optional[str] = ..., round_id: _Optional[str] = ..., model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., votes_a: _Optional[int] = ..., votes_b: _Optional[int] = ..., ties: _Optional[int] = ..., invalid: _Optional[int] = ..., local_score_a: _Optional[float] = ..., status: _Optional[_Union[BattleStatus, str]] = ..., failure_reason: _Optional[str] = ..., tokens_a: _Optional[int] = ..., tokens_b: _Optional[int] = ..., execution_a: _Optional[_Union[ExecutionResult, _Mapping]] = ..., execution_b: _Optional[_Union[ExecutionResult, _Mapping]] = ..., execution_score_a: _Optional[float] = ..., judge_score_a: _Optional[float] = ...) -> None: ...
+    judge_calls: int
+    judge_tokens: int
+    skipped_judges: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, battle_id: _Optional[str] = ..., challenge_id: _Optional[str] = ..., round_id: _Optional[str] = ..., model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., votes_a: _Optional[int] = ..., votes_b: _Optional[int] = ..., ties: _Optional[int] = ..., invalid: _Optional[int] = ..., local_score_a: _Optional[float] = ..., status: _Optional[_Union[BattleStatus, str]] = ..., failure_reason: _Optional[str] = ..., tokens_a: _Optional[int] = ..., tokens_b: _Optional[int] = ..., execution_a: _Optional[_Union[ExecutionResult, _Mapping]] = ..., execution_b: _Optional[_Union[ExecutionResult, _Mapping]] = ..., execution_score_a: _Optional[float] = ..., judge_score_a: _Optional[float] = ..., judge_calls: _Optional[int] = ..., judge_tokens: _Optional[int] = ..., skipped_judges: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelRating(_message.Message):
-    __slots__ = ("model_id", "elo", "bradley_terry", "bradley_terry_lower", "bradley_terry_upper", "battles", "wins", "losses", "ties", "win_rate")
+    __slots__ = ("model_id", "elo", "bradley_terry", "bradley_terry_lower", "bradley_terry_upper", "battles", "wins", "losses", "ties", "win_rate", "group", "lower_unbounded", "upper_unbounded", "anchor")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     ELO_FIELD_NUMBER: _ClassVar[int]
     BRADLEY_TERRY_FIELD_NUMBER: _ClassVar[int]
@@ -261,6 +271,10 @@ class ModelRating(_message.Message):
     LOSSES_FIELD_NUMBER: _ClassVar[int]
     TIES_FIELD_NUMBER: _ClassVar[int]
     WIN_RATE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    LOWER_UNBOUNDED_FIELD_NUMBER: _ClassVar[int]
+    UPPER_UNBOUNDED_FIELD_NUMBER: _ClassVar[int]
+    ANCHOR_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     elo: float
     bradley_terry: float
@@ -271,7 +285,11 @@ class ModelRating(_message.Message):
     losses: int
     ties: int
     win_rate: float
-    def __init__(self, model_id: _Optional[str] = ..., elo: _Optional[float] = ..., bradley_terry: _Optional[float] = ..., bradley_terry_lower: _Optional[float] = ..., bradley_terry_upper: _Optional[float] = ..., battles: _Optional[int] = ..., wins: _Optional[int] = ..., losses: _Optional[int] = ..., ties: _Optional[int] = ..., win_rate: _Optional[float] = ...) -> None: ...
+    group: int
+    lower_unbounded: bool
+    upper_unbounded: bool
+    anchor: bool
+    def __init__(self, model_id: _Optional[str] = ..., elo: _Optional[float] = ..., bradley_terry: _Optional[float] = ..., bradley_terry_lower: _Optional[float] = ..., bradley_terry_upper: _Optional[float] = ..., battles: _Optional[int] = ..., wins: _Optional[int] = ..., losses: _Optional[int] = ..., ties: _Optional[int] = ..., win_rate: _Optional[float] = ..., group: _Optional[int] = ..., lower_unbounded: _Optional[bool] = ..., upper_unbounded: _Optional[bool] = ..., anchor: _Optional[bool] = ...) -> None: ...
 
 class JudgeStats(_message.Message):
     __slots__ = ("judge", "pairs", "consistency", "tie_rate", "invalid_rate", "longer_pick_rate", "first_position_rate")
@@ -292,20 +310,30 @@ class JudgeStats(_message.Message):
     def __init__(self, judge: _Optional[str] = ..., pairs: _Optional[int] = ..., consistency: _Optional[float] = ..., tie_rate: _Optional[float] = ..., invalid_rate: _Optional[float] = ..., longer_pick_rate: _Optional[float] = ..., first_position_rate: _Optional[float] = ...) -> None: ...
 
 class Leaderboard(_message.Message):
-    __slots__ = ("round_id", "ratings", "judges", "battles", "failed_battles", "bootstrap_rounds")
+    __slots__ = ("round_id", "ratings", "judges", "battles", "failed_battles", "bootstrap_rounds", "judge_calls", "judge_tokens", "judge_tokens_per_record", "records", "interval_method")
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
     RATINGS_FIELD_NUMBER: _ClassVar[int]
     JUDGES_FIELD_NUMBER: _ClassVar[int]
     BATTLES_FIELD_NUMBER: _ClassVar[int]
     FAILED_BATTLES_FIELD_NUMBER: _ClassVar[int]
     BOOTSTRAP_ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_CALLS_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_TOKENS_PER_RECORD_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_METHOD_FIELD_NUMBER: _ClassVar[int]
     round_id: str
     ratings: _containers.RepeatedCompositeFieldContainer[ModelRating]
     judges: _containers.RepeatedCompositeFieldContainer[JudgeStats]
     battles: int
     failed_battles: int
     bootstrap_rounds: int
-    def __init__(self, round_id: _Optional[str] = ..., ratings: _Optional[_Iterable[_Union[ModelRating, _Mapping]]] = ..., judges: _Optional[_Iterable[_Union[JudgeStats, _Mapping]]] = ..., battles: _Optional[int] = ..., failed_battles: _Optional[int] = ..., bootstrap_rounds: _Optional[int] = ...) -> None: ...
+    judge_calls: int
+    judge_tokens: int
+    judge_tokens_per_record: float
+    records: int
+    interval_method: str
+    def __init__(self, round_id: _Optional[str] = ..., ratings: _Optional[_Iterable[_Union[ModelRating, _Mapping]]] = ..., judges: _Optional[_Iterable[_Union[JudgeStats, _Mapping]]] = ..., battles: _Optional[int] = ..., failed_battles: _Optional[int] = ..., bootstrap_rounds: _Optional[int] = ..., judge_calls: _Optional[int] = ..., judge_tokens: _Optional[int] = ..., judge_tokens_per_record: _Optional[float] = ..., records: _Optional[int] = ..., interval_method: _Optional[str] = ...) -> None: ...
 
 class Provenance(_message.Message):
     __slots__ = ("round_id", "challenge_id", "battle_ids", "models", "judges", "votes", "scores", "config_hash")

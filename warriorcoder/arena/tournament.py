@@ -1,0 +1,167 @@
+"""Answer tournaments: which battles a challenge's answers fight, and when judging can stop.
+
+Pure: no models, no store. A challenge is answered by its attacker and its defenders. Battles
+of attacker against defenders alone leave the defenders unranked among themselves: when two
+defenders both beat the attacker, nothing the judges said tells which of them is better, and
+the pick falls to the global rating. A tournament schedules further battles between the answers
+that are still in contention, so the exported answer has met its rivals head to head.
+
+Modes (`selection.tournament`):
+
+- ``none``: attacker against each defender, nothing more (the paper's schedule).
+- ``contenders``: attacker against each defender first. Then, as long as answers that no other
+  answer has beaten have not all met each other, those pairs fight. An answer is beaten when it
+  lost a rated battle (its local score below 0.5). Ties and failed battles beat nobody. The set
+  of unbeaten answers only shrinks, so this ends after at most one battle per pair.
+- ``round_robin``: every pair of answers fights, all at once.
+
+A battle is identified by its ordered pair (model_a, model_b): the attacker is model_a in its
+battles, and between two defenders the one listed first among the challenge's defenders is
+model_a. Battle ids come from `warriorcoder.arena.ids.battle_id`, so a rescheduled battle is
+the same battle.
+
+Adaptive judging (`judge.adaptive`) asks a battle's judges in waves and stops once the judges
+not yet asked can no longer change who wins: see `outcome_settled`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+TournamentMode = Literal["none", "contenders", "round_robin"]
+TOURNAMENT_MODES: tuple[TournamentMode, ...] = ("none", "contenders", "round_robin")
+
+Match = tuple[str, str]
+
+__all__ = [
+    "TOURNAMENT_MODES",
+    "Match",
+    "TournamentMode",
+    "beaten",
+    "contenders",
+    "next_battles",
+    "opening_battles",
+    "outcome_settled",
+    "pending_battles",
+    "tournament_models",
+]
+
+
+def tournament_models(attacker: str, defenders: Sequence[str]) -> list[str]:
+    """Everyone who answers the challenge, in the order that orients battles."""
+    if not attacker:
+        raise ValueError("tournament: attacker is empty")
+    models = [attacker, *defenders]
+    if len(set(models)) != len(models):
+        raise ValueError(f"tournament: answerers repeat: {models}")
+    return models
+
+
+def opening_battles(mode: TournamentMode, attacker: str, defenders: Sequence[str]) -> list[Match]:
+    """The battles scheduled as soon as the answers exist."""
+    _check_mode(mode)
+    models = tournament_models(attacker, defenders)
+    if mode == "round_robin":
+        return list(itertools.combinations(models, 2))
+    return [(attacker, d) for d in defenders]
+
+
+def beaten(results: Mapping[Match, float | None]) -> set[str]:
+    """Models that lost at least one rated battle (`results` maps a match to model_a's local
+    score, None for a failed battle)."""
+    out: set[str] = set()
+    for (a, b), score in results.items():
+        if score is None:
+            continue
+        if score < 0.5:
+            out.add(a)
+        elif score > 0.5:
+            out.add(b)
+    return out
+
+
+def contenders(models: Sequence[str], results: Mapping[Match, float | None]) -> list[str]:
+    """The answers no other answer has beaten, in `models` order."""
+    lost = beaten(results)
+    return [m for m in models if m not in lost]
+
+
+def _met(a: str, b: str, fought: Iterable[Match]) -> bool:
+    return (a, b) in fought or (b, a) in fought
+
+
+def next_battles(
+    mode: TournamentMode,
+    attacker: str,
+    defenders: Sequence[str],
+    results: Mapping[Match, float | None],
+) -> list[Match]:
+    """Battles to fight next, given the results of every battle scheduled so far.
+
+    Call it only once every scheduled battle has a result (see `pending_battles`). Empty when the
+    tournament is over.
+    """
+    _check_mode(mode)
+    models = tournament_models(attacker, defenders)
+    fought = set(results)
+    wanted = opening_battles(mode, attacker, defenders)
+    missing = [m for m in wanted if not _met(*m, fought)]
+    if missing or mode != "contenders":
+        return missing
+    alive = contenders(models, results)
+    return [(a, b) for a, b in itertools.combinations(alive, 2) if not _met(a, b, fought)]
+
+
+def pending_battles(
+    mode: TournamentMode,
+    attacker: str,
+    defenders: Sequence[str],
+    results: Mapping[Match, float | None],
+) -> list[Match]:
+    """All battles the tournament has scheduled given `results` whose results are still missing.
+
+    Replays the schedule from the opening battles: a stage's follow-ups count once every battle
+    of that stage has a result. The tournament is complete when this is empty.
+    """
+    known: dict[Match, float | None] = {}
+    stage = opening_battles(mode, attacker, defenders)
+    while stage:
+        missing = [m for m in stage if m not in results]
+        if missing:
+            return missing
+        known.update({m: results[m] for m in stage})
+        stage = next_battles(mode, attacker, defenders, known)
+    return []
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in TOURNAMENT_MODES:
+        raise ValueError(f"tournament mode must be one of {TOURNAMENT_MODES}, got {mode!r}")
+
+
+@dataclass(frozen=True)
+class WeightedTally:
+    """Votes of the judges asked so far: weight for A, weight for B."""
+
+    for_a: float
+    for_b: float
+
+
+def outcome_settled(tally: WeightedTally, judges_left: int, max_vote_weight: float) -> bool:
+    """True when the judges not yet asked cannot change who wins the battle.
+
+    Who wins is the sign of ``for_a - for_b`` (A, B, or a tie at zero). Each judge left can add
+    at most `max_vote_weight` to either side, so the outcome is settled when the lead is larger
+    than what they could add together. A tie is never settled while a judge is left.
+    """
+    if judges_left < 0 or max_vote_weight <= 0:
+        raise ValueError(
+            f"outcome_settled: judges_left must be >= 0 and max_vote_weight > 0, got "
+            f"{judges_left}, {max_vote_weight}"
+        )
+    if judges_left == 0:
+        return True
+    return abs(tally.for_a - tally.for_b) > judges_left * max_vote_weight
