@@ -26,6 +26,7 @@ from warriorcoder.arena.judging import (
     local_score,
     parse_verdict,
     rate_battle,
+    read_verdict,
     unswap,
 )
 from warriorcoder.v1 import arena_pb2
@@ -264,6 +265,184 @@ def test_parse_verdict(text: str, expected: int) -> None:
 def test_parse_verdict_rejects_non_strings() -> None:
     with pytest.raises(TypeError, match="str"):
         parse_verdict(None)  # type: ignore[arg-type]
+
+
+# Arena-Hard's own format instructions, echoed by a judge.
+ARENA_HARD_ECHO = (
+    "You must output only one of the following choices as your final verdict with a label:\n\n"
+    "1. Assistant A is significantly better: [[A>>B]]\n"
+    "2. Assistant A is slightly better: [[A>B]]\n"
+    "3. Tie, relatively the same: [[A=B]]\n"
+    "4. Assistant B is slightly better: [[B>A]]\n"
+    "5. Assistant B is significantly better: [[B>>A]]\n\n"
+    'Example output: "My final verdict is tie: [[A=B]]".'
+)
+
+# Arena-Hard labels and final statements: (text, verdict, strong).
+ARENA_HARD_AND_FINAL_CASES: list[tuple[str, int, bool]] = [
+    # The five labels, any case and spacing, and read right to left.
+    ("[[A>>B]]", A, True),
+    ("[[A>B]]", A, False),
+    ("[[A=B]]", TIE, False),
+    ("[[B>A]]", B, False),
+    ("[[B>>A]]", B, True),
+    ("[[ a >> b ]]", A, True),
+    ("[[b > a]]", B, False),
+    ("[[B<<A]]", A, True),
+    ("[[A<B]]", B, False),
+    ("[[A==B]]", TIE, False),
+    ("[[A≫B]]", A, True),
+    ("[[Assistant B >> Assistant A]]", B, True),
+    ("My final verdict is tie: [[A=B]]", TIE, False),
+    ("My final verdict is: Assistant A is significantly better: [[A>>B]]", A, True),
+    ("My final verdict is Assistant B is slightly better: [[B>A]]", B, False),
+    ("## Final Verdict\n\n**[[B>>A]]**", B, True),
+    ("Decision: [[a>>b]]", A, True),
+    ("Final verdict: B>A", B, False),
+    ("Final verdict: [[A>B]] (slightly), maybe even [[A>>B]]", A, False),
+    ("[A>B]", A, False),
+    # Options listed, then the decision.
+    ("Labels: [[A>>B]], [[A>B]], [[A=B]], [[B>A]], [[B>>A]].\nB is right. [[B>A]]", B, False),
+    (
+        ARENA_HARD_ECHO + "\n\nAssistant B handles empty input.\n\nMy final verdict is: [[B>A]]",
+        B,
+        False,
+    ),
+    # A final statement wins over mentions elsewhere, before and after it.
+    ("My final verdict is [[B]], although [[A]] was close.", B, False),
+    ("[[A]]\n\nMy final verdict is [[B]]", B, False),
+    ("Final verdict: [[A]]\n\nHmm, earlier I said [[B]].", A, False),
+    ("Final verdict: [[B]]\n[[A]]", B, False),
+    ("Verdict: [[B]]\n\nReasoning: [[A]] fails the tests.", B, False),
+    ("Final Verdict: [[A]]. Actually, wait: final verdict: [[B]].", B, False),
+    ("Verdict:\n\n[[A]]", A, False),
+    ("In conclusion, [[B]].", B, False),
+    ("In my judgment, [[B]]", B, False),
+    ("Final answer: [[B]]", B, False),
+    ("The decision is clear: [[B]]", B, False),
+    ("Final verdict: Assistant A, not Assistant B.", A, False),
+    ("Final verdict: [[A]] (B is wrong).", A, False),
+    ("My final verdict is that neither is better: [[C]]", TIE, False),
+    ("Final verdict: tie [[C]]", TIE, False),
+    ("Final verdict: neither [[A]] nor [[B]] is right, so [[C]].", TIE, False),
+    ("Assistant A: [[A]] is incorrect. Final verdict: [[B]]", B, False),
+    ("My final verdict is [[B]]. Had A handled None, [[A]].", B, False),
+    ("My final verdict is [[B]] (I was tempted by [[A]]).", B, False),
+    ("Despite [[A]] being faster, my final verdict is [[B]].", B, False),
+    ("[[A]] would be my pick if it handled None; my final verdict is [[B]]", B, False),
+    ("The final verdict should be given as [[A]], [[B]] or [[C]]. B is right: [[B]]", B, False),
+    # Negated, conceded and conditional mentions do not count, with or without a statement.
+    ("[[B]] (not [[A]])", B, False),
+    ("[[B]], not [[A]].", B, False),
+    ("Not [[A]]. [[B]].", B, False),
+    ("I'd go with [[B]] rather than [[A]].", B, False),
+    ("[[B]] is better than [[A]]", B, False),
+    ("My final verdict is [[B]] over [[A]].", B, False),
+    ("[[B]] beats [[A]]", B, False),
+    ("[[A]] loses to [[B]].", B, False),
+    ("[[A]] is wrong. [[B]] is right.", B, False),
+    ("The verdict is not [[A]] but [[B]]", B, False),
+    ("It's not [[A]], it's [[B]]", B, False),
+    ("my decision would be [[B]], not [[A]]", B, False),
+    ("I cannot pick [[A]]; [[B]] it is.", B, False),
+    ("Final verdict: [[B]]. [[A]] was a close second.", B, False),
+    ("[[B]]. [[A]] came close, though.", B, False),
+    ("Although [[A]] is shorter, [[B]] is correct.", B, False),
+    ("Final verdict: [[B]], even though [[A]] is shorter.", B, False),
+    ("My verdict is [[A]]. I initially leaned [[B]].", A, False),
+    ("[[A]] seems better at first glance, but on closer inspection [[B]].", B, False),
+    ("I would have said [[A]] but [[B]] handles the edge case.", B, False),
+    ("If A had handled None, it would be [[A]]. As it is: [[B]]", B, False),
+    ("[[B]]; [[A]] would have won if it handled None.", B, False),
+    ("It would be [[A]] if the tests were correct, but they are not, so [[B]].", B, False),
+    # Forced-choice and rhetorical "if" are no conditions.
+    ("If I had to choose, [[B]].", B, False),
+    ("My final verdict: [[B]] if I must choose.", B, False),
+    ("If we focus on correctness, [[B]] is better.", B, False),
+    ("I'm not sure, but [[B]].", B, False),
+    ("Without a doubt, [[B]].", B, False),
+    ("Neither is perfect but [[B]] is closer to the spec: [[B]]", B, False),
+    # Conflicts inside the final statement, and nothing but taken-back mentions: INVALID.
+    ("Final verdict: [[A]] or [[B]]", INVALID, False),
+    ("Final verdict: [[A]], [[B]]", INVALID, False),
+    ("Final verdict: [[A]]... or maybe [[B]]?", INVALID, False),
+    ("Final decision: [[A]] and [[B]] are both fine, [[C]]", INVALID, False),
+    ("My final verdict: [[A>B]], or [[B>A]] if the spec allows None", A, False),
+    ("Final verdict: [[A>>B]] [[B>>A]]", INVALID, False),
+    ("Unless the spec requires recursion, [[B]].", INVALID, False),
+    ("Not [[A]].", INVALID, False),
+    ("[[A]] was close.", INVALID, False),
+    ("If the tests are right, [[A]].", INVALID, False),
+    ("[[A>A]]", INVALID, False),
+    ("[[A>C]]", INVALID, False),
+    ("[[A>>B]] or [[B>>A]]", INVALID, False),
+    (ARENA_HARD_ECHO, INVALID, False),
+    ("Options:\n- A better: [[A]]\n- B better: [[B]]\n- tie: [[C]]", INVALID, False),
+    # A judge's per-criterion lines are no list of options: the last line decides.
+    ("A crashes.\n- style: [[A]]\n- correctness: [[B]]\n- overall: [[B]]", B, False),
+]
+
+
+def test_there_are_enough_arena_hard_and_final_cases() -> None:
+    assert len(ARENA_HARD_AND_FINAL_CASES) >= 80
+    assert sum(v == INVALID for _, v, _ in ARENA_HARD_AND_FINAL_CASES) >= 10
+    assert sum(strong for _, _, strong in ARENA_HARD_AND_FINAL_CASES) >= 8
+
+
+@pytest.mark.parametrize(("text", "verdict", "strong"), ARENA_HARD_AND_FINAL_CASES)
+def test_read_verdict_labels_and_final_statements(text: str, verdict: int, strong: bool) -> None:
+    got = read_verdict(text)
+    assert (got.verdict, got.strong) == (verdict, strong), (
+        f"{text!r}: {arena_pb2.Verdict.Name(got.verdict)} strong={got.strong} ({got.reason})"
+    )
+    assert parse_verdict(text) == verdict
+    assert bool(got.reason) == (verdict == INVALID)
+
+
+def test_read_verdict_reasons_name_what_is_wrong() -> None:
+    assert "conflicting verdicts in the final statement: [[A]], [[B]]" in (
+        read_verdict("Final verdict: [[A]] or [[B]]").reason
+    )
+    assert read_verdict("").reason == "the judge's answer is empty"
+    assert read_verdict("Let me compare.").reason == "no verdict found in the judge's answer"
+    assert "negated, conceded, conditional" in read_verdict("Not [[A]].").reason
+    assert "disagree" in read_verdict(
+        "Assistant A is better at style, but Assistant B is better at correctness."
+    ).reason
+
+
+@pytest.mark.parametrize(
+    ("label", "verdict", "strong"),
+    [
+        (f"{left}{rel}{right}", verdict, strong)
+        for (left, right) in (("A", "B"), ("B", "A"))
+        for rel, winner_left, strong in (
+            (">>", True, True), (">", True, False), ("<", False, False), ("<<", False, True)
+        )
+        for verdict in [(A if left == "A" else B) if winner_left else (B if left == "A" else A)]
+    ],
+)
+def test_every_label_direction(label: str, verdict: int, strong: bool) -> None:
+    for text in (f"[[{label}]]", f"[[ {label.lower()} ]]", f"My final verdict is [[{label}]]."):
+        got = read_verdict(text)
+        assert (got.verdict, got.strong) == (verdict, strong), text
+
+
+@given(
+    st.sampled_from(["[[A]]", "[[B]]", "[[A>>B]]", "[[B>A]]", "[[C]]"]),
+    st.sampled_from(["[[A]]", "[[B]]", "[[A=B]]", "[[B>>A]]"]),
+    st.sampled_from(["not ", "rather than ", "although ", "if ", "over "]),
+)
+def test_a_taken_back_mention_never_overrules_the_final_statement(
+    decision: str, other: str, hedge: str
+) -> None:
+    expected = read_verdict(decision)
+    for text in (
+        f"My final verdict is {decision}, {hedge}{other}.",
+        f"{other}\n\nMy final verdict is {decision}.",
+    ):
+        got = read_verdict(text)
+        assert (got.verdict, got.strong) == (expected.verdict, expected.strong), text
 
 
 @given(st.text(alphabet=st.characters(blacklist_characters="[]ABCabc"), max_size=200))

@@ -12,6 +12,7 @@ Vocabulary:
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -139,24 +140,42 @@ _TOKEN_VERDICT: dict[str, Verdict] = {
     "draw": VERDICT_TIE,
 }
 
+
+@dataclass(frozen=True)
+class ParsedVerdict:
+    """A verdict read from a judge's text, in position terms (A = the answer shown first)."""
+
+    verdict: Verdict
+    # An Arena-Hard "significantly better" label: [[A>>B]], [[B>>A]] (also [[B<<A]], [[A<<B]]).
+    strong: bool = False
+    # Why the verdict is VERDICT_INVALID ("" when it is not).
+    reason: str = ""
+
+
+NO_VERDICT_REASON = "no verdict found in the judge's answer"
+
 # A fenced code block; judges quote code, and code is full of `x[a]`-like text.
 _CODE_FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 # Emphasis markers that wrap verdicts: **[[A]]**, `[[B]]`, **Final verdict:** A.
 _EMPHASIS = re.compile(r"[*`]")
 
-# [[A]], [[ b ]], [[tie]], [[Assistant A]]; not x[[a]] (code) and not [[[A]]].
+# Arena-Hard labels: A>>B, A>B, A=B, B>A, B>>A, and the same read right to left (B<<A = A>>B).
+_RELATION = r"(>>|≫|>|==|=|<<|≪|<)"
+_LABEL = r"(?:assistant\s+)?([ab])\s*" + _RELATION + r"\s*(?:assistant\s+)?([ab])"
+# [[A]], [[ b ]], [[tie]], [[Assistant A]], [[A>>B]], [[ b > a ]]; not x[[a]] (code), not [[[A]]].
+# Groups: 1 = a plain verdict; 2, 3, 4 = a label's left side, relation and right side.
 _DOUBLE_BRACKET = re.compile(
-    r"(?<![\w\[])\[\[\s*(?:assistant\s+)?(a|b|c|tie|draw)\s*\]\](?!\])", re.IGNORECASE
-)
-# [A], [B], [C], [tie]: letters upper case only, so a list literal like `[a]` is no verdict.
-_SINGLE_BRACKET = re.compile(r"(?<![\w\[])\[\s*([ABC]|(?i:tie|draw))\s*\](?!\])")
-# A bracket followed on the same line by "if", "for", "=", ... explains the format
-# ('"[[A]]" if assistant A is better'); it is not a verdict.
-_FORMAT_EXPLANATION = re.compile(
-    r"""[ \t"'*)]*(?:(?:if|when|means|indicates|denotes|represents|stands\s+for|for\s+(?:a\s+)?"""
-    r"""(?:tie|draw))\b|=|->|→)""",
+    r"(?<![\w\[])\[\[\s*(?:(?:assistant\s+)?(a|b|c|tie|draw)|" + _LABEL + r")\s*\]\](?!\])",
     re.IGNORECASE,
 )
+# [A], [B], [C], [tie], [A>B]: letters upper case only, so a list literal like `[a]` is no verdict.
+_SINGLE_BRACKET = re.compile(
+    r"(?<![\w\[])\[\s*(?:([ABC]|(?i:tie|draw))|([AB])\s*" + _RELATION + r"\s*([AB]))\s*\](?!\])"
+)
+# An unbracketed label (capitals only), read inside a final statement: "Final verdict: B>A".
+_BARE_LABEL = re.compile(r"(?<![\w\[<>=≫≪])([AB])\s*" + _RELATION + r"\s*([AB])(?![\w\]<>=≫≪])")
+# The rest of a line after a verdict that ends it.
+_LINE_END = re.compile(r"""[ \t.,;"')\]]*(?:\n|$)""")
 # What may stand between the items of an echoed list: '"[[A]]", "[[B]]", or "[[C]]"'.
 _LIST_GAP = re.compile(r"""[\s,;/|"'*]*(?:(?:or|and)\b[\s,;/|"'*]*)?""", re.IGNORECASE)
 
@@ -176,20 +195,27 @@ _BOTH_EQUAL = (
     r"(?:\s+(?:are|were|seem|look|appear)(?:\s+to\s+be)?)?\s+" + _EQUALLY_GOOD
 )
 
+
+def _stated_value(opening: str) -> str:
+    """What a stated verdict says after its marker: "tie", "both are equally good",
+    "Assistant B"; `opening`: the characters allowed before the letter."""
+    return (
+        r"(?:(?:it'?s\s+|it\s+is\s+)?(?:a\s+)?(?P<tie>"
+        + _TIE_WORDS
+        + r")|(?P<both>both\b[^.\n]{0,60}?"
+        + _EQUALLY_GOOD
+        + r")|"
+        + _WHO
+        + opening
+        + r"*\s*(?P<letter>[abc])"
+        + _LETTER_END
+        + r")"
+    )
+
+
+
 # Explicit verdict statements; the last one in the text wins.
-_STATED_VERDICT = re.compile(
-    _MARKER
-    + r"(?:(?:it'?s\s+|it\s+is\s+)?(?:a\s+)?(?P<tie>"
-    + _TIE_WORDS
-    + r")|(?P<both>both\b[^.\n]{0,60}?"
-    + _EQUALLY_GOOD
-    + r")|"
-    + _WHO
-    + r"""["'(\[]*\s*(?P<letter>[abc])"""
-    + _LETTER_END
-    + r")",
-    re.IGNORECASE | re.MULTILINE,
-)
+_STATED_VERDICT = re.compile(_MARKER + _stated_value(r"""["'(\[]"""), re.IGNORECASE | re.MULTILINE)
 _STATED_TIE = re.compile(
     r"\b(?:it'?s|it\s+is|this\s+is|that'?s|that\s+is|we\s+have|declare|call\s+it|ends\s+in"
     r"|(?:consider|call|rate|judge)\s+(?:this|it)(?:\s+as)?)\s+a\s+" + _TIE_WORDS,
@@ -237,15 +263,136 @@ _COMPARISONS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\bthey\s+are\s+" + _EQUALLY_GOOD, re.IGNORECASE),
 )
 
-# A statement in a conditional or negated clause is no verdict: "if assistant A is better,
-# output [[A]]", "I don't think Assistant B is better".
+# A statement in a conditional or negated clause is no verdict: "I don't think Assistant B is
+# better" (rules 2 and 3 of parse_verdict).
 _CLAUSE_BREAK = re.compile(r"[.!?\n;,]")
-_SENTENCE_BREAK = re.compile(r"[.!?\n]")
-_CONDITION = re.compile(r"\b(?:if|whether|unless)\b", re.IGNORECASE)
 _HEDGE = re.compile(
     r"\b(?:if|whether|unless|not|never|neither|nor|cannot)\b|n't\b|\bhard\s+to\s+say\b",
     re.IGNORECASE,
 )
+
+# --- Which verdict mentions count ------------------------------------------------------------
+# A verdict token counts unless its clause says it is not the decision. The clause before a
+# token runs back to the nearest break: punctuation, a dash, an adversative ("but", "however"),
+# or the previous verdict token ("[[B]] rather than [[A]]").
+_SCOPE_BREAK = re.compile(
+    r"[.!?;:,()\n—–]|\s-\s|\b(?:but|however|yet|so|thus|hence|therefore|actually|overall"
+    r"|ultimately|still|nevertheless|nonetheless)\b",
+    re.IGNORECASE,
+)
+_BEFORE_NEGATED = re.compile(
+    r"\b(?:not|never|nor|neither|cannot|rather\s+than|instead\s+of|other\s+than|over|than"
+    r"|against|beats?|defeats?|outperforms?|outranks?|versus|vs|except|excluding)\b|n't\b",
+    re.IGNORECASE,
+)
+_BEFORE_CONCEDED = re.compile(
+    r"\b(?:although|though|while|whilst|whereas|despite|albeit|granted|admittedly|initially"
+    r"|originally|earlier|previously|at\s+first|first\s+(?:thought|instinct|impression)"
+    r"|i\s+thought|leaned|leaning|tempted|was\s+going\s+to|almost|nearly|close\s+to)\b",
+    re.IGNORECASE,
+)
+_BEFORE_CONDITIONAL = re.compile(
+    r"\b(?:if|unless|otherwise|whether|suppose|supposing|assuming|hypothetically"
+    r"|would\s+have|could\s+have|might\s+have|should\s+have|would've|could've|might've"
+    r"|should've|example|e\.g|for\s+instance|such\s+as)\b",
+    re.IGNORECASE,
+)
+# An example on the same line: 'Example output: "My final verdict is tie: [[A=B]]"'.
+_EXAMPLE = re.compile(r"\b(?:example|e\.g|for\s+instance)\b", re.IGNORECASE)
+# A sentence that opens with a condition makes all of it hypothetical: "If A handled None, it
+# would be [[A]]" (an adversative restarts the sentence: "..., but [[B]]").
+_SENTENCE_BREAK = re.compile(r"[.!?\n(;]")
+_ADVERSATIVE = re.compile(
+    r"\b(?:but|however|yet|still|nevertheless|nonetheless|as\s+it\s+is|in\s+reality)\b",
+    re.IGNORECASE,
+)
+_OPENS_CONDITION = re.compile(
+    r"[\W_]*(?:(?:and|so|then|only)\s+)?(?:if|unless|suppose|supposing|assuming|in\s+case"
+    r"|had\s+(?:it|they|the|a|b|assistant|answer|either|both)|were\s+(?:it|they|the|both|either"
+    r"|assistant|answer))\b",
+    re.IGNORECASE,
+)
+# Idioms that look conditional but state a decision: "If I had to choose, [[B]]".
+_FORCED_CHOICE = re.compile(
+    r"\b(?:if|when)\s+(?:i|we|one)\s+(?:had|have|has|must|need|needed|were|am|are)\s+"
+    r"(?:forced\s+)?to\s+(?:choose|pick|decide|select|name|declare)\b(?:\s+one)?"
+    r"|\bif\s+forced(?:\s+to\s+(?:choose|pick|decide))?\b|\bif\s+anything\b"
+    r"|\bif\s+i\s+must\b|\bif\s+i\s+(?:am|'m)\s+honest\b"
+    # Rhetorical: "If we look at correctness, [[B]] is better."
+    r"|\bif\s+(?:we|you|one|i)\s+(?:look|focus|consider|compare|judge|weigh|go|take|count"
+    r"|prioriti[sz]e)\b",
+    re.IGNORECASE,
+)
+# What follows a token and takes it back: the format explained ("[[A]] if assistant A is
+# better", "[[C]] for a tie"), a concession ("[[A]] was close", "[[A]] is a close second"), a
+# negation ("[[A]] is not ...", "[[A]] loses") or a counterfactual ("[[A]] would have won").
+_AFTER_DISCOUNT = re.compile(
+    r"""[ \t"'*)\]]*(?:
+      (?:if|when|means|indicates|denotes|represents|stands\s+for|for\s+(?:a\s+)?(?:tie|draw))\b
+      | = | -> | →
+      | (?:(?:is|was|were|came|comes|looked|looks|seemed|seems|being|ranks|ranked|finished)\s+)?
+        (?:(?:also|very|quite|a|an|pretty|really|fairly|extremely|so|too|rather|strong|close)\s+)*
+        (?:close|near|nearly|almost|runner[-\s]?up|second|contender|tempting|considered
+           |competitive|not\s+far\s+behind|behind)\b
+      | was\s+(?:my\s+)?(?:first|initial|original)\b | (?:initially|originally|at\s+first)\b
+      | (?:is|was|are|were)\s+(?:not|never|no\s+longer|wrong|incorrect|worse|weaker|inferior)\b
+      | (?:isn't|wasn't|aren't|loses|lost|fails|failed|falls\s+short)\b
+      | (?:would|could|might|should)(?:\s+have|'ve)\b | (?:unless|otherwise)\b
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+# --- Final statements ------------------------------------------------------------------------
+# "My final verdict is ...", "Verdict: ...", "Decision - ...", "In conclusion, ...", "## Verdict".
+_FINAL_MARKER = re.compile(
+    r"\b(?:final(?:\s+|-)(?:verdict|decision|judge?ment|ruling|call|choice|pick|assessment"
+    r"|evaluation|rating|result|conclusion|answer)"
+    r"|(?:my|our)\s+(?:overall\s+)?(?:verdict|decision|judge?ment|ruling|conclusion|choice|pick"
+    r"|call|assessment|rating)"
+    r"|(?:verdict|decision|judge?ment|ruling|conclusion|winner)"
+    r"(?=[ \t]*(?:[:=\-–—]|->|→|$)|\s+(?:is|would\s+be|goes\s+to)\b)"
+    r"|in\s+conclusion|to\s+conclude|in\s+summary|to\s+sum\s+up|all\s+things\s+considered"
+    r"|on\s+balance)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+# A marker inside an instruction or an example is no statement: "Output your final verdict by
+# following this format", 'Example output: "My final verdict is tie: [[A=B]]"'.
+_MARKER_IN_INSTRUCTION = re.compile(
+    r"(?:\byour\s+(?:overall\s+)?$|\b(?:example|e\.g|for\s+instance|format|template|such\s+as)"
+    r"\b[^.!?\n]*$)",
+    re.IGNORECASE,
+)
+_MARKER_FOLLOWED_BY_INSTRUCTION = re.compile(
+    r"\s+(?:by|using|should|must|has\s+to|needs\s+to|format|in\s+(?:the|this|a)\s+format"
+    r"|will\s+be\s+(?:one|in))\b",
+    re.IGNORECASE,
+)
+_STATED_AFTER_MARKER = re.compile(
+    # Brackets are read as brackets, not as a stated letter ("[[B<<A]]" is no "B").
+    r"[\s:=\-–—>→]*(?:(?:is|was|would\s+be|goes\s+to)\b[\s:]*)?(?:that\s+)?"
+    + _stated_value(r"""["'(]"""),
+    re.IGNORECASE,
+)
+# What may stand between a marker and the end of its line when the verdict is on the next
+# line: "## Final Verdict", "My final verdict is:", "Verdict as follows:".
+_EMPTY_LEAD = re.compile(
+    r"(?:[\W_]|\b(?:is|are|as\s+follows|would\s+be|goes\s+to|below|here)\b)*", re.IGNORECASE
+)
+# A sentence ends at . ! ? before a word that does not start in lower case ("[[A]]... or
+# maybe [[B]]" is one sentence), or at a line break.
+_SENTENCE_END = re.compile(r"[.!?](?=\s*$|\s+[^a-z\s])|\n")
+
+
+@dataclass(frozen=True)
+class _Token:
+    """One verdict mention: a bracket, a label or a stated verdict."""
+
+    start: int
+    end: int
+    verdict: Verdict
+    # "strong" (A>>B), "weak" (A>B) or "" (a plain [[A]], [[A=B]], or a stated verdict).
+    strength: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -264,33 +411,106 @@ def _strip_code(text: str) -> str:
     return _CODE_FENCE.sub(keep_if_verdict, text)
 
 
-def _bracket_candidates(text: str, pattern: re.Pattern[str]) -> list[_Candidate]:
-    """Bracketed verdicts, minus format explanations and echoed lists of options."""
-    matches = [
-        m
-        for m in pattern.finditer(text)
-        if not _FORMAT_EXPLANATION.match(text, m.end()) and not _in_condition(text, m.start())
-    ]
-    # Group brackets that stand next to each other as a list: '[[A]], [[B]] or [[C]]'.
-    groups: list[list[re.Match[str]]] = []
-    for match in matches:
-        if groups and _LIST_GAP.fullmatch(text, groups[-1][-1].end(), match.start()):
-            groups[-1].append(match)
+def _label_value(left: str, relation: str, right: str) -> tuple[Verdict, str] | None:
+    """(verdict, strength) of a label; None for a label that compares a side with itself."""
+    left, right = left.lower(), right.lower()
+    if left == right:
+        return None
+    if relation in ("=", "=="):
+        return VERDICT_TIE, ""
+    winner = left if relation in (">", ">>", "≫") else right
+    strength = "strong" if relation in (">>", "<<", "≫", "≪") else "weak"
+    return _TOKEN_VERDICT[winner], strength
+
+
+def _bracket_tokens(text: str, pattern: re.Pattern[str]) -> list[_Token]:
+    tokens = []
+    for m in pattern.finditer(text):
+        if m.group(1):
+            value: tuple[Verdict, str] | None = (_TOKEN_VERDICT[m.group(1).lower()], "")
         else:
-            groups.append([match])
-    candidates: list[_Candidate] = []
+            value = _label_value(m.group(2), m.group(3), m.group(4))
+        if value is not None:
+            tokens.append(_Token(m.start(), m.end(), value[0], value[1], m.group(0)))
+    return tokens
+
+
+def _discount(text: str, token: _Token, floor: int, previous_end: int) -> str | None:
+    """Why a verdict mention is not the decision ('negated', 'conceded', 'conditional',
+    'format'), or None when it counts. `floor`: where the text under analysis starts;
+    `previous_end`: where the previous verdict mention ended."""
+    start = token.start
+    clause_start = max(floor, previous_end)
+    for brk in _SCOPE_BREAK.finditer(text, clause_start, start):
+        clause_start = brk.end()
+    clause = text[clause_start:start]
+    if _BEFORE_NEGATED.search(clause):
+        return "negated"
+    if _BEFORE_CONCEDED.search(clause):
+        return "conceded"
+    if _BEFORE_CONDITIONAL.search(clause) or _EXAMPLE.search(
+        text, text.rfind("\n", floor, start) + 1, start
+    ):
+        return "conditional"
+    sentence_start = floor
+    for brk in _SENTENCE_BREAK.finditer(text, floor, start):
+        sentence_start = brk.end()
+    for brk in _ADVERSATIVE.finditer(text, sentence_start, start):
+        sentence_start = brk.end()
+    if _OPENS_CONDITION.match(text[sentence_start:start]):
+        return "conditional"
+    if _AFTER_DISCOUNT.match(text, token.end):
+        return "discounted by what follows"
+    return None
+
+
+def _counted(text: str, tokens: Sequence[_Token], floor: int = 0) -> list[_Token]:
+    """The tokens (sorted by position) that count as decisions."""
+    kept = []
+    previous_end = floor
+    for token in tokens:
+        if _discount(text, token, floor, previous_end) is None:
+            kept.append(token)
+        previous_end = token.end
+    return kept
+
+
+def _ends_line(text: str, token: _Token) -> bool:
+    return _LINE_END.match(text, token.end) is not None
+
+
+def _without_lists(text: str, tokens: Sequence[_Token]) -> list[_Token]:
+    """Drop lists of different verdicts, the format's options rather than a decision: runs
+    that stand next to each other ('"[[A]]", "[[B]]", or "[[C]]"'), and runs of three or more
+    of three or more different ones that end consecutive lines ("1. Assistant A is
+    significantly better: [[A>>B]]" ...)."""
+    groups: list[list[_Token]] = []
+    for token in tokens:
+        previous = groups[-1][-1] if groups else None
+        if previous is not None and (
+            _LIST_GAP.fullmatch(text, previous.end, token.start)
+            or (
+                _ends_line(text, previous)
+                and _ends_line(text, token)
+                and text.count("\n", previous.end, token.start) == 1
+                and (len(groups[-1]) > 1 or _ends_line(text, previous))
+            )
+        ):
+            groups[-1].append(token)
+        else:
+            groups.append([token])
+    kept = []
     for group in groups:
-        verdicts = {_TOKEN_VERDICT[m.group(1).lower()] for m in group}
-        if len(verdicts) > 1:  # a list of different options is the format, not a decision
+        # Options are all different; a judge's per-criterion lines repeat themselves.
+        values = [(t.verdict, t.strength) for t in group]
+        lines = len(set(values)) == len(values) >= 3 and all(_ends_line(text, t) for t in group)
+        adjacent = all(
+            _LIST_GAP.fullmatch(text, a.end, b.start) for a, b in itertools.pairwise(group)
+        )
+        if len({(t.verdict, t.strength) for t in group}) > 1 and (adjacent or lines):
             continue
-        candidates.extend(_Candidate(m.start(), _TOKEN_VERDICT[m.group(1).lower()]) for m in group)
-    return candidates
-
-
-def _in_condition(text: str, start: int) -> bool:
-    """True when the sentence before `start` is a condition: "If A is better, output [[A]]"."""
-    breaks = [m.end() for m in _SENTENCE_BREAK.finditer(text, 0, start)]
-    return _CONDITION.search(text, breaks[-1] if breaks else 0, start) is not None
+        kept.extend(group)
+    return kept
 
 
 def _is_hedged(text: str, start: int) -> bool:
@@ -304,7 +524,9 @@ def _stated_candidates(text: str) -> list[_Candidate]:
     """Explicit statements: "Final verdict: A", "The winner is B", "It's a tie", last line "A"."""
     candidates: list[_Candidate] = []
     for match in _STATED_VERDICT.finditer(text):
-        if _is_hedged(text, match.start()):
+        if _is_hedged(text, match.start()) or _MARKER_IN_INSTRUCTION.search(
+            text, text.rfind("\n", 0, match.start()) + 1, match.start()
+        ):
             continue
         if match.group("letter"):
             verdict = _TOKEN_VERDICT[match.group("letter").lower()]
@@ -334,44 +556,157 @@ def _comparison_verdicts(text: str) -> set[Verdict]:
     return verdicts
 
 
-def parse_verdict(text: str) -> Verdict:
-    """Read a judge's verdict from its output; VERDICT_INVALID when it is not clearly stated.
+def _statement_end(text: str, start: int, tokens: Sequence[_Token]) -> int:
+    """Where the final statement that starts at `start` ends: the end of its sentence, or of
+    the next non-empty line when the marker stands alone ("## Verdict" / "Final verdict:")."""
+    found = _SENTENCE_END.search(text, start)
+    end = found.end() if found else len(text)
+    if any(start <= t.start < end for t in tokens) or not _EMPTY_LEAD.fullmatch(
+        text, start, end
+    ):
+        return end
+    rest = len(text) - len(text[end:].lstrip())
+    found = _SENTENCE_END.search(text, rest)
+    return found.end() if found else len(text)
 
-    Fenced code blocks are ignored (code is full of `x[a]`), and `*`/backtick emphasis is
-    dropped. Then the first rule that finds anything decides:
 
-    1. Double brackets, the requested format: [[A]], [[b]], [[C]] (= tie), [[tie]], **[[A]]**,
-       [[Assistant B]]. The LAST one wins (judges often restate the format before deciding).
-       Brackets that explain the format ('"[[A]]" if assistant A is better', "[[C]] for a tie")
-       and lists of different options ('"[[A]]", "[[B]]", or "[[C]]"') are not verdicts.
-    2. Other explicit statements, the LAST one wins: single brackets in capitals ([A], [C],
-       [tie]); "Final verdict: A", "Verdict: Assistant B", "The winner is B", "My decision:
-       tie", "Verdict: both are equally good"; "It's a tie", "I consider this a tie"; a last
-       line that holds only a verdict ("A", "[b]", "Tie.", "Assistant B", "Answer: A").
-    3. Comparative statements: "Assistant A is better", "Answer B's code is clearly superior",
-       "Response A wins", "B is better" (capital letter only), "I prefer Assistant A", "both
-       answers are equally good". They count only if they ALL agree; any disagreement (e.g.
-       "A is better at X, but Assistant B is better at Y") is ambiguous.
+def _statement_tokens(text: str, marker: re.Match[str], tokens: Sequence[_Token]) -> list[_Token]:
+    """Verdict mentions in the final statement that starts at `marker`, in order."""
+    end = _statement_end(text, marker.end(), tokens)
+    found = [t for t in tokens if marker.start() <= t.start < end]
+    stated = _STATED_AFTER_MARKER.match(text, marker.end())
+    if stated and stated.end() <= end:
+        letter = stated.group("letter")
+        verdict = _TOKEN_VERDICT[letter.lower()] if letter else VERDICT_TIE
+        found.append(_Token(stated.start(), stated.end(), verdict, "", stated.group(0).strip()))
+    for m in _BARE_LABEL.finditer(text, marker.end(), end):
+        value = _label_value(m.group(1), m.group(2), m.group(3))
+        if value is not None and not any(t.start <= m.start() < t.end for t in found):
+            found.append(_Token(m.start(), m.end(), value[0], value[1], m.group(0)))
+    return sorted(found, key=lambda t: t.start)
 
-    Statements in a conditional or negated clause ("if assistant A is better", "I don't think
-    Assistant B is better") are skipped in rules 2 and 3. Nothing found (empty text, "A and B
-    both have bugs", the format echoed) gives VERDICT_INVALID: the parser never guesses.
-    """
+
+def _final_statement(text: str, tokens: Sequence[_Token]) -> ParsedVerdict | None:
+    """The verdict of the last final statement that names one, or None without such a
+    statement. Conflicting verdicts in it are INVALID."""
+    markers = [
+        m
+        for m in _FINAL_MARKER.finditer(text)
+        if not _MARKER_IN_INSTRUCTION.search(text, max(0, m.start() - 80), m.start())
+        and not _MARKER_FOLLOWED_BY_INSTRUCTION.match(text, m.end())
+    ]
+    for marker in reversed(markers):
+        as_token = _Token(marker.start(), marker.end(), VERDICT_INVALID, "", marker.group(0))
+        if _discount(text, as_token, 0, 0) not in (None, "discounted by what follows"):
+            continue  # "If my final verdict were [[A]] ..." states nothing
+        counted = _counted(text, _statement_tokens(text, marker, tokens), marker.start())
+        if not counted:
+            continue
+        verdicts = {t.verdict for t in counted}
+        if len(verdicts) > 1:
+            names = ", ".join(dict.fromkeys(t.text for t in counted))
+            return ParsedVerdict(
+                VERDICT_INVALID, reason=f"conflicting verdicts in the final statement: {names}"
+            )
+        # Strong only when some mention says ">>" and none says ">" (a plain [[A]] is neutral).
+        strengths = {t.strength for t in counted}
+        strong = "strong" in strengths and "weak" not in strengths
+        return ParsedVerdict(counted[0].verdict, strong=strong)
+    return None
+
+
+def read_verdict(text: str) -> ParsedVerdict:
+    """`parse_verdict` with the verdict's strength and, when it is INVALID, the reason."""
     if not isinstance(text, str):
         raise TypeError(f"parse_verdict: text must be str, got {type(text).__name__}")
     cleaned = _EMPHASIS.sub("", _strip_code(text))
+    # Forced-choice idioms ("if I had to choose") are blanked, keeping every position.
+    cleaned = _FORCED_CHOICE.sub(lambda m: " " * len(m.group(0)), cleaned)
     if not cleaned.strip():
-        return VERDICT_INVALID
-    for candidates in (
-        _bracket_candidates(cleaned, _DOUBLE_BRACKET),
-        _bracket_candidates(cleaned, _SINGLE_BRACKET) + _stated_candidates(cleaned),
-    ):
-        if candidates:
-            return max(candidates, key=lambda c: c.position).verdict
+        return ParsedVerdict(VERDICT_INVALID, reason="the judge's answer is empty")
+    doubles = _bracket_tokens(cleaned, _DOUBLE_BRACKET)
+    singles = _bracket_tokens(cleaned, _SINGLE_BRACKET)
+    brackets = sorted(doubles + singles, key=lambda t: t.start)
+    final = _final_statement(cleaned, brackets)
+    if final is not None:
+        return final
+    counted = _counted(cleaned, brackets)
+    counted_doubles = _without_lists(cleaned, [t for t in counted if t in doubles])
+    if counted_doubles:
+        last = counted_doubles[-1]
+        return ParsedVerdict(last.verdict, strong=last.strength == "strong")
+    counted_singles = _without_lists(cleaned, [t for t in counted if t in singles])
+    candidates = [(t.start, t.verdict, t.strength) for t in counted_singles] + [
+        (c.position, c.verdict, "") for c in _stated_candidates(cleaned)
+    ]
+    if candidates:
+        _, verdict, strength = max(candidates, key=lambda c: c[0])
+        return ParsedVerdict(verdict, strong=strength == "strong")
     comparisons = _comparison_verdicts(cleaned)
     if len(comparisons) == 1:
-        return next(iter(comparisons))
-    return VERDICT_INVALID
+        return ParsedVerdict(next(iter(comparisons)))
+    if len(comparisons) > 1:
+        return ParsedVerdict(VERDICT_INVALID, reason="the judge's comparisons disagree")
+    if brackets:
+        return ParsedVerdict(
+            VERDICT_INVALID,
+            reason="no verdict found: every verdict mentioned is negated, conceded, conditional "
+            "or one of a list of the format's options",
+        )
+    return ParsedVerdict(VERDICT_INVALID, reason=NO_VERDICT_REASON)
+
+
+def parse_verdict(text: str) -> Verdict:
+    """Read a judge's verdict from its output; VERDICT_INVALID when it is not clearly stated.
+
+    Fenced code blocks are ignored (code is full of `x[a]`), `*`/backtick emphasis is dropped.
+
+    Verdict mentions:
+    - plain brackets: [[A]], [[b]], [[C]] (= tie), [[tie]], [[Assistant B]], and in capitals
+      with single brackets [A], [C];
+    - Arena-Hard labels, any case and spacing: [[A>>B]], [[A>B]], [[A=B]], [[B>A]], [[B>>A]];
+      the same read right to left ([[B<A]] = [[A>B]], [[B<<A]] = [[A>>B]]) and ``≫``/``≪``.
+      ">>" is a strong verdict (`read_verdict(...).strong`); [[A=B]] and [[A==B]] are a tie;
+      a label comparing a side with itself ([[A>A]]) is no verdict.
+
+    A mention does not count when its clause takes it back (the clause runs back to the nearest
+    punctuation, dash, "but"/"however", or the previous mention):
+    - negated: "not [[A]]", "[[B]] rather than / over / than [[A]]", "[[A]] is not ...";
+    - conceded: "although / while / despite [[A]] ...", "I first thought [[A]]", "[[A]] was
+      close", "[[A]] is a close second", "[[A]] was tempting";
+    - conditional: "if / unless / otherwise / e.g. ... [[A]]", a sentence that opens with a
+      condition ("If A handled None, it would be [[A]]"), "[[A]] would have won", and format
+      explanations ('"[[A]]" if assistant A is better', "[[C]] for a tie"). Forced-choice
+      idioms ("if I had to choose", "if anything") are not conditions.
+
+    Then the first rule that finds anything decides:
+
+    0. A final statement: the sentence that starts at a marker ("My final verdict is",
+       "Final decision:", "Verdict:", "The winner is", "In conclusion", a "## Verdict" heading
+       with the verdict on the next line) decides over mentions anywhere else, before or after.
+       Its counted mentions (brackets, labels, unbracketed capitals like "B>A", or a stated
+       "Assistant B" / "tie" right after the marker) must all agree: conflicting verdicts
+       ("Final verdict: [[A]] or [[B]]") are INVALID, never a guess. The last marker whose
+       sentence has a counted mention is the final statement; markers inside instructions or
+       examples ("Output your final verdict by ...", 'Example: "My final verdict is ..."') and
+       markers whose sentence names only taken-back verdicts are skipped.
+    1. Double brackets and labels, the requested format: the LAST counted one wins (judges
+       restate the format before deciding). Runs of different options ('"[[A]]", "[[B]]", or
+       "[[C]]"') are the format echoed, not a verdict.
+    2. Other explicit statements, the LAST one wins: single brackets in capitals; "Final
+       verdict: A", "Verdict: Assistant B", "The winner is B", "My decision: tie", "Verdict:
+       both are equally good"; "It's a tie", "I consider this a tie"; a last line that holds
+       only a verdict ("A", "[b]", "Tie.", "Assistant B", "Answer: A").
+    3. Comparative statements: "Assistant A is better", "Answer B's code is clearly superior",
+       "Response A wins", "B is better" (capital letter only), "I prefer Assistant A", "both
+       answers are equally good". They count only if they ALL agree.
+
+    Statements in a conditional or negated clause ("I don't think Assistant B is better") are
+    skipped in rules 2 and 3. Nothing found gives VERDICT_INVALID: the parser never guesses.
+    A verdict is strong only when a counted label says ">>" and none says ">" (a plain [[A]]
+    says nothing about the margin). `read_verdict` returns the strength and the reason.
+    """
+    return read_verdict(text).verdict
 
 
 # ---------------------------------------------------------------------------------------------
