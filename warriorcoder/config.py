@@ -180,7 +180,7 @@ class SelectionConfig(_Strict):
     # meet each other; round_robin: every pair of answers.
     tournament: Literal["none", "contenders", "round_robin"] = "contenders"
     # e(A) = mean (or sum) over A's opponents of alpha * P_rating(A beats B) + (1-alpha) * x(A>B).
-    alpha: float = Field(0.1, ge=0.0, le=1.0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0)
     # The global rating behind P_rating.
     rating: Literal["elo", "bradley_terry"] = "bradley_terry"
     aggregate: Literal["mean", "sum"] = "mean"

@@ -27,25 +27,33 @@ not yet asked can no longer change who wins: see `outcome_settled`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from warriorcoder.arena.ids import judgment_id, stable_id
+from warriorcoder.arena.judging import judge_votes, local_score
+from warriorcoder.v1 import arena_pb2
+from warriorcoder.v1.arena_pb2 import Judgment
 
 TournamentMode = Literal["none", "contenders", "round_robin"]
 TOURNAMENT_MODES: tuple[TournamentMode, ...] = ("none", "contenders", "round_robin")
 
 Match = tuple[str, str]
+_ORDERS = (arena_pb2.ORDER_AB, arena_pb2.ORDER_BA)
 
 __all__ = [
     "TOURNAMENT_MODES",
     "Match",
     "TournamentMode",
+    "WeightedTally",
     "beaten",
     "contenders",
     "next_battles",
     "opening_battles",
     "outcome_settled",
     "pending_battles",
+    "plan_judges",
     "tournament_models",
 ]
 
@@ -140,6 +148,41 @@ def pending_battles(
 def _check_mode(mode: str) -> None:
     if mode not in TOURNAMENT_MODES:
         raise ValueError(f"tournament mode must be one of {TOURNAMENT_MODES}, got {mode!r}")
+
+
+def plan_judges(
+    battle_id: str,
+    judges: Sequence[str],
+    judgments: Mapping[str, Judgment],
+    *,
+    adaptive: bool,
+    is_final: Callable[[Judgment | None], bool],
+    max_vote_weight: float = 1.0,
+) -> tuple[list[str], bool]:
+    """The judges to ask for a battle given its judgments so far (by judgment id), and whether
+    the battle is complete: every judge to ask has a final judgment (`is_final`) in both orders.
+
+    Without `adaptive` every judge is asked. With it, the judges are taken in a per-battle order
+    (which spreads the load over the judges), a majority first, then one at a time until the
+    judges not yet asked can no longer change who wins (`outcome_settled`).
+    """
+    ordered = list(judges)
+    if not adaptive:
+        asked = ordered
+    else:
+        ordered.sort(key=lambda j: stable_id("adaptive-order", battle_id, j))
+        asked = ordered[: len(ordered) // 2 + 1]
+    while True:
+        mine = [judgments.get(judgment_id(battle_id, j, o)) for j in asked for o in _ORDERS]
+        if not all(is_final(j) for j in mine):
+            return asked, False
+        if len(asked) == len(ordered):
+            return asked, True
+        _, counts = local_score(judge_votes([j for j in mine if j is not None]))
+        tally = WeightedTally(counts.votes_a, counts.votes_b)
+        if outcome_settled(tally, len(ordered) - len(asked), max_vote_weight):
+            return asked, True
+        asked = ordered[: len(asked) + 1]
 
 
 @dataclass(frozen=True)

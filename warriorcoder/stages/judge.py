@@ -17,15 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 from warriorcoder.arena.code_extraction import extract_python_code
 from warriorcoder.arena.grounding import execution_id, rate_grounded_battle
-from warriorcoder.arena.ids import derive_seed, stable_id
+from warriorcoder.arena.ids import derive_seed
 from warriorcoder.arena.judging import (
     JUDGE_SYSTEM_PROMPT,
     VERDICT_FIRST_INSTRUCTION,
     VERDICT_PREFILL,
     judge_prompt,
-    judge_votes,
     judgment_id,
-    local_score,
     parse_verdict,
     prefilled_verdict_text,
     unswap,
@@ -33,10 +31,9 @@ from warriorcoder.arena.judging import (
 from warriorcoder.arena.mining import judges_for
 from warriorcoder.arena.tournament import (
     Match,
-    WeightedTally,
     opening_battles,
-    outcome_settled,
     pending_battles,
+    plan_judges,
     tournament_models,
 )
 from warriorcoder.backends.base import (
@@ -192,37 +189,14 @@ class Judge(ModelStage):
     def _plan(
         self, pair: arena_pb2.ResponsePair, judgments: Mapping[str, arena_pb2.Judgment]
     ) -> tuple[list[str], bool]:
-        """The judges to ask for `pair` given the judgments so far, and whether the battle is
-        complete (every judge to ask has a final judgment in both orders).
-
-        Without adaptive judging every listed judge is asked. With it, the judges are taken in
-        a per-battle order (spreads the load), a majority first, then one at a time until the
-        judges not yet asked can no longer change who wins (`outcome_settled`).
-        """
-        judges = list(pair.judges)
-        if not self.config.judge.adaptive:
-            asked = judges
-        else:
-            judges.sort(key=lambda j: stable_id("adaptive-order", pair.battle_id, j))
-            asked = judges[: len(judges) // 2 + 1]
-        while True:
-            done = all(
-                self._is_final(judgments.get(judgment_id(pair.battle_id, judge, order)))
-                for judge in asked
-                for order in ORDERS
-            )
-            if not done or len(asked) == len(judges):
-                return asked, done
-            mine = [
-                judgments[judgment_id(pair.battle_id, judge, order)]
-                for judge in asked
-                for order in ORDERS
-            ]
-            _, counts = local_score(judge_votes(mine))
-            tally = WeightedTally(counts.votes_a, counts.votes_b)
-            if outcome_settled(tally, len(judges) - len(asked), max_vote_weight=1.0):
-                return asked, True
-            asked = judges[: len(asked) + 1]
+        """The judges to ask for `pair` and whether its battle is complete (`plan_judges`)."""
+        return plan_judges(
+            pair.battle_id,
+            pair.judges,
+            judgments,
+            adaptive=self.config.judge.adaptive,
+            is_final=self._is_final,
+        )
 
     async def _judge(
         self, pairs: Sequence[arena_pb2.ResponsePair]
