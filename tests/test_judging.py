@@ -15,6 +15,7 @@ from warriorcoder.arena.judging import (
     JUDGE_SYSTEM_PROMPT,
     NO_JUDGES_REASON,
     NO_VALID_VERDICT_REASON,
+    VERDICT_CHOICES,
     VoteCounts,
     battle_id,
     combine_orders,
@@ -26,8 +27,13 @@ from warriorcoder.arena.judging import (
     local_score,
     parse_verdict,
     rate_battle,
+    read_choice_verdict,
+    read_json_verdict,
     read_verdict,
+    soft_margin,
     unswap,
+    verdict_json_schema,
+    verdict_probabilities,
 )
 from warriorcoder.v1 import arena_pb2
 from warriorcoder.v1.arena_pb2 import (
@@ -606,6 +612,185 @@ def test_local_score(verdicts: tuple[int, ...], score: float, counts: VoteCounts
 def test_local_score_rejects_unspecified_vote() -> None:
     with pytest.raises(ValueError, match="'j0'"):
         local_score(votes_of(UNSPECIFIED))
+
+
+# ---------------------------------------------------------------------------------------------
+# Strong and soft votes
+# ---------------------------------------------------------------------------------------------
+
+
+def strong_orders(
+    judge: str, ab: int, ba: int, *, strong: tuple[bool, bool] = (True, True)
+) -> list[Judgment]:
+    judgments = both_orders(judge, ab, ba)
+    for judgment, flag in zip(judgments, strong, strict=True):
+        judgment.strong = flag
+    return judgments
+
+
+def with_soft(judgments: list[Judgment], *probs: tuple[float, float, float]) -> list[Judgment]:
+    for judgment, (a, b, tie) in zip(judgments, probs, strict=True):
+        judgment.soft.a, judgment.soft.b, judgment.soft.tie = a, b, tie
+    return judgments
+
+
+def test_a_vote_is_strong_only_when_both_orders_are_strong_for_the_same_answer() -> None:
+    # ORDER_BA's position B is model_a: both orders strong for model_a.
+    judgments = (
+        strong_orders("both", A, B)
+        + strong_orders("one", A, B, strong=(True, False))
+        + strong_orders("split", A, A)  # strong for different answers: a TIE, never strong
+    )
+    votes = {v.judge: v for v in judge_votes(judgments, strong_weight=3.0)}
+    assert (votes["both"].verdict, votes["both"].strong, votes["both"].weight) == (A, True, 3.0)
+    assert (votes["one"].verdict, votes["one"].strong, votes["one"].weight) == (A, False, 1.0)
+    assert (votes["split"].verdict, votes["split"].strong, votes["split"].weight) == (
+        TIE,
+        False,
+        0.0,
+    )
+
+
+def test_strong_weight_changes_the_local_score_but_not_the_counts() -> None:
+    pair = make_pair(judges=("j1", "j2", "j3"))
+    judgments = strong_orders("j1", A, B) + both_orders("j2", B, A) + both_orders("j3", A, A)
+    plain = rate_battle(pair, judgments)
+    weighted = rate_battle(pair, judgments, strong_weight=2.0)
+    assert plain.local_score_a == pytest.approx(0.5)  # strong counts like a win by default
+    assert weighted.local_score_a == pytest.approx(2 / 3)  # 2 / (2 + 1)
+    for rated in (plain, weighted):
+        assert (rated.votes_a, rated.votes_b, rated.ties, rated.invalid) == (1, 1, 1, 0)
+
+
+@pytest.mark.parametrize("bad", [0.5, 0.0, -1.0, math.inf, math.nan, True])
+def test_strong_weight_must_be_at_least_one(bad: float) -> None:
+    with pytest.raises(ValueError, match="strong_weight"):
+        judge_votes(both_orders("j", A, B), strong_weight=bad)
+
+
+def test_local_score_uses_vote_weights_and_counts_unweighted_votes_as_one() -> None:
+    votes = [
+        Vote(judge="j1", verdict=A, weight=0.25),
+        Vote(judge="j2", verdict=B, weight=0.75),
+        Vote(judge="j3", verdict=A),  # stored before weights existed: counts 1
+        Vote(judge="j4", verdict=TIE, weight=0.0),
+    ]
+    score, counts = local_score(votes)
+    assert score == pytest.approx(1.25 / 2.0)
+    assert counts == VoteCounts(2, 1, 1, 0)
+    assert local_score([Vote(judge="j", verdict=A, weight=0.0)])[0] == 0.5
+    with pytest.raises(ValueError, match="'bad'.*weight"):
+        local_score([Vote(judge="bad", verdict=A, weight=-1.0)])
+
+
+def test_soft_margin_is_the_mean_certainty_over_both_orders() -> None:
+    # ORDER_AB: P(A)=0.9 for model_a; ORDER_BA shows model_b first, P(B)=0.7 is model_a's.
+    first, second = with_soft(both_orders("j", A, B), (0.9, 0.1, 0.0), (0.2, 0.7, 0.1))
+    assert soft_margin(first, second, A) == pytest.approx(((0.9 - 0.1) + (0.7 - 0.2)) / 2)
+    # A margin against the chosen answer is clamped at 0 (a sampled retry may pick the less
+    # likely verdict).
+    assert soft_margin(first, second, B) == 0.0
+    assert soft_margin(first, second, TIE) is None
+    assert soft_margin(*both_orders("j", A, B), A) is None  # no soft probabilities
+
+
+def test_soft_votes_weigh_the_local_score_by_certainty() -> None:
+    pair = make_pair(judges=("sure", "unsure"))
+    judgments = with_soft(both_orders("sure", A, B), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)) + (
+        with_soft(both_orders("unsure", B, A), (0.4, 0.6, 0.0), (0.6, 0.4, 0.0))
+    )
+    rated = rate_battle(pair, judgments)
+    assert [(v.judge, v.verdict) for v in rated.votes] == [("sure", A), ("unsure", B)]
+    assert [v.weight for v in rated.votes] == pytest.approx([1.0, 0.2])
+    assert rated.local_score_a == pytest.approx(1.0 / 1.2)
+    assert (rated.votes_a, rated.votes_b) == (1, 1)
+
+
+def test_soft_votes_of_one_order_only_are_not_used() -> None:
+    judgments = both_orders("j", A, B)
+    with_soft(judgments[:1], (0.6, 0.4, 0.0))
+    assert [v.weight for v in judge_votes(judgments)] == [1.0]
+
+
+def test_corrupt_soft_probabilities_are_an_error_naming_the_judgment() -> None:
+    judgments = with_soft(both_orders("j", A, B), (1.5, 0.0, 0.0), (0.0, 1.0, 0.0))
+    with pytest.raises(ValueError, match="'j'.*soft probabilities"):
+        judge_votes(judgments)
+
+
+# ---------------------------------------------------------------------------------------------
+# Constrained verdicts and verdict token probabilities
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict", "strong"),
+    [
+        ('{"explanation": "B handles None.", "verdict": "B"}', B, False),
+        ('{"explanation": "", "verdict": "a"}', A, False),
+        ('{"explanation": "same", "verdict": "C"}', TIE, False),
+        ('```json\n{"explanation": "x", "verdict": "[[A]]"}\n```', A, False),
+        ('Sure! {"Verdict": " B ", "explanation": "y"} Done.', B, False),
+        ('{"explanation": "x", "verdict": "A>>B"}', A, True),
+        ('{"explanation": "x", "verdict": "tie"}', TIE, False),
+    ],
+)
+def test_read_json_verdict(text: str, verdict: int, strong: bool) -> None:
+    got = read_json_verdict(text)
+    assert (got.verdict, got.strong, got.reason) == (verdict, strong, "")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("[[A]]", "no JSON object"),
+        ('{"explanation": "cut off by max_tok', "no JSON object"),
+        ('{"explanation": "x", "verdict": }', "invalid JSON"),
+        ('{"explanation": "x"}', "no 'verdict' key"),
+        ('{"explanation": "x", "verdict": "D"}', "'D' is not one of A, B, C"),
+        ('{"explanation": "x", "verdict": 1}', "is not one of"),
+        ('{"explanation": "x", "verdict": "A or B"}', "is not one of"),
+    ],
+)
+def test_read_json_verdict_invalid_with_reason(text: str, reason: str) -> None:
+    got = read_json_verdict(text)
+    assert got.verdict == INVALID
+    assert reason in got.reason
+
+
+def test_verdict_json_schema_lists_the_choices_after_the_explanation() -> None:
+    schema = verdict_json_schema()
+    assert list(schema["properties"]) == ["explanation", "verdict"]
+    assert schema["properties"]["verdict"]["enum"] == list(VERDICT_CHOICES) == ["A", "B", "C"]
+    assert schema["required"] == ["explanation", "verdict"]
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"), [("A", A), (" b\n", B), ("C", TIE), ("[[B]]", B), ("B is better", INVALID)]
+)
+def test_read_choice_verdict(text: str, verdict: int) -> None:
+    got = read_choice_verdict(text)
+    assert got.verdict == verdict
+    assert ("not one of A, B, C" in got.reason) == (verdict == INVALID)
+
+
+def test_verdict_probabilities_normalise_over_the_three_verdicts() -> None:
+    top = [[("A", math.log(0.6)), ("B", math.log(0.2)), (" A", math.log(0.1)), ("x", -1.0)]]
+    p_a, p_b, p_tie = verdict_probabilities(top)  # type: ignore[misc]
+    assert (p_a, p_b, p_tie) == pytest.approx((0.7 / 0.9, 0.2 / 0.9, 0.0))
+
+
+def test_verdict_probabilities_skip_leading_whitespace_and_brackets() -> None:
+    top = [[(" ", -0.1), ("A", -3.0)], [("[[", -0.01)], [("C", math.log(0.5)), ("B]]", math.log(0.5))]]
+    assert verdict_probabilities(top) == pytest.approx((0.0, 0.5, 0.5))
+
+
+def test_verdict_probabilities_none_without_a_verdict_token() -> None:
+    assert verdict_probabilities([]) is None
+    assert verdict_probabilities([[("{", -0.1), ("A", -5.0)]]) is None
+    assert verdict_probabilities([[("The", -0.1), ("I", -2.0)]]) is None
+    # "tie" is a verdict word but not a verdict token of the constrained answer (A, B, C).
+    assert verdict_probabilities([[("A", -0.1), ("tie", -0.5)]]) == pytest.approx((1, 0, 0))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -152,6 +152,33 @@ class JudgeConfig(_Strict):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     # Extra attempts when a judge writes no parseable verdict.
     retries_on_invalid: int = Field(1, ge=0, le=10)
+    # How much a strong verdict (an Arena-Hard ">>" label in both orders) counts in the local
+    # score, against 1 for a plain win; 1.0: strong counts like any win.
+    strong_verdict_weight: float = Field(1.0, ge=1.0, allow_inf_nan=False)
+    # Constrain the judge's output through the server's request fields (openai experts only):
+    # "json_schema": OpenAI's response_format with {"explanation", "verdict"} (explain mode);
+    # "choice": vLLM's structured_outputs {"choice": ["A", "B", "C"]} (vLLM >= 0.12), the verdict
+    # only; "guided_choice": the same through the older vLLM field guided_choice.
+    structured_output: Literal["none", "json_schema", "choice", "guided_choice"] = "none"
+    # Weigh each decisive vote by the judge's certainty, read from the verdict token's logprobs
+    # (openai experts; prefill mode or a choice constraint, where the verdict is the first token).
+    soft_votes: bool = False
+
+    @model_validator(mode="after")
+    def _structured_rules(self) -> JudgeConfig:
+        if self.structured_output == "json_schema" and self.verdict_mode != "explain":
+            raise ValueError(
+                "structured_output 'json_schema' needs verdict_mode 'explain' (the JSON holds the "
+                "explanation and the verdict); with 'prefill' use 'choice' or 'guided_choice'"
+            )
+        if self.soft_votes and not (
+            self.verdict_mode == "prefill" or self.structured_output in ("choice", "guided_choice")
+        ):
+            raise ValueError(
+                "soft_votes needs the verdict to be the judge's first token: set verdict_mode "
+                "'prefill' or structured_output 'choice' / 'guided_choice'"
+            )
+        return self
     # Ask a battle's judges in waves (a majority first, then one at a time) and stop once the
     # judges not yet asked could no longer change who wins. Saves judge calls; the local score
     # then rests on fewer votes.
@@ -284,6 +311,29 @@ class ArenaConfig(_Strict):
         d = self.challenger.defenders
         if isinstance(d, int) and not 1 <= d <= len(ids) - 1:
             raise ValueError(f"challenger.defenders: must be 'all' or 1..{len(ids) - 1}, got {d}")
+        return self
+
+    @model_validator(mode="after")
+    def _judge_backend_rules(self) -> ArenaConfig:
+        # Every expert judges the battles it is not in, so every expert must honour the
+        # request fields; other backends would silently ignore them.
+        j = self.judge
+        wanted = [
+            name
+            for name, on in (
+                (f"judge.structured_output {j.structured_output!r}", j.structured_output != "none"),
+                ("judge.soft_votes", j.soft_votes),
+            )
+            if on
+        ]
+        for n, e in enumerate(self.roster):
+            if wanted and e.backend != "openai":
+                raise ValueError(
+                    f"roster.{n}.backend: expert {e.id!r} is {e.backend!r}, but "
+                    f"{' and '.join(wanted)} work only with backend 'openai' and every expert "
+                    "judges; use openai experts or set judge.structured_output: none and "
+                    "judge.soft_votes: false"
+                )
         return self
 
     def expert(self, expert_id: str) -> ExpertConfig:

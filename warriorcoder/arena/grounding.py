@@ -139,13 +139,16 @@ def rate_grounded_battle(
     execution_a: ExecutionResult | None,
     execution_b: ExecutionResult | None,
     weight: float | None,
+    *,
+    strong_weight: float = 1.0,
 ) -> RatedBattle:
-    """`rate_battle`, then `ground_battle` when execution is on (`weight` not None).
+    """`rate_battle` (with `strong_weight`, judge.strong_verdict_weight), then `ground_battle`
+    when execution is on (`weight` not None).
 
     With `weight` None (execution off) or no results at all, the battle is exactly what
     `rate_battle` gives.
     """
-    rated = rate_battle(pair, judgments)
+    rated = rate_battle(pair, judgments, strong_weight=strong_weight)
     if weight is None or (execution_a is None and execution_b is None):
         return rated
     return ground_battle(rated, execution_a, execution_b, weight)

@@ -13,11 +13,12 @@ Vocabulary:
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 # battle_id and judgment_id live in ids.py (stages import them from there); re-exported here.
 from warriorcoder.arena.ids import battle_id, judgment_id
@@ -43,11 +44,16 @@ NO_VALID_VERDICT_REASON = "no judge wrote a valid verdict"
 NO_JUDGES_REASON = "battle has no judges"
 
 __all__ = [
+    "JSON_VERDICT_INSTRUCTION",
     "JUDGE_SYSTEM_PROMPT",
     "NO_JUDGES_REASON",
     "NO_VALID_VERDICT_REASON",
+    "NO_VERDICT_REASON",
+    "VERDICT_CHOICES",
     "VERDICT_FIRST_INSTRUCTION",
+    "VERDICT_LETTER_INSTRUCTION",
     "VERDICT_PREFILL",
+    "ParsedVerdict",
     "VoteCounts",
     "battle_id",
     "combine_orders",
@@ -61,7 +67,13 @@ __all__ = [
     "parse_verdict",
     "prefilled_verdict_text",
     "rate_battle",
+    "read_choice_verdict",
+    "read_json_verdict",
+    "read_verdict",
+    "soft_margin",
     "unswap",
+    "verdict_json_schema",
+    "verdict_probabilities",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -710,6 +722,143 @@ def parse_verdict(text: str) -> Verdict:
 
 
 # ---------------------------------------------------------------------------------------------
+# Constrained verdicts (structured output) and soft votes
+# ---------------------------------------------------------------------------------------------
+
+# The verdicts a constrained judge may give; one token each, so the first token's logprobs are
+# the verdict's probabilities.
+VERDICT_CHOICES: tuple[str, ...] = ("A", "B", "C")
+JSON_VERDICT_INSTRUCTION = (
+    'Answer with a JSON object: {"explanation": "<your short comparison>", "verdict": "A"} '
+    'where verdict is "A" if assistant A is better, "B" if assistant B is better, "C" for a tie.'
+)
+VERDICT_LETTER_INSTRUCTION = (
+    'Reply with one letter only: "A" if assistant A is better, "B" if assistant B is better, '
+    '"C" for a tie.'
+)
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+def verdict_json_schema() -> dict[str, Any]:
+    """JSON schema of a constrained judge answer: the explanation first, then the verdict
+    (so the verdict is written after the reasoning, as in explain mode)."""
+    return {
+        "type": "object",
+        "properties": {
+            "explanation": {"type": "string"},
+            "verdict": {"type": "string", "enum": list(VERDICT_CHOICES)},
+        },
+        "required": ["explanation", "verdict"],
+        "additionalProperties": False,
+    }
+
+
+def _verdict_value(value: str) -> ParsedVerdict | None:
+    """A verdict written as a bare value: "A", " b ", "[[C]]", "tie", "A>>B"."""
+    inner = value.strip().strip("[]").strip()
+    token = _TOKEN_VERDICT.get(inner.lower())
+    if token is not None:
+        return ParsedVerdict(token)
+    label = re.fullmatch(_LABEL, inner, re.IGNORECASE)
+    if label:
+        found = _label_value(label.group(1), label.group(2), label.group(3))
+        if found is not None:
+            return ParsedVerdict(found[0], strong=found[1] == "strong")
+    return None
+
+
+def read_json_verdict(text: str) -> ParsedVerdict:
+    """Read a judge answer constrained to JSON {"explanation": ..., "verdict": "A"|"B"|"C"}.
+
+    Tolerant of what servers and models wrap around the object (a ```json fence, text before
+    or after it) and of the verdict's case, spacing and brackets ("b", "[[B]]"); a label such
+    as "A>>B" is read like `parse_verdict` reads it. Anything else is INVALID with a reason:
+    no JSON object, broken JSON, no "verdict" key, or a value that is no verdict.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"read_json_verdict: text must be str, got {type(text).__name__}")
+    found = _JSON_OBJECT.search(text)
+    if found is None:
+        return ParsedVerdict(VERDICT_INVALID, reason="structured verdict: no JSON object")
+    try:
+        data = json.loads(found.group(0))
+    except json.JSONDecodeError as err:
+        return ParsedVerdict(
+            VERDICT_INVALID, reason=f"structured verdict: invalid JSON ({err.msg} at {err.pos})"
+        )
+    if not isinstance(data, dict):
+        return ParsedVerdict(VERDICT_INVALID, reason="structured verdict: not a JSON object")
+    keys = {str(k).strip().lower(): v for k, v in data.items()}
+    if "verdict" not in keys:
+        return ParsedVerdict(
+            VERDICT_INVALID, reason=f"structured verdict: no 'verdict' key in {sorted(data)}"
+        )
+    value = keys["verdict"]
+    parsed = _verdict_value(value) if isinstance(value, str) else None
+    if parsed is None:
+        return ParsedVerdict(
+            VERDICT_INVALID,
+            reason=f"structured verdict: {str(value)[:40]!r} is not one of "
+            f"{', '.join(VERDICT_CHOICES)}",
+        )
+    return parsed
+
+
+def read_choice_verdict(text: str) -> ParsedVerdict:
+    """Read a judge answer constrained to one of VERDICT_CHOICES ("A", "B", "C").
+
+    Surrounding whitespace and brackets are tolerated; a server that ignored the constraint
+    and wrote prose gives INVALID with a reason (it is not guessed from the prose).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"read_choice_verdict: text must be str, got {type(text).__name__}")
+    inner = text.strip().strip("[]").strip().upper()
+    if inner in VERDICT_CHOICES:
+        return ParsedVerdict(_TOKEN_VERDICT[inner.lower()])
+    return ParsedVerdict(
+        VERDICT_INVALID,
+        reason=f"constrained verdict {text[:40]!r} is not one of {', '.join(VERDICT_CHOICES)}",
+    )
+
+
+def _bare_token(token: str) -> str:
+    return token.strip().strip("[]").strip().lower()
+
+
+def verdict_probabilities(
+    top_logprobs: Sequence[Sequence[tuple[str, float]]],
+) -> tuple[float, float, float] | None:
+    """(P(A), P(B), P(tie)) of the verdict token, normalised over the three, from the top
+    logprobs of the first generated tokens (one list of (token, logprob) per position).
+
+    The verdict token is the first position whose most likely token is more than whitespace
+    and brackets (a server may emit " " or "[[" first). Tokens read as A, B and C/tie after
+    stripping whitespace and brackets ("A", " B", "C]]"); their probabilities add up. None
+    when the most likely token there is no verdict (the judge was about to write something
+    else, so the verdict's probabilities say nothing).
+    """
+    letters = {"a": VERDICT_A, "b": VERDICT_B, "c": VERDICT_TIE}
+    for position in top_logprobs:
+        if not position:
+            continue
+        best = _bare_token(max(position, key=lambda alt: alt[1])[0])
+        if not best:
+            continue
+        if best not in letters:
+            return None
+        mass = {VERDICT_A: 0.0, VERDICT_B: 0.0, VERDICT_TIE: 0.0}
+        for token, logprob in position:
+            verdict = letters.get(_bare_token(token))
+            if verdict is not None and math.isfinite(logprob):
+                mass[verdict] += math.exp(min(logprob, 0.0))
+        total = sum(mass.values())
+        if total <= 0.0:
+            return None
+        return mass[VERDICT_A] / total, mass[VERDICT_B] / total, mass[VERDICT_TIE] / total
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
 # Orders and votes
 # ---------------------------------------------------------------------------------------------
 
@@ -802,25 +951,82 @@ def _latest_judgments(judgments: Iterable[Judgment]) -> dict[tuple[str, int], Ju
     return latest
 
 
-def _vote_of(latest: dict[tuple[str, int], Judgment], judge: str) -> Verdict:
+def _check_strong_weight(strong_weight: float) -> None:
+    if (
+        isinstance(strong_weight, bool)
+        or not isinstance(strong_weight, int | float)
+        or not math.isfinite(strong_weight)
+        or strong_weight < 1.0
+    ):
+        raise ValueError(f"strong_weight must be a finite number >= 1, got {strong_weight!r}")
+
+
+def _battle_probabilities(judgment: Judgment) -> tuple[float, float]:
+    """(P(model_a), P(model_b)) of a judgment's verdict token, from its position-term `soft`."""
+    soft = judgment.soft
+    values = (soft.a, soft.b, soft.tie)
+    if not all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in values) or sum(values) > 1.0 + 1e-6:
+        raise ValueError(
+            f"judgment {judgment.judgment_id!r} of judge {judgment.judge!r}: soft probabilities "
+            f"must lie in [0, 1] and sum to at most 1, got {values}"
+        )
+    return (soft.a, soft.b) if judgment.order == ORDER_AB else (soft.b, soft.a)
+
+
+def soft_margin(first: Judgment, second: Judgment, verdict: Verdict) -> float | None:
+    """How sure a judge was of its decisive vote, from the verdict tokens' probabilities.
+
+    The mean over its two judgments of P(chosen) - P(other), both in battle terms (chosen =
+    the answer the vote is for), clamped at 0; in [0, 1]. None unless both judgments carry
+    soft probabilities or when the vote is not A or B.
+    """
+    if verdict not in (VERDICT_A, VERDICT_B):
+        return None
+    if not (first.HasField("soft") and second.HasField("soft")):
+        return None
+    margins = []
+    for judgment in (first, second):
+        p_a, p_b = _battle_probabilities(judgment)
+        margins.append(p_a - p_b if verdict == VERDICT_A else p_b - p_a)
+    return max(0.0, sum(margins) / 2)
+
+
+def _vote_of(
+    latest: dict[tuple[str, int], Judgment], judge: str, strong_weight: float = 1.0
+) -> Vote:
     first, second = latest.get((judge, ORDER_AB)), latest.get((judge, ORDER_BA))
     if first is None or second is None:
-        return VERDICT_INVALID  # a missing order is never filled in from the other one
-    return combine_orders(judgment_battle_verdict(first), judgment_battle_verdict(second))
+        # A missing order is never filled in from the other one.
+        return Vote(judge=judge, verdict=VERDICT_INVALID, weight=0.0)
+    verdict = combine_orders(judgment_battle_verdict(first), judgment_battle_verdict(second))
+    if verdict not in (VERDICT_A, VERDICT_B):
+        return Vote(judge=judge, verdict=verdict, weight=0.0)
+    strong = first.strong and second.strong
+    weight = strong_weight if strong else 1.0
+    margin = soft_margin(first, second, verdict)
+    if margin is not None:
+        weight *= margin
+    return Vote(judge=judge, verdict=verdict, strong=strong, weight=weight)
 
 
-def judge_votes(judgments: Sequence[Judgment]) -> list[Vote]:
+def judge_votes(judgments: Sequence[Judgment], *, strong_weight: float = 1.0) -> list[Vote]:
     """One vote per judge of one battle, sorted by judge id.
 
     Each judge's vote combines its latest ORDER_AB and ORDER_BA judgments (`combine_orders`);
     a judge with either order missing votes INVALID. All judgments must belong to one battle.
+
+    A decisive vote (A or B) is strong when both judgments were strong verdicts (Arena-Hard
+    ">>" labels) for the same answer. Its weight in the local score is `strong_weight` (>= 1)
+    when strong, else 1, multiplied by `soft_margin` when both judgments carry soft
+    probabilities. Ties and invalid votes weigh 0.
     """
+    _check_strong_weight(strong_weight)
     battle_ids = {j.battle_id for j in judgments}
     if len(battle_ids) > 1:
         raise ValueError(f"judge_votes: judgments of several battles: {sorted(battle_ids)}")
     latest = _latest_judgments(judgments)
     judges = sorted({judge for judge, _ in latest})
-    return [Vote(judge=judge, verdict=_vote_of(latest, judge)) for judge in judges]
+    return [_vote_of(latest, judge, strong_weight) for judge in judges]
 
 
 class VoteCounts(NamedTuple):
@@ -833,20 +1039,31 @@ class VoteCounts(NamedTuple):
 
 
 def local_score(votes: Iterable[Vote]) -> tuple[float, VoteCounts]:
-    """Return x(A>B) = votes_a / (votes_a + votes_b) and the vote counts.
+    """Return x(A>B) = W_a / (W_a + W_b) and the vote counts.
 
-    Ties and invalid votes are counted but excluded from the score; 0.5 when no vote is
-    decisive.
+    W_a is the summed weight of the votes for A (a vote without a weight counts 1; see
+    `judge_votes` for strong and soft weights), W_b likewise: with every weight 1 this is
+    votes_a / (votes_a + votes_b). Ties and invalid votes are counted but excluded from the
+    score; 0.5 when no decisive vote has weight. The counts are plain vote counts.
     """
     tally = {VERDICT_A: 0, VERDICT_B: 0, VERDICT_TIE: 0, VERDICT_INVALID: 0}
+    weights = {VERDICT_A: 0.0, VERDICT_B: 0.0}
     for vote in votes:
         _check_verdict(vote.verdict, f"local_score vote of judge {vote.judge!r}")
         tally[vote.verdict] += 1
+        if vote.verdict in weights:
+            weight = vote.weight if vote.HasField("weight") else 1.0
+            if not (math.isfinite(weight) and weight >= 0.0):
+                raise ValueError(
+                    f"local_score vote of judge {vote.judge!r}: weight must be a finite "
+                    f"number >= 0, got {weight!r}"
+                )
+            weights[vote.verdict] += weight
     counts = VoteCounts(
         tally[VERDICT_A], tally[VERDICT_B], tally[VERDICT_TIE], tally[VERDICT_INVALID]
     )
-    decisive = counts.votes_a + counts.votes_b
-    return (counts.votes_a / decisive if decisive else 0.5), counts
+    decisive = weights[VERDICT_A] + weights[VERDICT_B]
+    return (weights[VERDICT_A] / decisive if decisive > 0 else 0.5), counts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -883,11 +1100,13 @@ def _check_pair(pair: ResponsePair, judgments: Sequence[Judgment]) -> None:
             raise ValueError(f"{where}: judge {judgment.judge!r} is not one of {sorted(listed)}")
 
 
-def rate_battle(pair: ResponsePair, judgments: Sequence[Judgment]) -> RatedBattle:
+def rate_battle(
+    pair: ResponsePair, judgments: Sequence[Judgment], *, strong_weight: float = 1.0
+) -> RatedBattle:
     """Turn a battle's judgments into a RatedBattle with votes, counts and local score.
 
-    Votes come from `judge_votes`; a judge listed in `pair.judges` without judgments votes
-    INVALID. The battle is FAILED (local_score_a 0.5, to be left out of ratings) when:
+    Votes come from `judge_votes` (with `strong_weight`, judge.strong_verdict_weight); a judge
+    listed in `pair.judges` without judgments votes INVALID. The battle is FAILED (local_score_a 0.5, to be left out of ratings) when:
     - a response has an error: failure_reason names the model and its error, and no votes are
       recorded (judges of a broken battle are not data);
     - it has no judges at all: NO_JUDGES_REASON;
@@ -916,9 +1135,9 @@ def rate_battle(pair: ResponsePair, judgments: Sequence[Judgment]) -> RatedBattl
     if errors:
         rated.failure_reason = "; ".join(errors)
         return rated
-    votes = {vote.judge: vote for vote in judge_votes(judgments)}
+    votes = {vote.judge: vote for vote in judge_votes(judgments, strong_weight=strong_weight)}
     for judge in pair.judges:
-        votes.setdefault(judge, Vote(judge=judge, verdict=VERDICT_INVALID))
+        votes.setdefault(judge, Vote(judge=judge, verdict=VERDICT_INVALID, weight=0.0))
     ordered = [votes[judge] for judge in sorted(votes)]
     score, counts = local_score(ordered)
     rated.votes.extend(ordered)
@@ -1010,7 +1229,7 @@ def judge_statistics(
                 tally.consistent_pairs += (
                     battle_verdicts[0] == battle_verdicts[1] != VERDICT_INVALID
                 )
-            vote = _vote_of(latest, judge)
+            vote = _vote_of(latest, judge).verdict
             tally.votes += 1
             tally.tie_votes += vote == VERDICT_TIE
             if vote in (VERDICT_A, VERDICT_B) and tokens_a != tokens_b:

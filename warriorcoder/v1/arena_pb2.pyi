@@ -166,7 +166,7 @@ class ExecutionResult(_message.Message):
     def __init__(self, execution_id: _Optional[str] = ..., model_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., reason: _Optional[str] = ..., duration_s: _Optional[float] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class Judgment(_message.Message):
-    __slots__ = ("judgment_id", "battle_id", "judge", "order", "position_verdict", "verdict", "generation", "attempts", "error", "spent_tokens", "spent_calls")
+    __slots__ = ("judgment_id", "battle_id", "judge", "order", "position_verdict", "verdict", "generation", "attempts", "error", "spent_tokens", "spent_calls", "strong", "soft")
     JUDGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     BATTLE_ID_FIELD_NUMBER: _ClassVar[int]
     JUDGE_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +178,8 @@ class Judgment(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SPENT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     SPENT_CALLS_FIELD_NUMBER: _ClassVar[int]
+    STRONG_FIELD_NUMBER: _ClassVar[int]
+    SOFT_FIELD_NUMBER: _ClassVar[int]
     judgment_id: str
     battle_id: str
     judge: str
@@ -189,15 +191,31 @@ class Judgment(_message.Message):
     error: str
     spent_tokens: int
     spent_calls: int
-    def __init__(self, judgment_id: _Optional[str] = ..., battle_id: _Optional[str] = ..., judge: _Optional[str] = ..., order: _Optional[_Union[Order, str]] = ..., position_verdict: _Optional[_Union[Verdict, str]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ..., spent_tokens: _Optional[int] = ..., spent_calls: _Optional[int] = ...) -> None: ...
+    strong: bool
+    soft: VerdictProbabilities
+    def __init__(self, judgment_id: _Optional[str] = ..., battle_id: _Optional[str] = ..., judge: _Optional[str] = ..., order: _Optional[_Union[Order, str]] = ..., position_verdict: _Optional[_Union[Verdict, str]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ..., spent_tokens: _Optional[int] = ..., spent_calls: _Optional[int] = ..., strong: _Optional[bool] = ..., soft: _Optional[_Union[VerdictProbabilities, _Mapping]] = ...) -> None: ...
+
+class VerdictProbabilities(_message.Message):
+    __slots__ = ("a", "b", "tie")
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    TIE_FIELD_NUMBER: _ClassVar[int]
+    a: float
+    b: float
+    tie: float
+    def __init__(self, a: _Optional[float] = ..., b: _Optional[float] = ..., tie: _Optional[float] = ...) -> None: ...
 
 class Vote(_message.Message):
-    __slots__ = ("judge", "verdict")
+    __slots__ = ("judge", "verdict", "strong", "weight")
     JUDGE_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
+    STRONG_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
     judge: str
     verdict: Verdict
-    def __init__(self, judge: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ...) -> None: ...
+    strong: bool
+    weight: float
+    def __init__(self, judge: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., strong: _Optional[bool] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class BattleJudgments(_message.Message):
     __slots__ = ("pair", "judgments", "execution_a", "execution_b")
