@@ -146,7 +146,7 @@ class ResponsePair(_message.Message):
     def __init__(self, battle_id: _Optional[str] = ..., challenge_id: _Optional[str] = ..., round_id: _Optional[str] = ..., instruction: _Optional[str] = ..., model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., response_a: _Optional[_Union[Response, _Mapping]] = ..., response_b: _Optional[_Union[Response, _Mapping]] = ..., judges: _Optional[_Iterable[str]] = ..., tests: _Optional[str] = ...) -> None: ...
 
 class ExecutionResult(_message.Message):
-    __slots__ = ("execution_id", "model_id", "status", "reason", "duration_s", "stdout", "stderr", "exit_code")
+    __slots__ = ("execution_id", "model_id", "status", "reason", "duration_s", "stdout", "stderr", "exit_code", "isolation")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +155,7 @@ class ExecutionResult(_message.Message):
     STDOUT_FIELD_NUMBER: _ClassVar[int]
     STDERR_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    ISOLATION_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     model_id: str
     status: ExecutionStatus
@@ -163,7 +164,8 @@ class ExecutionResult(_message.Message):
     stdout: str
     stderr: str
     exit_code: int
-    def __init__(self, execution_id: _Optional[str] = ..., model_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., reason: _Optional[str] = ..., duration_s: _Optional[float] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
+    isolation: str
+    def __init__(self, execution_id: _Optional[str] = ..., model_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., reason: _Optional[str] = ..., duration_s: _Optional[float] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., exit_code: _Optional[int] = ..., isolation: _Optional[str] = ...) -> None: ...
 
 class Judgment(_message.Message):
     __slots__ = ("judgment_id", "battle_id", "judge", "order", "position_verdict", "verdict", "generation", "attempts", "error", "spent_tokens", "spent_calls", "strong", "soft")
