@@ -13,11 +13,16 @@ from scipy.stats import spearmanr
 from warriorcoder.arena.rating import (
     BattleOutcomes,
     Outcome,
+    RatingInterval,
     RatingScale,
     WinStats,
     bootstrap_intervals,
     bradley_terry,
+    comparison_groups,
     elo_ratings,
+    likelihood_intervals,
+    rank_ranges,
+    rating_intervals,
     reference_bradley_terry,
     win_probability,
     win_stats,
@@ -178,10 +183,23 @@ def test_bradley_terry_recovers_known_strengths(seed: int) -> None:
 
 
 @given(battle_lists(any_scores))
-def test_bradley_terry_mean_rating_is_the_initial_rating(outcomes: list[Outcome]) -> None:
+def test_bradley_terry_mean_rating_of_each_anchor_set_is_the_initial_rating(
+    outcomes: list[Outcome],
+) -> None:
+    # Each comparison group is anchored on its own anchor set (the whole group when every
+    # model in it has won and lost, directly or through others).
     ratings = bradley_terry(outcomes)
-    if ratings:
-        assert np.mean(list(ratings.values())) == pytest.approx(1000.0, abs=1e-6)
+    intervals = likelihood_intervals(outcomes)
+    assert ratings.keys() == intervals.keys()
+    for group in {interval.group for interval in intervals.values()}:
+        anchor = [name for name, iv in intervals.items() if iv.group == group and iv.anchor]
+        assert anchor
+        assert np.mean([ratings[name] for name in anchor]) == pytest.approx(1000.0, abs=1e-6)
+
+
+def test_bradley_terry_mean_rating_is_the_initial_rating_when_every_model_won_and_lost() -> None:
+    battles = simulate(SIX_STRENGTHS, 500, seed=2, tie_rate=0.1)
+    assert np.mean(list(bradley_terry(battles).values())) == pytest.approx(1000.0, abs=1e-6)
 
 
 def test_bradley_terry_two_models_gap_is_the_log_odds() -> None:
@@ -331,6 +349,207 @@ def test_bootstrap_narrower_confidence_gives_nested_intervals() -> None:
 def test_bootstrap_rejects_bad_parameters(kwargs: dict[str, float], word: str) -> None:
     with pytest.raises(ValueError, match=word):
         bootstrap_intervals([("a", "b", 1.0)], **kwargs)  # type: ignore[arg-type]
+
+
+# --- comparison groups, anchors and honest intervals ---------------------------------------
+
+
+def as_rows(battles: BattleOutcomes) -> list[Outcome]:
+    return [
+        (battles.models[a], battles.models[b], float(s))
+        for a, b, s in zip(battles.model_a, battles.model_b, battles.score_a, strict=True)
+    ]
+
+
+def test_comparison_groups_split_models_that_never_met() -> None:
+    outcomes = [("a", "b", 1.0), ("b", "c", 0.5), ("x", "y", 0.0)]
+    outcomes += [("p", "q", 1.0), ("q", "p", 1.0)]
+    # Most models first, then most battles: (p, q) played twice, (x, y) once.
+    assert comparison_groups(outcomes) == [("a", "b", "c"), ("p", "q"), ("x", "y")]
+    assert comparison_groups([]) == []
+
+
+@given(battle_lists(any_scores))
+def test_comparison_groups_are_the_connected_components(outcomes: list[Outcome]) -> None:
+    # Reference: grow each component by repeated passes over the battles.
+    component: dict[str, set[str]] = {}
+    for a, b, _ in outcomes:
+        merged = component.get(a, {a}) | component.get(b, {b})
+        for name in merged:
+            component[name] = merged
+    expected = {frozenset(members) for members in component.values()}
+    groups = comparison_groups(outcomes)
+    assert {frozenset(group) for group in groups} == expected
+    assert sum(len(group) for group in groups) == len(component)
+    assert [len(group) for group in groups] == sorted((len(g) for g in groups), reverse=True)
+
+
+def test_each_group_is_fitted_and_anchored_on_its_own() -> None:
+    arena = simulate(SIX_STRENGTHS, 2_000, seed=3)
+    other = [("x", "y", 1.0)] * 7 + [("y", "x", 1.0)] * 3
+    together = bradley_terry(as_rows(arena) + other)
+    assert {name: together[name] for name in arena.models} == pytest.approx(
+        bradley_terry(arena), abs=1e-6
+    )
+    assert {name: together[name] for name in "xy"} == pytest.approx(bradley_terry(other))
+    intervals = likelihood_intervals(as_rows(arena) + other)
+    assert {intervals[name].group for name in arena.models} == {1}
+    assert intervals["x"].group == intervals["y"].group == 2
+
+
+def test_one_battle_gives_a_one_sided_interval_not_a_zero_width_one() -> None:
+    # The percentile bootstrap repeats the one battle in every resample: zero width.
+    low, high = bootstrap_intervals([("a", "b", 1.0)], rounds=50)["a"]
+    assert low == high
+    intervals = likelihood_intervals([("a", "b", 1.0)])
+    a, b = intervals["a"], intervals["b"]
+    assert a.upper_unbounded and not a.lower_unbounded and a.upper == math.inf
+    assert b.lower_unbounded and not b.upper_unbounded and b.lower == -math.inf
+    # One-sided bound: the gap at which the observed win had probability 5%, split around
+    # the anchor (the mean of a and b).
+    gap = math.log(0.05 / 0.95) * 400.0 / math.log(10.0)
+    assert a.lower == pytest.approx(1000.0 + gap / 2.0, abs=0.01)
+    assert b.upper == pytest.approx(1000.0 - gap / 2.0, abs=0.01)
+    for method in ("profile", "bootstrap"):
+        assert rating_intervals([("a", "b", 1.0)], method=method, rounds=20) == intervals
+
+
+def test_an_unbeaten_model_has_no_upper_bound_and_the_others_stay_bounded() -> None:
+    outcomes = [("champ", "b", 1.0)] * 20 + [("b", "c", 1.0), ("c", "b", 1.0)] * 5
+    outcomes += [("loser", "c", 0.0)] * 5
+    intervals = likelihood_intervals(outcomes)
+    champ, loser = intervals["champ"], intervals["loser"]
+    assert champ.upper_unbounded and math.isfinite(champ.lower) and not champ.anchor
+    assert loser.lower_unbounded and math.isfinite(loser.upper) and not loser.anchor
+    for name in ("b", "c"):
+        # Anchored on the models that won and lost: an unbeaten model does not drag the
+        # anchor (and with it every other interval) to infinity.
+        assert intervals[name].anchor
+        assert math.isfinite(intervals[name].lower) and math.isfinite(intervals[name].upper)
+    # Twenty straight wins over b do say that champ is the stronger.
+    assert champ.lower > intervals["b"].upper
+    ratings = bradley_terry(outcomes)
+    assert ratings["b"] + ratings["c"] == pytest.approx(2000.0)
+
+
+def test_few_battles_give_a_wide_interval_and_many_a_narrow_one() -> None:
+    few = likelihood_intervals([("a", "b", 1.0)] * 3 + [("a", "b", 0.0)])["a"]
+    many = likelihood_intervals([("a", "b", 1.0)] * 300 + [("a", "b", 0.0)] * 100)["a"]
+    assert few.upper - few.lower > 400.0
+    assert many.upper - many.lower < 70.0
+    assert few.lower < many.lower < many.upper < few.upper
+
+
+@pytest.mark.parametrize("fractional_rate", [0.0, 1.0])
+def test_profile_intervals_agree_with_the_bootstrap_on_plenty_of_battles(
+    fractional_rate: float,
+) -> None:
+    # With share-of-3-votes scores a battle carries a third of a win/loss battle's variance;
+    # without the dispersion the profile intervals would be sqrt(3) times too wide.
+    battles = simulate(SIX_STRENGTHS, 4_000, seed=5, fractional_rate=fractional_rate)
+    profile = likelihood_intervals(battles)
+    bootstrap = bootstrap_intervals(battles, rounds=200, seed=1)
+    profile_width = np.mean([iv.upper - iv.lower for iv in profile.values()])
+    bootstrap_width = np.mean([high - low for low, high in bootstrap.values()])
+    assert profile_width == pytest.approx(bootstrap_width, rel=0.15)
+    point = bradley_terry(battles)
+    for name, interval in profile.items():
+        assert interval.lower < point[name] < interval.upper
+        assert interval.anchor and interval.group == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(battle_lists(dyadic_scores, min_size=1))
+def test_likelihood_intervals_contain_the_point_and_nest(outcomes: list[Outcome]) -> None:
+    point = bradley_terry(outcomes)
+    wide = likelihood_intervals(outcomes, confidence=0.95)
+    narrow = likelihood_intervals(outcomes, confidence=0.5)
+    for name, rating in point.items():
+        assert wide[name].lower <= narrow[name].lower <= rating + 1e-6
+        assert rating - 1e-6 <= narrow[name].upper <= wide[name].upper
+        assert wide[name].upper - wide[name].lower > 0.0
+
+
+def test_likelihood_intervals_mirror_when_sides_are_swapped() -> None:
+    outcomes = [("a", "b", 1.0)] * 4 + [("b", "c", 0.75), ("c", "a", 0.25), ("d", "a", 0.0)]
+    forward, mirrored = likelihood_intervals(outcomes), likelihood_intervals(swapped(outcomes))
+    for name in forward:
+        assert mirrored[name].group == forward[name].group
+        assert mirrored[name].lower == pytest.approx(forward[name].lower, abs=1e-4)
+        assert mirrored[name].upper == pytest.approx(forward[name].upper, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("strengths", "battles", "least"),
+    [
+        # Small sample: many models with one-sided records, some unbeaten.
+        (SIX_STRENGTHS, 40, 0.9),
+        # A champion 1,000 points ahead of the field, usually unbeaten.
+        (np.array([0.0, 100.0, 200.0, 300.0, 1300.0]), 60, 0.9),
+        # Plenty of battles: the asymptotic regime (0.947 over 200 arenas; 40 arenas scatter
+        # by about 3 points).
+        (SIX_STRENGTHS, 1_500, 0.88),
+    ],
+)
+def test_intervals_cover_known_strengths_at_about_the_nominal_rate(
+    strengths: np.ndarray, battles: int, least: float
+) -> None:
+    # bench/bench_rating_coverage.py runs the same check on more data and compares methods.
+    covered = total = one_sided = one_sided_covered = 0
+    for seed in range(40):
+        arena = simulate(strengths, battles, seed=100 + seed)
+        intervals = likelihood_intervals(arena)
+        stats = win_stats(arena)
+        truth = dict(zip(arena.models, strengths, strict=True))
+        for name, interval in intervals.items():
+            if name not in stats:
+                continue
+            anchor = [m for m, iv in intervals.items() if iv.group == interval.group and iv.anchor]
+            target = 1000.0 + truth[name] - np.mean([truth[m] for m in anchor])
+            hit = interval.lower <= target <= interval.upper
+            covered += hit
+            total += 1
+            if stats[name].wins == 0 or stats[name].losses == 0:
+                one_sided += 1
+                one_sided_covered += hit
+    assert least <= covered / total <= 0.995
+    if one_sided:
+        assert one_sided_covered / one_sided >= least - 0.05
+
+
+def test_rank_ranges_share_ranks_where_intervals_overlap() -> None:
+    intervals = {
+        "a": RatingInterval(1100.0, 1200.0, group=1, anchor=True),
+        "b": RatingInterval(1150.0, 1300.0, group=1, anchor=True),
+        "c": RatingInterval(900.0, 1000.0, group=1, anchor=True),
+        "d": RatingInterval(-math.inf, 1500.0, group=2, anchor=True),
+        "e": RatingInterval(1400.0, math.inf, group=2, anchor=True),
+        "f": RatingInterval(-math.inf, 1300.0, group=2, anchor=True),
+    }
+    # Ranks are counted within a group only; e is surely above f, d overlaps both.
+    assert rank_ranges(intervals) == {
+        "a": (1, 2),
+        "b": (1, 2),
+        "c": (3, 3),
+        "d": (1, 3),
+        "e": (1, 2),
+        "f": (2, 3),
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"), [({"method": "bayes"}, "method"), ({"confidence": 0.0}, "confidence")]
+)
+def test_rating_intervals_reject_bad_parameters(kwargs: dict[str, object], word: str) -> None:
+    with pytest.raises(ValueError, match=word):
+        rating_intervals([("a", "b", 1.0)], **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_model_listed_without_battles_is_its_own_unbounded_group() -> None:
+    battles = BattleOutcomes(("a", "b", "idle"), np.array([0]), np.array([1]), np.array([1.0]))
+    intervals = likelihood_intervals(battles)
+    assert intervals["idle"] == RatingInterval(-math.inf, math.inf, group=2, anchor=True)
+    assert bradley_terry(battles)["idle"] == 1000.0
 
 
 # --- win statistics ----------------------------------------------------------------------

@@ -190,6 +190,11 @@ class RatingConfig(_Strict):
     initial: float = 1000.0
     scale: float = Field(400.0, gt=0)
     base: float = Field(10.0, gt=1)
+    # Bradley-Terry intervals on the leaderboard: "profile" (profile likelihood; wide or
+    # unbounded where the battles say little) or "bootstrap" (percentile bootstrap over
+    # battles, `bootstrap_rounds` rounds; models with a one-sided record keep the profile
+    # interval). See warriorcoder/arena/rating.py.
+    intervals: Literal["profile", "bootstrap"] = "profile"
     bootstrap_rounds: int = Field(100, ge=0, le=10000)
 
 

@@ -15,32 +15,60 @@ side). Two deliberate details, both documented where they live:
   a Newton iteration on that matrix, so the cost no longer grows with the number of battles.
 * A tiny L2 penalty (`L2_PENALTY`) on the logits keeps the maximum-likelihood estimate finite
   when a model never loses (or never wins) and makes the solution unique. It also fixes the
-  anchoring: the penalised optimum has mean logit zero, so the mean rating equals
-  ``scale.initial`` (Chatbot Arena's unpenalised lbfgs starting from zero lands on the same
-  anchoring, before they shift the board to a reference model).
+  anchoring: the penalised optimum has mean logit zero (Chatbot Arena's unpenalised lbfgs
+  starting from zero lands on the same anchoring, before they shift the board to a reference
+  model).
+
+Honesty about what the battles do not say:
+
+* **Comparison groups.** Models that never met, directly or through others, share no scale.
+  `comparison_groups` finds them; every group is fitted and anchored on its own.
+* **Anchor.** Within a group the ratings are shifted so that the mean rating of the group's
+  *anchor set* is ``scale.initial``. The anchor set is the largest set of models that have each
+  scored against, and been scored against by, one another (directly or through others: a
+  strongly connected component of the "scored against" graph); only there are the gaps finite.
+  A model outside it (say one that never lost) has a rating the data bound on one side only,
+  and anchoring on a mean that includes it would make every interval of the group unbounded.
+  When no such set has two models, the whole group is the anchor.
+* **Intervals** (`likelihood_intervals`): profile-likelihood intervals on each model's rating
+  relative to the anchor, with the threshold scaled by the group's dispersion so fractional
+  scores (shares of judge votes) are not counted as full battles. A side the likelihood never
+  closes (an unbeaten model's upper side, a one-battle model's both sides relative to a larger
+  anchor) is reported as unbounded (``+inf``/``-inf``), never as a narrow interval. The
+  percentile bootstrap (`bootstrap_intervals`) is kept as an option; it is too narrow on small
+  samples (bench/bench_rating_coverage.py measures both).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.linalg import null_space
+from scipy.optimize import brentq, minimize
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
+from scipy.stats import chi2
 
 __all__ = [
     "L2_PENALTY",
     "BattleOutcomes",
     "Outcome",
     "OutcomesLike",
+    "RatingInterval",
     "RatingScale",
     "WinStats",
     "bootstrap_intervals",
     "bradley_terry",
+    "comparison_groups",
     "elo_ratings",
+    "likelihood_intervals",
+    "rank_ranges",
+    "rating_intervals",
     "reference_bradley_terry",
     "win_probability",
     "win_stats",
@@ -58,6 +86,23 @@ L2_PENALTY = 1e-6
 _MAX_NEWTON_STEPS = 200
 # Newton stops once no logit moves by more than this (1e-10 logits ~ 2e-8 rating points).
 _NEWTON_TOLERANCE = 1e-10
+
+# A profile-likelihood bound further than this from the point estimate (in logits: about
+# 11,000 rating points at the default scale) is reported as unbounded: only a side that the
+# likelihood never closes, or closes through a vanishing weight (say a single soft vote of
+# 0.001 against an otherwise unbeaten model), gets that far.
+_MAX_PROFILE_SPAN = 64.0
+_FIRST_PROFILE_STEP = 0.25
+# The dispersion (score variance relative to a full win/loss battle) is estimated only from a
+# group with at least this many battles beyond its free parameters; below that a battle counts
+# as a full Bernoulli trial, which no score in [0, 1] can exceed in variance.
+_MIN_DISPERSION_DF = 50
+# A floor on the estimated dispersion: no battle is worth more than ten independent battles,
+# even when every score fits the model exactly (e.g. all ties).
+_MIN_DISPERSION = 0.1
+# A weighted win below this (a billionth of a battle) does not count as having scored against
+# a model when choosing the anchor set; it only guards against rounding (1 - (1 - s) != s).
+_SCORED = 1e-9
 
 
 @dataclass(frozen=True)
@@ -264,6 +309,92 @@ def _win_matrix(
     return wins.reshape(model_count, model_count)
 
 
+@dataclass(frozen=True, eq=False)
+class _Pairs:
+    """The unordered pairs of a win matrix that met: ``won`` = weighted wins of ``first`` over
+    ``second``, ``lost`` the other way."""
+
+    count: int
+    first: np.ndarray
+    second: np.ndarray
+    won: np.ndarray
+    lost: np.ndarray
+
+    @classmethod
+    def from_wins(cls, wins: np.ndarray) -> _Pairs:
+        first, second = np.triu_indices(len(wins), 1)
+        won, lost = wins[first, second], wins[second, first]
+        keep = won + lost > 0
+        return cls(len(wins), first[keep], second[keep], won[keep], lost[keep])
+
+    def loss(self, logits: np.ndarray, l2: float) -> float:
+        """Negative log-likelihood plus ``l2/2 * |logits|^2``."""
+        gap = logits[self.first] - logits[self.second]
+        return float(
+            self.won @ np.logaddexp(0.0, -gap)
+            + self.lost @ np.logaddexp(0.0, gap)
+            + 0.5 * l2 * (logits @ logits)
+        )
+
+    def derivatives(self, logits: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and Hessian of `loss`."""
+        count = self.count
+        gap = logits[self.first] - logits[self.second]
+        probability, complement = expit(gap), expit(-gap)
+        # Derivative of the loss in the gap, `played * p - won` written without the
+        # cancellation of `p - 1` that would swamp an unbeaten model's tiny gradient.
+        residual = self.lost * probability - self.won * complement
+        gradient = (
+            np.bincount(self.first, residual, count)
+            - np.bincount(self.second, residual, count)
+            + l2 * logits
+        )
+        curvature = (self.won + self.lost) * probability * complement
+        hessian = np.zeros((count, count))
+        hessian[self.first, self.second] = -curvature
+        hessian[self.second, self.first] = -curvature
+        diagonal = np.arange(count)
+        hessian[diagonal, diagonal] = (
+            np.bincount(self.first, curvature, count)
+            + np.bincount(self.second, curvature, count)
+            + l2
+        )
+        return gradient, hessian
+
+
+def _newton(
+    loss: Callable[[np.ndarray], float],
+    derivatives: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    start: np.ndarray,
+    what: str,
+) -> np.ndarray:
+    """Damped Newton minimisation of a strictly convex `loss` from `start`."""
+    point = np.array(start, dtype=np.float64)
+    value = loss(point)
+    step = np.zeros_like(point)
+    for _ in range(_MAX_NEWTON_STEPS):
+        gradient, hessian = derivatives(point)
+        step = -np.linalg.solve(hessian, gradient)
+        if np.max(np.abs(step), initial=0.0) < _NEWTON_TOLERANCE:
+            return point + step
+        # Backtracking (Armijo) keeps the far-out steps of a never-losing model monotone; the
+        # slack absorbs rounding in the objective near the optimum.
+        slope = float(gradient @ step)
+        slack = 1e-12 * (1.0 + abs(value))
+        length = 1.0
+        while True:
+            candidate = point + length * step
+            candidate_value = loss(candidate)
+            if candidate_value <= value + 1e-4 * length * slope + slack or length < 1e-6:
+                break
+            length *= 0.5
+        point, value = candidate, candidate_value
+    raise RuntimeError(
+        f"{what} did not converge in {_MAX_NEWTON_STEPS} Newton steps "
+        f"(last step {np.max(np.abs(step)):.3g} logits)"
+    )
+
+
 def _fit_logits(wins: np.ndarray, l2: float, start: np.ndarray | None = None) -> np.ndarray:
     """Penalised Bradley-Terry MLE on a win matrix, by damped Newton; returns logits with
     mean zero (natural-log odds units).
@@ -272,76 +403,23 @@ def _fit_logits(wins: np.ndarray, l2: float, start: np.ndarray | None = None) ->
     which is strictly convex for ``l2 > 0``. Its optimum has mean zero (the likelihood only sees
     differences, the penalty prefers the centred shift), so iterates are kept centred.
     """
+    pairs = _Pairs.from_wins(wins)
     model_count = len(wins)
-    first, second = np.triu_indices(model_count, 1)
-    won, lost = wins[first, second], wins[second, first]
-    played = won + lost
-    keep = played > 0
-    first, second, won, lost, played = (
-        first[keep],
-        second[keep],
-        won[keep],
-        lost[keep],
-        played[keep],
-    )
-
-    def objective(logits: np.ndarray) -> float:
-        gap = logits[first] - logits[second]
-        return float(
-            won @ np.logaddexp(0.0, -gap)
-            + lost @ np.logaddexp(0.0, gap)
-            + 0.5 * l2 * (logits @ logits)
-        )
-
-    logits = np.zeros(model_count) if start is None else np.array(start, dtype=np.float64)
-    logits -= logits.mean()
-    value = objective(logits)
     diagonal = np.arange(model_count)
-    for _ in range(_MAX_NEWTON_STEPS):
-        gap = logits[first] - logits[second]
-        probability, complement = expit(gap), expit(-gap)
-        # Derivative of the loss in the gap, `played * p - won` written without the
-        # cancellation of `p - 1` that would swamp an unbeaten model's tiny gradient.
-        residual = lost * probability - won * complement
-        gradient = (
-            np.bincount(first, residual, model_count)
-            - np.bincount(second, residual, model_count)
-            + l2 * logits
-        )
-        curvature = played * probability * complement
-        hessian = np.zeros((model_count, model_count))
-        hessian[first, second] = -curvature
-        hessian[second, first] = -curvature
-        hessian[diagonal, diagonal] = (
-            np.bincount(first, curvature, model_count)
-            + np.bincount(second, curvature, model_count)
-            + l2
-        )
+
+    def centred_derivatives(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gradient, hessian = pairs.derivatives(logits, l2)
         # The likelihood is flat along "all logits + c"; only the tiny penalty curves it, which
         # makes the system ill-conditioned. The gradient is orthogonal to that direction at a
         # centred point, so adding curvature there leaves the Newton step unchanged.
         hessian += hessian[diagonal, diagonal].mean() / model_count
-        step = -np.linalg.solve(hessian, gradient)
-        step -= step.mean()
-        if np.max(np.abs(step)) < _NEWTON_TOLERANCE:
-            logits = logits + step
-            return logits - logits.mean()
-        # Backtracking (Armijo) keeps the far-out steps of a never-losing model monotone; the
-        # slack absorbs rounding in the objective near the optimum.
-        slope = float(gradient @ step)
-        slack = 1e-12 * (1.0 + abs(value))
-        length = 1.0
-        while True:
-            candidate = logits + length * step
-            candidate_value = objective(candidate)
-            if candidate_value <= value + 1e-4 * length * slope + slack or length < 1e-6:
-                break
-            length *= 0.5
-        logits, value = candidate, candidate_value
-    raise RuntimeError(
-        f"Bradley-Terry fit did not converge in {_MAX_NEWTON_STEPS} Newton steps "
-        f"(last step {np.max(np.abs(step)):.3g} logits)"
-    )
+        # Keeping the step centred keeps every iterate centred.
+        return gradient - gradient.mean(), hessian
+
+    logits = np.zeros(model_count) if start is None else np.array(start, dtype=np.float64)
+    logits -= logits.mean()
+    logits = _newton(lambda x: pairs.loss(x, l2), centred_derivatives, logits, "Bradley-Terry fit")
+    return logits - logits.mean()
 
 
 def _check_l2(l2: float) -> None:
@@ -349,25 +427,117 @@ def _check_l2(l2: float) -> None:
         raise ValueError(f"l2 must be a positive number, got {l2}")
 
 
-def _point_logits(battles: BattleOutcomes, l2: float) -> np.ndarray:
-    wins = _win_matrix(battles.model_a, battles.model_b, battles.score_a, None, len(battles.models))
-    return _fit_logits(wins, l2)
+def _check_confidence(confidence: float) -> None:
+    if not (0.0 < confidence < 1.0):
+        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence}")
+
+
+@dataclass(frozen=True, eq=False)
+class _Group:
+    """One comparison group: its model indices (ascending), which of them form the anchor set,
+    and its own win matrix."""
+
+    members: np.ndarray
+    anchor: np.ndarray
+    wins: np.ndarray
+    battles: int
+
+
+def _groups(battles: BattleOutcomes) -> tuple[np.ndarray, list[_Group]]:
+    """The full win matrix and the comparison groups, largest first (most models, then most
+    battles, then the first model name)."""
+    model_count = len(battles.models)
+    wins = _win_matrix(battles.model_a, battles.model_b, battles.score_a, None, model_count)
+    # wins[i, j] + wins[j, i] is the number of battles between i and j.
+    met = wins + wins.T
+    group_count, label = connected_components(csr_matrix(met > 0), directed=False)
+    group_battles = np.bincount(label[battles.model_a], minlength=group_count)
+    order = sorted(
+        range(group_count),
+        key=lambda g: (
+            -int(np.sum(label == g)),
+            -int(group_battles[g]),
+            int(np.argmax(label == g)),
+        ),
+    )
+    groups = []
+    for g in order:
+        members = np.flatnonzero(label == g)
+        sub = wins[np.ix_(members, members)]
+        groups.append(_Group(members, _anchor_set(sub), sub, int(group_battles[g])))
+    return wins, groups
+
+
+def _anchor_set(wins: np.ndarray) -> np.ndarray:
+    """The largest strongly connected set of the "scored against" graph (ties: most battles
+    inside, then the first model), or every model when no such set has two models."""
+    component_count, label = connected_components(
+        csr_matrix(wins > _SCORED), directed=True, connection="strong"
+    )
+    met = wins + wins.T
+
+    def key(component: int) -> tuple[int, float, int]:
+        inside = label == component
+        return (
+            -int(inside.sum()),
+            -float(met[np.ix_(inside, inside)].sum()),
+            int(np.argmax(inside)),
+        )
+
+    best = min(range(component_count), key=key)
+    anchor = label == best
+    if anchor.sum() < 2:
+        return np.ones(len(wins), dtype=bool)
+    return anchor
+
+
+def _anchored(logits: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """Logits shifted so that the anchor set's mean is zero (last axis = models)."""
+    return logits - logits[..., anchor].mean(axis=-1, keepdims=True)
+
+
+def _anchored_point(battles: BattleOutcomes, l2: float) -> tuple[np.ndarray, list[_Group]]:
+    """Point logits of every model, fitted and anchored group by group."""
+    _, groups = _groups(battles)
+    logits = np.zeros(len(battles.models))
+    for group in groups:
+        logits[group.members] = _anchored(_fit_logits(group.wins, l2), group.anchor)
+    return logits, groups
+
+
+def comparison_groups(outcomes: OutcomesLike) -> list[tuple[str, ...]]:
+    """Models that met, directly or through others, as groups: the largest first (most models,
+    then most battles, then the first name), names sorted within a group.
+
+    Ratings of two groups are on separate scales: nothing in the battles relates them.
+    """
+    battles = _as_battles(outcomes)
+    if len(battles) == 0:
+        return []
+    _, groups = _groups(battles)
+    return [tuple(battles.models[i] for i in group.members) for group in groups]
 
 
 def bradley_terry(
     outcomes: OutcomesLike, scale: RatingScale = RatingScale(), *, l2: float = L2_PENALTY
 ) -> dict[str, float]:
-    """Maximum-likelihood Bradley-Terry ratings, anchored so the mean rating is `scale.initial`.
+    """Maximum-likelihood Bradley-Terry ratings of every model, fitted per comparison group and
+    anchored so that the mean rating of each group's anchor set is `scale.initial` (for a
+    group where every model has won and lost, directly or through others, that is the group's
+    mean rating).
 
     Battles are aggregated into a weighted win matrix first, then fitted by Newton's method,
     so a million battles cost about as much as their pair matrix. `l2` is the tiny penalty that
-    keeps unbeaten (or winless) models finite; see `L2_PENALTY`.
+    keeps unbeaten (or winless) models finite; see `L2_PENALTY`. The rating of a model that
+    never lost is therefore a large finite number that says little: its interval
+    (`likelihood_intervals`) says what the battles support.
     """
     _check_l2(l2)
     battles = _as_battles(outcomes)
     if len(battles) == 0:
         return {}
-    return _ratings(battles.models, _point_logits(battles, l2), scale)
+    logits, _ = _anchored_point(battles, l2)
+    return _ratings(battles.models, logits, scale)
 
 
 def bootstrap_intervals(
@@ -381,20 +551,24 @@ def bootstrap_intervals(
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap interval of each model's Bradley-Terry rating.
 
-    Each round resamples the battles with replacement and refits. Resampling is done on the
-    distinct ``(a, b, score)`` rows: a multinomial draw of ``len(outcomes)`` battles with the
-    observed frequencies, which is the same distribution as resampling battles one by one.
-    `rounds=0` returns ``(rating, rating)``. Deterministic for a given `seed`.
+    Each round resamples the battles with replacement and refits every group, anchored on the
+    anchor sets of the observed battles. Resampling is done on the distinct ``(a, b, score)``
+    rows: a multinomial draw of ``len(outcomes)`` battles with the observed frequencies, which
+    is the same distribution as resampling battles one by one. `rounds=0` returns
+    ``(rating, rating)``. Deterministic for a given `seed`.
+
+    The percentile bootstrap cannot see what the battles never showed: a model that never lost
+    never loses in a resample either, so its interval is narrow around a penalty-made number.
+    `likelihood_intervals` (the leaderboard's default) reports such sides as unbounded.
     """
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
         raise ValueError(f"rounds must be a non-negative integer, got {rounds!r}")
-    if not (0.0 < confidence < 1.0):
-        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence}")
+    _check_confidence(confidence)
     _check_l2(l2)
     battles = _as_battles(outcomes)
     if len(battles) == 0:
         return {}
-    point = _point_logits(battles, l2)
+    point, groups = _anchored_point(battles, l2)
     if rounds == 0:
         ratings = _ratings(battles.models, point, scale)
         return {name: (rating, rating) for name, rating in ratings.items()}
@@ -415,14 +589,248 @@ def bootstrap_intervals(
     for round_index in range(rounds):
         drawn = rng.multinomial(len(battles), frequency).astype(np.float64)
         wins = _win_matrix(unique_a, unique_b, unique_score, drawn, model_count)
-        # Warm start from the point estimate: a resample's optimum is close to it.
-        samples[round_index] = _fit_logits(wins, l2, start=point)
+        for group in groups:
+            members = group.members
+            # Warm start from the point estimate: a resample's optimum is close to it.
+            start = point[members] - point[members].mean()
+            fitted = _fit_logits(wins[np.ix_(members, members)], l2, start=start)
+            samples[round_index, members] = _anchored(fitted, group.anchor)
     tail = (1.0 - confidence) / 2.0
-    # Every round is already centred; the quantiles are taken model by model, not re-centred.
+    # Every round is already anchored; the quantiles are taken model by model.
     low, high = np.quantile(samples, [tail, 1.0 - tail], axis=0)
     low_ratings = _ratings(battles.models, low, scale)
     high_ratings = _ratings(battles.models, high, scale)
     return {name: (low_ratings[name], high_ratings[name]) for name in battles.models}
+
+
+@dataclass(frozen=True)
+class RatingInterval:
+    """A model's rating interval, its comparison group (1 = the largest) and whether it is in
+    the group's anchor set. A side the battles leave open is ``-inf`` / ``+inf``."""
+
+    lower: float
+    upper: float
+    group: int
+    anchor: bool
+
+    @property
+    def lower_unbounded(self) -> bool:
+        return self.lower == -math.inf
+
+    @property
+    def upper_unbounded(self) -> bool:
+        return self.upper == math.inf
+
+
+def _dispersion(
+    battles: BattleOutcomes, logits: np.ndarray, group: _Group, model_group: np.ndarray
+) -> float:
+    """Variance of the scores relative to full win/loss battles of the fitted probabilities.
+
+    ``sum (s - p)^2 / sum p (1 - p)``, corrected for the fitted parameters: 1 for win/loss
+    battles, about 1/3 for the vote share of three independent judges, below that when every
+    judge agrees. 1 when the group has too few battles to tell (see `_MIN_DISPERSION_DF`).
+    """
+    degrees = group.battles - (len(group.members) - 1)
+    if degrees < _MIN_DISPERSION_DF:
+        return 1.0
+    inside = model_group[battles.model_a] == model_group[group.members[0]]
+    gap = logits[battles.model_a[inside]] - logits[battles.model_b[inside]]
+    score = battles.score_a[inside]
+    probability, complement = expit(gap), expit(-gap)
+    # s - p written as s (1 - p) - (1 - s) p: no cancellation when p rounds to 1.
+    residual = score * complement - (1.0 - score) * probability
+    variance = float(np.sum(probability * complement))
+    if variance <= 0.0:
+        return 1.0
+    estimate = float(residual @ residual) / variance * group.battles / degrees
+    return max(estimate, _MIN_DISPERSION)
+
+
+class _ProfileSlice:
+    """The penalised loss of a group minimised with one linear combination of the logits,
+    ``t = direction . beta``, held fixed; `excess` is how far that minimum lies above the
+    unconstrained one."""
+
+    def __init__(
+        self, pairs: _Pairs, direction: np.ndarray, centred: np.ndarray, l2: float
+    ) -> None:
+        self.pairs, self.l2 = pairs, l2
+        self.best = pairs.loss(centred, l2)
+        # Directions that keep both the centring (the likelihood's free shift) and t fixed.
+        self.basis = null_space(np.vstack([np.ones(len(direction)), direction]))
+        self.unit = direction / (direction @ direction)
+        self.centred = centred
+        self.estimate = float(direction @ centred)
+        self.free = self.basis.T @ centred
+
+    def restart(self) -> None:
+        """Start the next search from the point estimate again."""
+        self.free = self.basis.T @ self.centred
+
+    def excess(self, t: float, target: float = 0.0) -> float:
+        """Minimum loss with ``direction . beta = t``, above the global minimum, minus `target`."""
+        fixed = t * self.unit
+        if self.basis.shape[1] == 0:
+            return self.pairs.loss(fixed, self.l2) - self.best - target
+        # Warm start from the previous evaluation: the root search moves t a little.
+        self.free = _newton(
+            lambda free: self.pairs.loss(fixed + self.basis @ free, self.l2),
+            lambda free: self._derivatives(fixed, free),
+            self.free,
+            "Profile likelihood",
+        )
+        return self.pairs.loss(fixed + self.basis @ self.free, self.l2) - self.best - target
+
+    def _derivatives(self, fixed: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gradient, hessian = self.pairs.derivatives(fixed + self.basis @ free, self.l2)
+        return self.basis.T @ gradient, self.basis.T @ hessian @ self.basis
+
+    def bound(self, side: float, target: float) -> float:
+        """Where the excess reaches `target` on one `side` (-1 or +1) of the estimate; an
+        infinity of that sign when it does not within `_MAX_PROFILE_SPAN` logits."""
+        self.restart()
+        inner, step = self.estimate, _FIRST_PROFILE_STEP
+        # The profile is convex in t: step out (doubling) until the target is passed...
+        while self.excess(self.estimate + side * step, target) < 0.0:
+            inner = self.estimate + side * step
+            step *= 2.0
+            if step > _MAX_PROFILE_SPAN:
+                return side * math.inf
+        # ...then Brent's method between the last point inside and the first outside.
+        outer = self.estimate + side * step
+        return float(brentq(self.excess, inner, outer, args=(target,), xtol=1e-7, rtol=1e-12))
+
+
+def _profile_bounds(
+    group: _Group, point: np.ndarray, target: float, one_sided_target: float, l2: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Profile-likelihood bounds (logits relative to the anchor mean) of every member.
+
+    For model i the quantity is ``t = c . beta`` with ``c = e_i - anchor / |anchor|``; the
+    bounds are where the profile rises `target` above the minimum. A side still below the
+    target `_MAX_PROFILE_SPAN` logits out is unbounded. When one side is unbounded the other is
+    moved out to `one_sided_target`: see `likelihood_intervals`.
+    """
+    count = len(group.members)
+    if count == 1:
+        # A model listed without battles (possible with array input): nothing bounds it.
+        return np.array([-math.inf]), np.array([math.inf])
+    pairs = _Pairs.from_wins(group.wins)
+    centred = point - point.mean()
+    anchor_weights = group.anchor / group.anchor.sum()
+    lower, upper = np.empty(count), np.empty(count)
+    for i in range(count):
+        direction = -anchor_weights
+        direction[i] += 1.0
+        profile = _ProfileSlice(pairs, direction, centred, l2)
+        lower[i] = profile.bound(-1.0, target)
+        upper[i] = profile.bound(1.0, target)
+        if math.isinf(upper[i]) and not math.isinf(lower[i]):
+            lower[i] = profile.bound(-1.0, one_sided_target)
+        elif math.isinf(lower[i]) and not math.isinf(upper[i]):
+            upper[i] = profile.bound(1.0, one_sided_target)
+    return lower, upper
+
+
+def likelihood_intervals(
+    outcomes: OutcomesLike,
+    scale: RatingScale = RatingScale(),
+    confidence: float = 0.95,
+    *,
+    l2: float = L2_PENALTY,
+) -> dict[str, RatingInterval]:
+    """Profile-likelihood interval of each model's Bradley-Terry rating (the ratings of
+    `bradley_terry`), with its comparison group and anchor membership.
+
+    The interval is the set of ratings whose profile deviance stays within the `confidence`
+    quantile of chi-square(1), scaled by the group's dispersion (fractional scores carry less
+    variance than win/loss battles). It is wide when a model played a few battles and open
+    (``-inf``/``+inf``) on a side the battles never close: a model that never lost has no upper
+    bound, one that never won no lower bound. Deterministic.
+    """
+    _check_confidence(confidence)
+    _check_l2(l2)
+    battles = _as_battles(outcomes)
+    if len(battles) == 0:
+        return {}
+    logits, groups = _anchored_point(battles, l2)
+    model_group = np.zeros(len(battles.models), dtype=np.intp)
+    for number, group in enumerate(groups, 1):
+        model_group[group.members] = number
+    threshold = float(chi2.ppf(confidence, 1)) / 2.0
+    # The closed side of a one-sided interval: where the observed record has probability
+    # 1 - confidence (for an unbeaten record against one opponent, log-likelihood excess
+    # -log(alpha) is exactly the one-sided Clopper-Pearson bound). The chi-square threshold
+    # assumes a likelihood that falls on both sides, which a one-sided record never gives.
+    one_sided = -math.log(1.0 - confidence)
+    result: dict[str, RatingInterval] = {}
+    for number, group in enumerate(groups, 1):
+        dispersion = _dispersion(battles, logits, group, model_group)
+        lower, upper = _profile_bounds(
+            group, logits[group.members], threshold * dispersion, one_sided * dispersion, l2
+        )
+        for position, model in enumerate(group.members):
+            result[battles.models[model]] = RatingInterval(
+                lower=_rating(float(lower[position]), scale),
+                upper=_rating(float(upper[position]), scale),
+                group=number,
+                anchor=bool(group.anchor[position]),
+            )
+    return {name: result[name] for name in battles.models}
+
+
+def _rating(logit: float, scale: RatingScale) -> float:
+    """One logit as a rating; infinities stay infinite."""
+    if math.isinf(logit):
+        return logit
+    return float(scale.initial + scale.points_per_logit * logit)
+
+
+def rating_intervals(
+    outcomes: OutcomesLike,
+    scale: RatingScale = RatingScale(),
+    confidence: float = 0.95,
+    *,
+    method: str = "profile",
+    rounds: int = 100,
+    seed: int = 0,
+    l2: float = L2_PENALTY,
+) -> dict[str, RatingInterval]:
+    """The leaderboard's intervals: `likelihood_intervals` (``method="profile"``), or the
+    percentile bootstrap (``"bootstrap"``, `rounds` rounds) for the models whose record the
+    likelihood bounds on both sides. A model with an open side keeps its profile-likelihood
+    interval either way: every resample repeats its one-sided record, so the bootstrap would
+    put a narrow interval around a number made by the penalty."""
+    if method not in ("profile", "bootstrap"):
+        raise ValueError(f"method must be 'profile' or 'bootstrap', got {method!r}")
+    profile = likelihood_intervals(outcomes, scale, confidence, l2=l2)
+    if method == "profile":
+        return profile
+    bootstrap = bootstrap_intervals(outcomes, rounds, seed, scale, confidence, l2=l2)
+    return {
+        name: interval
+        if interval.lower_unbounded or interval.upper_unbounded
+        else RatingInterval(*bootstrap[name], group=interval.group, anchor=interval.anchor)
+        for name, interval in profile.items()
+    }
+
+
+def rank_ranges(intervals: Mapping[str, RatingInterval]) -> dict[str, tuple[int, int]]:
+    """Best and worst rank of each model within its group that its interval allows.
+
+    Model j is ranked above model i for sure only when j's lower bound is above i's upper
+    bound, so the best rank is 1 + the number of such models and the worst is the group's size
+    minus the models surely below. Overlapping intervals share ranks; models of different
+    groups are never ranked against each other.
+    """
+    result = {}
+    for name, interval in intervals.items():
+        peers = [other for other in intervals.values() if other.group == interval.group]
+        above = sum(1 for other in peers if other.lower > interval.upper)
+        below = sum(1 for other in peers if other.upper < interval.lower)
+        result[name] = (1 + above, len(peers) - below)
+    return result
 
 
 def win_stats(outcomes: OutcomesLike) -> dict[str, WinStats]:

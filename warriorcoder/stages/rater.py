@@ -9,14 +9,17 @@ from warriorcoder.arena.judging import judge_statistics
 from warriorcoder.arena.mining import judges_for as eligible_judges
 from warriorcoder.arena.rating import (
     RatingScale,
-    bootstrap_intervals,
     bradley_terry,
     elo_ratings,
+    rating_intervals,
     win_stats,
 )
 from warriorcoder.config import ArenaConfig
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
+
+# Confidence level of the leaderboard's rating intervals.
+_CONFIDENCE = 0.95
 
 
 class Rater:
@@ -55,22 +58,38 @@ class Rater:
         return rated
 
     def leaderboard(self, round_id: str) -> arena_pb2.Leaderboard:
-        """Elo (online, in battle-id order), Bradley-Terry with bootstrap intervals, judge stats."""
+        """Elo (online, in battle-id order), Bradley-Terry with 95% intervals, judge stats.
+
+        Models are listed by comparison group (models that never met, directly or through
+        others, are in different groups, each on its own scale), then by Bradley-Terry rating.
+        """
         battles = self.store.battles(round_id)  # sorted by battle id: a deterministic Elo order
         ok = [b for b in battles if b.status == arena_pb2.BATTLE_STATUS_RATED]
         outcomes = [(b.model_a, b.model_b, b.local_score_a) for b in ok]
         cfg = self.config.rating
         elo = elo_ratings(outcomes, k_factor=cfg.k_factor, scale=self.scale)
         bt = bradley_terry(outcomes, scale=self.scale)
-        intervals = bootstrap_intervals(
-            outcomes, rounds=cfg.bootstrap_rounds, seed=self.config.seed, scale=self.scale
+        intervals = rating_intervals(
+            outcomes,
+            scale=self.scale,
+            confidence=_CONFIDENCE,
+            method=cfg.intervals,
+            rounds=cfg.bootstrap_rounds,
+            seed=self.config.seed,
         )
+        bootstrap = cfg.intervals == "bootstrap"
         stats = win_stats(outcomes)
         board = arena_pb2.Leaderboard(
             round_id=round_id,
             battles=len(ok),
             failed_battles=len(battles) - len(ok),
-            bootstrap_rounds=cfg.bootstrap_rounds,
+            bootstrap_rounds=cfg.bootstrap_rounds if bootstrap else 0,
+            interval_method=(
+                f"{_CONFIDENCE:.0%} bootstrap, {cfg.bootstrap_rounds} rounds (profile "
+                "likelihood for one-sided records)"
+                if bootstrap
+                else f"{_CONFIDENCE:.0%} profile likelihood"
+            ),
             judge_calls=sum(b.judge_calls for b in battles),
             judge_tokens=sum(b.judge_tokens for b in battles),
             # One SFT record per challenge with a rated battle (arena.selection).
@@ -78,15 +97,19 @@ class Rater:
         )
         if board.records:
             board.judge_tokens_per_record = board.judge_tokens / board.records
-        for model in sorted(bt, key=lambda m: (-bt[m], m)):
+        for model in sorted(bt, key=lambda m: (intervals[m].group, -bt[m], m)):
             s = stats[model]
-            lo, hi = intervals[model]
+            interval = intervals[model]
             board.ratings.add(
                 model_id=model,
                 elo=elo[model],
                 bradley_terry=bt[model],
-                bradley_terry_lower=lo,
-                bradley_terry_upper=hi,
+                bradley_terry_lower=interval.lower,
+                bradley_terry_upper=interval.upper,
+                group=interval.group,
+                lower_unbounded=interval.lower_unbounded,
+                upper_unbounded=interval.upper_unbounded,
+                anchor=interval.anchor,
                 battles=s.battles,
                 wins=s.wins,
                 losses=s.losses,
