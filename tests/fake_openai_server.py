@@ -6,7 +6,11 @@
         assert server.max_in_flight <= 4
         assert server.requests[0].body["seed"] == 7
 
-Endpoints: POST /v1/chat/completions and POST /v1/completions. Behaviours (`set_behaviour`):
+Endpoints: POST /v1/chat/completions and POST /v1/completions. Like vLLM, a request with
+``structured_outputs: {"choice": [...]}`` (or the older ``guided_choice``) gets one of the
+choices, and one that asks for logprobs (chat: ``logprobs: true, top_logprobs: N``;
+completions: ``logprobs: N``) gets them, the first token's alternatives set by
+``first_token_logprobs``. Behaviours (`set_behaviour`):
   normal   a deterministic answer with usage; chat echoes the last user message, completions
            return `completion_text` cut at the first stop string (as real servers do)
   error    HTTP `status` (500, 401, 429...) with a JSON error body
@@ -74,6 +78,9 @@ class Behaviour:
     retry_after: str | None = None
     completion_text: str = "Write a Python function that reverses a linked list."
     replies: tuple[Reply, ...] = ()
+    # Top alternatives of the first generated token, (token, logprob), returned when a request
+    # asks for logprobs; the other tokens get their own token at logprob 0.
+    first_token_logprobs: tuple[tuple[str, float], ...] = ()
     served: int = field(default=0)  # requests that got this behaviour so far
 
 
@@ -146,7 +153,8 @@ class FakeOpenAIServer:
             b = self._behaviour
             if b.times is not None and b.served >= b.times:
                 return Behaviour(delay_s=b.delay_s, completion_text=b.completion_text,
-                                 replies=b.replies)
+                                 replies=b.replies,
+                                 first_token_logprobs=b.first_token_logprobs)
             b.served += 1
             return Behaviour(**b.__dict__)
 
@@ -168,8 +176,43 @@ def scripted_reply(replies: tuple[Reply, ...], endpoint: str, model: str,
     return None
 
 
+def allowed_choices(body: dict[str, Any]) -> list[str] | None:
+    """The choices a request constrains its answer to (vLLM's structured_outputs.choice, or
+    the older guided_choice), or None."""
+    structured = body.get("structured_outputs")
+    if isinstance(structured, dict) and isinstance(structured.get("choice"), list):
+        return [str(c) for c in structured["choice"]]
+    if isinstance(body.get("guided_choice"), list):
+        return [str(c) for c in body["guided_choice"]]
+    return None
+
+
+def logprobs_of(text: str, body: dict[str, Any], chat: bool, b: Behaviour) -> dict[str, Any] | None:
+    """Logprobs in the shape of each endpoint when the request asks for them (one token per
+    word; the first token's alternatives from `first_token_logprobs`)."""
+    if chat:
+        if not body.get("logprobs"):
+            return None
+        top_n = int(body.get("top_logprobs") or 0)
+    else:
+        if body.get("logprobs") is None:
+            return None
+        top_n = int(body["logprobs"])
+    tokens = text.split() or [""]
+    positions = [list(b.first_token_logprobs) or [(tokens[0], 0.0)]]
+    positions += [[(token, 0.0)] for token in tokens[1:]]
+    if chat:
+        return {"content": [
+            {"token": token, "logprob": alts[0][1] if alts else 0.0,
+             "top_logprobs": [{"token": t, "logprob": lp} for t, lp in alts[:top_n]]}
+            for token, alts in zip(tokens, positions, strict=True)
+        ]}
+    return {"tokens": tokens, "top_logprobs": [dict(alts[:top_n]) for alts in positions]}
+
+
 def answer_body(path: str, body: dict[str, Any], b: Behaviour) -> dict[str, Any]:
-    """The JSON a normal server returns for `body` (deterministic)."""
+    """The JSON a normal server returns for `body` (deterministic). A choice constraint is
+    honoured: an answer that is not one of the choices becomes the first choice."""
     model = body.get("model", "fake")
     max_tokens = int(body.get("max_tokens") or 10_000)
     if path.endswith("/chat/completions"):
@@ -186,15 +229,22 @@ def answer_body(path: str, body: dict[str, Any], b: Behaviour) -> dict[str, Any]
         for stop in body.get("stop") or []:
             text = text.split(stop, 1)[0]
         prompt_tokens = _words(prompt)
+    choices = allowed_choices(body)
+    if choices is not None and text not in choices:
+        text = choices[0]
     finish = "stop"
     words = text.split()
     if len(words) > max_tokens:
         text, finish = " ".join(words[:max_tokens]), "length"
-    if path.endswith("/chat/completions"):
-        choice = {"index": 0, "message": {"role": "assistant", "content": text},
-                  "finish_reason": finish}
+    chat = path.endswith("/chat/completions")
+    if chat:
+        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text},
+                                  "finish_reason": finish}
     else:
         choice = {"index": 0, "text": text, "finish_reason": finish}
+    logprobs = logprobs_of(text, body, chat, b)
+    if logprobs is not None:
+        choice["logprobs"] = logprobs
     out: dict[str, Any] = {"id": "fake-1", "object": "completion", "model": model,
                            "choices": [choice]}
     if not b.omit_usage:

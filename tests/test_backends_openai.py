@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_openai_server import FakeOpenAIServer, free_port
+from fake_openai_server import FakeOpenAIServer, Reply, free_port
 
+from warriorcoder.arena.judging import judge_votes
 from warriorcoder.backends import load_backend
 from warriorcoder.backends.base import (
+    TOP_LOGPROB_POSITIONS,
     BackendError,
     ChatMessage,
     ChatRequest,
@@ -19,8 +22,23 @@ from warriorcoder.backends.base import (
     GenerationResult,
 )
 from warriorcoder.backends.chat_templates import BUILTIN_TEMPLATES, prequery_prefix
-from warriorcoder.backends.openai import OpenAIBackend
-from warriorcoder.config import ChatTemplateConfig, ExpertConfig, SamplingConfig
+from warriorcoder.backends.openai import (
+    OpenAIBackend,
+    _top_logprobs,
+    choice_constraint,
+    json_schema_format,
+)
+from warriorcoder.config import (
+    ArenaConfig,
+    ChatTemplateConfig,
+    ConfigError,
+    ExpertConfig,
+    SamplingConfig,
+    parse_config,
+)
+from warriorcoder.stages.judge import Judge
+from warriorcoder.storage.store import ArenaStore
+from warriorcoder.v1 import arena_pb2
 
 KEY_ENV = "WARRIORCODER_TEST_API_KEY"
 SECRET = "sk-test-secret-7f1e"
@@ -311,3 +329,209 @@ def test_template_accessors_and_load_backend(server: FakeOpenAIServer) -> None:
     assert backend.chat_template() == BUILTIN_TEMPLATES["llama3"]
     assert backend.bos_token() == "<B>"
     assert backend.end_of_turn() == ("<|eot_id|>",)
+
+
+# -- constrained verdicts and logprobs ---------------------------------------------------------
+
+
+def test_chat_sends_response_format_extra_body_and_logprobs(server: FakeOpenAIServer) -> None:
+    server.set_behaviour(first_token_logprobs=(("B", -0.2), ("A", -1.8), ("C", -4.0)))
+    backend = make_backend(server.base_url)
+    schema = json_schema_format("judge_verdict", {"type": "object"})
+    request = ChatRequest(
+        (ChatMessage("user", "judge"),),
+        SamplingConfig(seed=1),
+        response_format=schema,
+        # Never replaces the fields the backend sets (model, messages, sampling).
+        extra_body={"structured_outputs": {"choice": ["A", "B"]}, "model": "other", "seed": 9},
+        logprobs=2,
+    )
+    [out] = run(backend.chat([request]))
+    [req] = server.requests
+    assert req.body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "judge_verdict", "schema": {"type": "object"}, "strict": True},
+    }
+    assert req.body["structured_outputs"] == {"choice": ["A", "B"]}
+    assert (req.body["model"], req.body["seed"]) == ("served-model", 1)
+    assert (req.body["logprobs"], req.body["top_logprobs"]) == (True, 2)
+    assert isinstance(out, GenerationResult)
+    assert out.text == "A"  # the fake honours the choice constraint like vLLM
+    assert out.top_logprobs == ((("B", -0.2), ("A", -1.8)),)
+
+
+def test_plain_requests_carry_no_structured_or_logprob_fields(server: FakeOpenAIServer) -> None:
+    backend = make_backend(server.base_url)
+    [out] = run(backend.chat([chat_req("hi")]))
+    run(backend.complete([CompletionRequest("abc", SamplingConfig())]))
+    for req in server.requests:
+        assert not {"response_format", "logprobs", "top_logprobs", "structured_outputs",
+                    "guided_choice"} & set(req.body)
+    assert isinstance(out, GenerationResult) and out.top_logprobs == ()
+
+
+def test_complete_sends_legacy_logprobs_and_reads_them(server: FakeOpenAIServer) -> None:
+    server.set_behaviour(completion_text="B]] because", first_token_logprobs=(("B", -0.1),
+                                                                             ("A", -2.5)))
+    backend = make_backend(server.base_url)
+    request = CompletionRequest("<prompt>[[", SamplingConfig(), stop=("]]",),
+                                extra_body=choice_constraint(("A", "B", "C"), "guided_choice"),
+                                logprobs=5)
+    [out] = run(backend.complete([request]))
+    [req] = server.requests
+    assert req.body["logprobs"] == 5
+    assert req.body["guided_choice"] == ["A", "B", "C"]
+    assert "structured_outputs" not in req.body
+    assert isinstance(out, GenerationResult)
+    assert out.text == "B"  # cut at the stop string: one of the choices
+    assert out.top_logprobs[0] == (("B", -0.1), ("A", -2.5))
+
+
+def test_choice_constraint_field_names() -> None:
+    assert choice_constraint(["A", "B", "C"]) == {"structured_outputs": {"choice": ["A", "B", "C"]}}
+    assert choice_constraint(["A"], "guided_choice") == {"guided_choice": ["A"]}
+    with pytest.raises(ValueError, match="non-empty"):
+        choice_constraint([])
+
+
+@pytest.mark.parametrize(
+    "logprobs",
+    [None, "x", {"content": "x"}, {"content": [{"token": "A", "top_logprobs": "bad"}]},
+     {"content": [{"token": "A", "top_logprobs": [{"token": 1, "logprob": "x"}]}]}],
+)
+def test_unexpected_logprobs_are_dropped_not_fatal(logprobs: Any) -> None:
+    choice = {"message": {"content": "A"}, "logprobs": logprobs}
+    assert _top_logprobs(choice, chat=True) == ()
+
+
+def test_top_logprobs_keep_the_first_positions_only() -> None:
+    content = [{"token": str(i), "top_logprobs": [{"token": str(i), "logprob": -0.5}]}
+               for i in range(TOP_LOGPROB_POSITIONS + 5)]
+    got = _top_logprobs({"logprobs": {"content": content}}, chat=True)
+    assert len(got) == TOP_LOGPROB_POSITIONS
+    assert got[0] == (("0", -0.5),)
+
+
+# -- the judge stage through the HTTP path -----------------------------------------------------
+
+RIGHT_ANSWER = "def add(a, b):\n    return a + b"
+WRONG_ANSWER = "def add(a, b):\n    return a - b"
+
+
+def judge_config(server: FakeOpenAIServer, **judge: Any) -> ArenaConfig:
+    return parse_config({
+        "round_id": "r1",
+        "roster": [{"id": n, "backend": "openai", "model": f"served-{n}",
+                    "endpoint": server.base_url, "chat_template": {"builtin": "chatml"},
+                    "max_retries": 0} for n in ("alpha", "beta", "gamma")],
+        "selection": {"tournament": "none"},
+        "judge": {"retries_on_invalid": 0, **judge},
+    })
+
+
+def judged(server: FakeOpenAIServer, config: ArenaConfig,
+           tmp_path: Path) -> list[arena_pb2.Judgment]:
+    pair = arena_pb2.ResponsePair(battle_id="b1", challenge_id="c1", round_id="r1",
+                                  instruction="Write add(a, b).", model_a="alpha",
+                                  model_b="beta", judges=["gamma"])
+    pair.response_a.model_id, pair.response_b.model_id = "alpha", "beta"
+    pair.response_a.generation.text = RIGHT_ANSWER
+    pair.response_b.generation.text = WRONG_ANSWER
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    stage = Judge(config, {e.id: load_backend(e) for e in config.roster}, store)
+    [item] = run(stage.handle([pair]))
+    return sorted(item.judgments, key=lambda j: j.order)
+
+
+# The right answer shown first: "A", else "B" (a judge that prefers the right answer).
+RIGHT_FIRST = f"[The Start of Assistant A's Answer]\n{RIGHT_ANSWER}"
+
+
+def test_judge_json_schema_requests_and_reads_the_structured_verdict(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    server.set_behaviour(replies=(
+        Reply(RIGHT_FIRST, '{"explanation": "A adds.", "verdict": "A"}'),
+        Reply("[User Request]", '```json\n{"explanation": "B adds.", "verdict": "B"}\n```'),
+    ))
+    ab, ba = judged(server, judge_config(server, structured_output="json_schema"), tmp_path)
+    assert (ab.position_verdict, ba.position_verdict) == (arena_pb2.VERDICT_A,
+                                                         arena_pb2.VERDICT_B)
+    assert ab.verdict == ba.verdict == arena_pb2.VERDICT_A  # model_a in both orders
+    for req in server.requests:
+        assert req.path == "/v1/chat/completions"
+        fmt = req.body["response_format"]
+        assert fmt["type"] == "json_schema"
+        assert fmt["json_schema"]["schema"]["properties"]["verdict"]["enum"] == ["A", "B", "C"]
+        assert '"verdict"' in req.body["messages"][-1]["content"]  # the JSON instruction
+
+
+def test_judge_json_schema_broken_json_is_invalid_with_the_reason(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    server.set_behaviour(replies=(Reply("[User Request]", '{"explanation": "cut'),))
+    for j in judged(server, judge_config(server, structured_output="json_schema"), tmp_path):
+        assert j.position_verdict == arena_pb2.VERDICT_INVALID
+        assert j.error == "structured verdict: no JSON object"
+
+
+def test_judge_choice_in_prefill_mode_records_soft_probabilities(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    import math
+
+    server.set_behaviour(completion_text="B", first_token_logprobs=(
+        ("B", math.log(0.75)), ("A", math.log(0.2)), ("C", math.log(0.05)), ("The", -6.0)))
+    config = judge_config(server, verdict_mode="prefill", structured_output="choice",
+                          soft_votes=True)
+    ab, ba = judged(server, config, tmp_path)
+    for req in server.requests:
+        assert req.path == "/v1/completions"
+        assert req.body["prompt"].endswith("<|im_start|>assistant\n[[")
+        assert req.body["structured_outputs"] == {"choice": ["A", "B", "C"]}
+        assert req.body["logprobs"] == 5
+    for j in (ab, ba):
+        assert j.position_verdict == arena_pb2.VERDICT_B and j.generation.text == "[[B]]"
+        assert (j.soft.a, j.soft.b, j.soft.tie) == pytest.approx((0.2, 0.75, 0.05), abs=1e-3)
+    # B in both orders is a position-biased judge: a tie, and soft votes do not change that.
+    [vote] = judge_votes([ab, ba])
+    assert vote.verdict == arena_pb2.VERDICT_TIE and vote.weight == 0.0
+
+
+def test_judge_guided_choice_in_explain_mode_asks_for_one_letter(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    server.set_behaviour(replies=(Reply(RIGHT_FIRST, "A"), Reply("[User Request]", "B")))
+    config = judge_config(server, structured_output="guided_choice", soft_votes=True)
+    ab, ba = judged(server, config, tmp_path)
+    assert ab.verdict == ba.verdict == arena_pb2.VERDICT_A
+    assert ab.soft.a == pytest.approx(1.0) and ba.soft.b == pytest.approx(1.0)
+    [vote] = judge_votes([ab, ba])
+    assert (vote.verdict, vote.weight) == (arena_pb2.VERDICT_A, pytest.approx(1.0))
+    for req in server.requests:
+        assert req.path == "/v1/chat/completions"
+        assert req.body["guided_choice"] == ["A", "B", "C"]
+        assert (req.body["logprobs"], req.body["top_logprobs"]) == (True, 5)
+        assert "one letter" in req.body["messages"][-1]["content"]
+
+
+def test_judge_explain_mode_reads_arena_hard_labels_and_strength(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    server.set_behaviour(replies=(
+        Reply(RIGHT_FIRST, "A adds; B subtracts. My final verdict is [[A>>B]], not [[B>A]]."),
+        Reply("[User Request]", "B adds. Although [[A]] is shorter, my final verdict: [[B>>A]]"),
+    ))
+    ab, ba = judged(server, judge_config(server), tmp_path)
+    assert (ab.position_verdict, ab.strong) == (arena_pb2.VERDICT_A, True)
+    assert (ba.position_verdict, ba.strong) == (arena_pb2.VERDICT_B, True)
+    [vote] = judge_votes([ab, ba], strong_weight=2.0)
+    assert (vote.verdict, vote.strong, vote.weight) == (arena_pb2.VERDICT_A, True, 2.0)
+    assert not {"response_format", "logprobs"} & set(server.requests[0].body)
+
+
+def test_structured_output_needs_openai_judges() -> None:
+    with pytest.raises(ConfigError, match=r"roster.0.backend: expert 'm0' is 'fake'"):
+        parse_config({"roster": [{"id": f"m{i}", "backend": "fake", "model": "x"}
+                                 for i in range(3)],
+                      "judge": {"structured_output": "choice"}})

@@ -69,6 +69,7 @@ __all__ = [
     "rate_battle",
     "read_choice_verdict",
     "read_json_verdict",
+    "read_judge_answer",
     "read_verdict",
     "soft_margin",
     "unswap",
@@ -819,6 +820,22 @@ def read_choice_verdict(text: str) -> ParsedVerdict:
         VERDICT_INVALID,
         reason=f"constrained verdict {text[:40]!r} is not one of {', '.join(VERDICT_CHOICES)}",
     )
+
+
+def read_judge_answer(
+    text: str, structured_output: str = "none", verdict_mode: str = "explain"
+) -> ParsedVerdict:
+    """The verdict of a judge's answer, read the way it was asked for (judge settings).
+
+    structured_output "json_schema": `read_json_verdict`; "choice"/"guided_choice" in explain
+    mode (a chat answer of one letter): `read_choice_verdict`; otherwise, and in prefill mode
+    (whose text is already "[[" + completion + "]]"): `read_verdict`.
+    """
+    if structured_output == "json_schema":
+        return read_json_verdict(text)
+    if structured_output in ("choice", "guided_choice") and verdict_mode == "explain":
+        return read_choice_verdict(text)
+    return read_verdict(text)
 
 
 def _bare_token(token: str) -> str:

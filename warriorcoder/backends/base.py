@@ -10,10 +10,14 @@ bad request never loses the rest of the batch.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from warriorcoder.config import SamplingConfig
+
+# Generated positions whose top logprobs a result keeps (the verdict is among the first tokens).
+TOP_LOGPROB_POSITIONS = 8
 
 
 @dataclass(frozen=True)
@@ -24,8 +28,22 @@ class ChatMessage:
 
 @dataclass(frozen=True)
 class ChatRequest:
+    """One chat turn to generate.
+
+    The optional fields are OpenAI-compatible request fields that only the `openai` backend
+    sends (the arena config allows them only when every expert is an openai expert); other
+    backends ignore them.
+    """
+
     messages: tuple[ChatMessage, ...]
     sampling: SamplingConfig
+    # OpenAI's response_format, e.g. {"type": "json_schema", "json_schema": {...}}.
+    response_format: Mapping[str, Any] | None = None
+    # Server-specific fields merged into the request body, e.g. vLLM's
+    # {"structured_outputs": {"choice": [...]}}; they never replace the fields set above.
+    extra_body: Mapping[str, Any] | None = None
+    # Ask for this many top logprobs per generated token (`GenerationResult.top_logprobs`).
+    logprobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,9 @@ class CompletionRequest:
     sampling: SamplingConfig
     # Stop strings (e.g. the end-of-turn marker of the template, so a mined user turn ends there).
     stop: tuple[str, ...] = ()
+    # As in ChatRequest (openai backend only).
+    extra_body: Mapping[str, Any] | None = None
+    logprobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,10 @@ class GenerationResult:
     finish_reason: str  # "stop" | "length" | backend-specific
     # False when the server sent no token usage (the counts are then 0, not measured).
     usage_reported: bool = True
+    # When logprobs were asked for and the server returned them: for each of the first
+    # generated tokens (at most TOP_LOGPROB_POSITIONS), its most likely alternatives as
+    # (token, logprob), the generated token included. Empty otherwise.
+    top_logprobs: tuple[tuple[tuple[str, float], ...], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,14 @@ import logging
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
 from warriorcoder.backends.base import (
+    TOP_LOGPROB_POSITIONS,
     BackendError,
     ChatRequest,
     CompletionRequest,
@@ -50,6 +51,7 @@ class _Reply:
     completion_tokens: int
     usage_reported: bool
     latency_s: float
+    top_logprobs: tuple[tuple[tuple[str, float], ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,51 @@ def _retry_after(answer: _HttpAnswer) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:  # an HTTP date: not worth parsing, the backoff applies instead
         return None
+
+
+TopLogprobs = tuple[tuple[tuple[str, float], ...], ...]
+
+
+def _alternatives(items: Any) -> tuple[tuple[str, float], ...] | None:
+    """(token, logprob) pairs of one position: chat's [{"token", "logprob"}, ...] or
+    completions' {token: logprob}; None when the shape is unexpected."""
+    if isinstance(items, dict):
+        pairs = list(items.items())
+    elif isinstance(items, list):
+        pairs = [(i.get("token"), i.get("logprob")) for i in items if isinstance(i, dict)]
+    else:
+        return None
+    out = tuple(
+        (token, float(logprob))
+        for token, logprob in pairs
+        if isinstance(token, str) and isinstance(logprob, int | float)
+    )
+    return out or None
+
+
+def _top_logprobs(choice: dict[str, Any], chat: bool) -> TopLogprobs:
+    """The top logprobs of the first generated tokens, () when the server sent none or sent
+    them in an unexpected shape (the text is still good; only soft votes need them)."""
+    logprobs = choice.get("logprobs")
+    if not isinstance(logprobs, dict):
+        return ()
+    if chat:
+        content = logprobs.get("content")
+        positions = (
+            [p.get("top_logprobs") for p in content if isinstance(p, dict)]
+            if isinstance(content, list)
+            else []
+        )
+    else:
+        top = logprobs.get("top_logprobs")
+        positions = list(top) if isinstance(top, list) else []
+    out = []
+    for position in positions[:TOP_LOGPROB_POSITIONS]:
+        alternatives = _alternatives(position)
+        if alternatives is None:
+            return ()
+        out.append(alternatives)
+    return tuple(out)
 
 
 def _parse_body(response: _HttpAnswer, url: str, chat: bool) -> _Reply | _Failure:
@@ -125,7 +172,34 @@ def _parse_body(response: _HttpAnswer, url: str, chat: bool) -> _Reply | _Failur
         completion_tokens=int(completion_tokens) if reported else 0,  # type: ignore[arg-type]
         usage_reported=reported,
         latency_s=0.0,
+        top_logprobs=_top_logprobs(choice, chat),
     )
+
+
+def choice_constraint(
+    choices: Sequence[str], field: Literal["choice", "guided_choice"] = "choice"
+) -> dict[str, Any]:
+    """Request fields that make a vLLM server answer exactly one of `choices`.
+
+    vLLM >= 0.12 reads ``{"structured_outputs": {"choice": [...]}}`` on /chat/completions and
+    /completions; the older top-level ``guided_choice`` was removed in v0.12.0 (vLLM docs,
+    features/structured_outputs: "guided_choice -> {"structured_outputs": {"choice": ...}}").
+    `field` picks which one to send: a server ignores the field it does not know.
+    """
+    if not choices or not all(isinstance(c, str) and c for c in choices):
+        raise ValueError(f"choice_constraint: choices must be non-empty strings, got {choices!r}")
+    if field == "guided_choice":
+        return {"guided_choice": list(choices)}
+    return {"structured_outputs": {"choice": list(choices)}}
+
+
+def json_schema_format(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenAI's ``response_format`` for an answer that must follow a JSON schema (also read by
+    vLLM, which enforces it with its structured-output backend)."""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": name, "schema": dict(schema), "strict": True},
+    }
 
 
 class OpenAIBackend(ModelBackend):
@@ -273,6 +347,7 @@ class OpenAIBackend(ModelBackend):
                     latency_s=outcome.latency_s,
                     finish_reason=outcome.finish_reason,
                     usage_reported=outcome.usage_reported,
+                    top_logprobs=outcome.top_logprobs,
                 )
             if not outcome.retryable or attempts > self.expert.max_retries:
                 details = {"url": url}
@@ -302,26 +377,44 @@ class OpenAIBackend(ModelBackend):
             messages.insert(0, {"role": "system", "content": system})
         return messages
 
+    def chat_payload(self, request: ChatRequest) -> dict[str, Any]:
+        """The JSON body of a /chat/completions request."""
+        payload: dict[str, Any] = {
+            **(request.extra_body or {}),
+            **self._sampling_fields(request.sampling),
+            "messages": self._messages(request),
+        }
+        if request.response_format is not None:
+            payload["response_format"] = dict(request.response_format)
+        if request.logprobs is not None:
+            payload["logprobs"] = True
+            payload["top_logprobs"] = request.logprobs
+        return payload
+
+    def completion_payload(self, request: CompletionRequest) -> dict[str, Any]:
+        """The JSON body of a /completions request."""
+        payload: dict[str, Any] = {
+            **(request.extra_body or {}),
+            **self._sampling_fields(request.sampling),
+            "prompt": request.prompt,
+        }
+        if request.stop:
+            payload["stop"] = list(request.stop)
+        if request.logprobs is not None:
+            payload["logprobs"] = request.logprobs  # the legacy API: an int, top-N per token
+        return payload
+
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
         """POST each request to /chat/completions, at most max_concurrency at a time."""
-        jobs = [
-            self._request(
-                "/chat/completions",
-                {**self._sampling_fields(r.sampling), "messages": self._messages(r)},
-                chat=True,
-            )
-            for r in requests
-        ]
+        jobs = [self._request("/chat/completions", self.chat_payload(r), chat=True) for r in requests]
         return list(await asyncio.gather(*jobs))
 
     async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
         """POST each raw prompt to /completions (with its stop strings)."""
-        jobs = []
-        for r in requests:
-            payload = {**self._sampling_fields(r.sampling), "prompt": r.prompt}
-            if r.stop:
-                payload["stop"] = list(r.stop)
-            jobs.append(self._request("/completions", payload, chat=False))
+        jobs = [
+            self._request("/completions", self.completion_payload(r), chat=False)
+            for r in requests
+        ]
         return list(await asyncio.gather(*jobs))
 
     async def aclose(self) -> None:

@@ -19,14 +19,19 @@ from warriorcoder.arena.code_extraction import extract_python_code
 from warriorcoder.arena.grounding import execution_id, rate_grounded_battle
 from warriorcoder.arena.ids import derive_seed
 from warriorcoder.arena.judging import (
+    JSON_VERDICT_INSTRUCTION,
     JUDGE_SYSTEM_PROMPT,
+    VERDICT_CHOICES,
     VERDICT_FIRST_INSTRUCTION,
+    VERDICT_LETTER_INSTRUCTION,
     VERDICT_PREFILL,
     judge_prompt,
     judgment_id,
-    parse_verdict,
     prefilled_verdict_text,
+    read_judge_answer,
     unswap,
+    verdict_json_schema,
+    verdict_probabilities,
 )
 from warriorcoder.arena.mining import judges_for
 from warriorcoder.arena.tournament import (
@@ -44,6 +49,7 @@ from warriorcoder.backends.base import (
     ModelBackend,
 )
 from warriorcoder.backends.chat_templates import render_chat
+from warriorcoder.backends.openai import choice_constraint, json_schema_format
 from warriorcoder.config import ArenaConfig, SamplingConfig
 from warriorcoder.execution import RunResult, RunStatus, SandboxLimits, run_tests
 from warriorcoder.stages.model_calls import ModelStage, generate_by_model, to_generation_pb
@@ -114,9 +120,24 @@ class Judge(ModelStage):
             seed=derive_seed(self.config.seed, pair.battle_id, order, attempt),
         )
         prompt = judge_prompt(pair.instruction, first, second)
+        structured = cfg.structured_output
+        # Soft votes read the verdict token's probabilities: the top 5 alternatives suffice.
+        logprobs = 5 if cfg.soft_votes else None
+        choice = (
+            choice_constraint(VERDICT_CHOICES, structured)
+            if structured in ("choice", "guided_choice")
+            else None
+        )
         if cfg.verdict_mode == "explain":
-            messages = (ChatMessage("system", JUDGE_SYSTEM_PROMPT), ChatMessage("user", prompt))
-            return ChatRequest(messages, sampling)
+            system = ChatMessage("system", JUDGE_SYSTEM_PROMPT)
+            if structured == "json_schema":
+                user = ChatMessage("user", f"{prompt}\n\n{JSON_VERDICT_INSTRUCTION}")
+                schema = json_schema_format("judge_verdict", verdict_json_schema())
+                return ChatRequest((system, user), sampling, response_format=schema)
+            if choice is not None:  # the answer is one letter: no explanation
+                user = ChatMessage("user", f"{prompt}\n\n{VERDICT_LETTER_INSTRUCTION}")
+                return ChatRequest((system, user), sampling, extra_body=choice, logprobs=logprobs)
+            return ChatRequest((system, ChatMessage("user", prompt)), sampling)
         # Pre-fill the judge's turn with "[[" so that its first tokens are the verdict.
         backend = self.backends[judge]
         text = render_chat(
@@ -128,7 +149,9 @@ class Judge(ModelStage):
             add_generation_prompt=True,
             bos_token=backend.bos_token(),
         )
-        return CompletionRequest(text + VERDICT_PREFILL, sampling, stop=("]]",))
+        return CompletionRequest(
+            text + VERDICT_PREFILL, sampling, stop=("]]",), extra_body=choice, logprobs=logprobs
+        )
 
     async def handle(
         self, pairs: Sequence[arena_pb2.ResponsePair]
@@ -277,10 +300,16 @@ class Judge(ModelStage):
                     j.spent_tokens += outcome.prompt_tokens + outcome.completion_tokens
                     if cfg.verdict_mode == "prefill":
                         j.generation.text = prefilled_verdict_text(outcome.text)
-                    j.position_verdict = parse_verdict(j.generation.text)
+                    parsed = read_judge_answer(
+                        j.generation.text, cfg.structured_output, cfg.verdict_mode
+                    )
+                    j.position_verdict, j.strong = parsed.verdict, parsed.strong
+                    soft = verdict_probabilities(outcome.top_logprobs) if cfg.soft_votes else None
+                    if soft is not None and parsed.verdict != arena_pb2.VERDICT_INVALID:
+                        j.soft.a, j.soft.b, j.soft.tie = soft
                     j.verdict = unswap(j.position_verdict, order)
                     if j.verdict == arena_pb2.VERDICT_INVALID:
-                        j.error = "no verdict found in the judge's answer"
+                        j.error = parsed.reason
                         retry.append((pair, judge, order))
                 fresh.append(j)
                 judgments[jid] = j
