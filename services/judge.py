@@ -9,7 +9,10 @@ from warriorcoder.v1 import arena_pb2, services_pb2_grpc
 
 
 def build(ctx: ServiceContext) -> ServiceParts:
+    # With execution on, Judge refuses to start without execution.min_isolation's sandbox.
     judge = Judge(ctx.config, ctx.backends(), ctx.store)
+    if judge.isolation is not None:
+        ctx.metrics.set_sandbox_isolation(judge.isolation.mode.value)
     return ServiceParts(
         servicers=[(services_pb2_grpc.add_JudgeServicer_to_server, JudgeServicer(judge))],
         service_names=["warriorcoder.v1.Judge"],

@@ -40,7 +40,7 @@ from warriorcoder.arena.known_answers import (
 )
 from warriorcoder.backends.base import ModelBackend
 from warriorcoder.config import ArenaConfig, ConfigError, load_config
-from warriorcoder.execution import RunStatus, SandboxLimits, run_tests
+from warriorcoder.execution import RunStatus, SandboxLimits, SandboxMode, run_tests
 from warriorcoder.pipeline import ProgressFactory, no_progress
 from warriorcoder.stages.judge import Judge, TestRunner
 from warriorcoder.storage.store import ArenaStore
@@ -190,7 +190,8 @@ async def run_calibration(
     # Execution is on for the suite whatever the arena says: both scores are reported.
     judging = config.model_copy(update={"execution": ex.model_copy(
         update={"enabled": True, "timeout_s": timeout})})
-    limits = SandboxLimits(timeout_s=timeout, memory_mb=ex.memory_mb)
+    limits = SandboxLimits(timeout_s=timeout, memory_mb=ex.memory_mb,
+                           min_isolation=SandboxMode(ex.min_isolation))
     task_ids = pick_task_ids(list(benchmark), problems, seed)
     known = [known_problem(benchmark[t], visible) for t in task_ids]
     suite = await build_suite(known, judges=judges, seed=seed, runner=test_runner,

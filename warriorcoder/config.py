@@ -277,6 +277,9 @@ class ExecutionConfig(_Strict):
     memory_mb: int = Field(512, ge=64, le=65536)
     # Sandbox runs at once in one judge process.
     concurrency: int = Field(4, ge=1, le=256)
+    # Weakest sandbox mode answers may run in (jail > user-jail > plain, docs/sandbox.md);
+    # the judge refuses to start when this machine cannot give it, rather than run weaker.
+    min_isolation: Literal["jail", "user-jail", "plain"] = "jail"
 
 
 class ArenaConfig(_Strict):

@@ -18,7 +18,12 @@ from warriorcoder.evaluation.humaneval import (
     evaluate_humaneval_async,
     load_problems,
 )
-from warriorcoder.execution import SandboxLimits
+from warriorcoder.execution import (
+    SandboxLimits,
+    SandboxMode,
+    SandboxUnavailable,
+    require_isolation,
+)
 
 EPILOG = """examples:
   warriorcoder eval humaneval --model smollm2 --limit 10
@@ -77,6 +82,10 @@ def add_eval_parser(sub: Any) -> None:
                      help="seconds per program (default: %(default)s)")
     run.add_argument("--memory-mb", type=int, default=DEFAULT_LIMITS.memory_mb,
                      help="address-space limit per program (default: %(default)s)")
+    run.add_argument("--min-isolation", choices=[m.value for m in SandboxMode],
+                     default=SandboxMode.JAIL.value,
+                     help="weakest sandbox mode completions may run in; the evaluation refuses "
+                          "to start when this machine cannot give it (default: %(default)s)")
     run.add_argument("--workers", type=int, default=2,
                      help="programs run at once (default: %(default)s)")
     run.add_argument("--out", help="per-problem JSONL report (default: "
@@ -158,8 +167,14 @@ def cmd_eval_humaneval(args: argparse.Namespace) -> int:
     try:
         ids = [t.strip() for t in args.problems.split(",") if t.strip()] if args.problems else None
         problems = load_problems(ids, args.limit)
-        limits = SandboxLimits(timeout_s=args.exec_timeout, memory_mb=args.memory_mb)
+        limits = SandboxLimits(timeout_s=args.exec_timeout, memory_mb=args.memory_mb,
+                               min_isolation=SandboxMode(args.min_isolation))
     except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:  # before any generation: completions never run weaker than allowed
+        require_isolation(limits.min_isolation)
+    except SandboxUnavailable as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.samples < 1 or args.workers < 1:

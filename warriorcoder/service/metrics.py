@@ -132,6 +132,10 @@ class ServiceMetrics:
             "warriorcoder_judge_invalid_rate",
             "Share of judgments without a parsable verdict.",
             ["service", "judge"], registry=r)
+        self.sandbox_isolation = Gauge(
+            "warriorcoder_sandbox_isolation",
+            "1 for the sandbox mode this judge runs answers in (jail, user-jail, plain).",
+            ["service", "mode"], registry=r)
         self.rating = Gauge(
             "warriorcoder_rating",
             "Rating of a model on the latest leaderboard (method: elo, bradley_terry).",
@@ -219,6 +223,10 @@ class ServiceMetrics:
             labels = (self.service, board.round_id, rating.model_id)
             self.rating.labels(*labels, "elo").set(rating.elo)
             self.rating.labels(*labels, "bradley_terry").set(rating.bradley_terry)
+
+    def set_sandbox_isolation(self, mode: str) -> None:
+        """Publish the sandbox mode answers run in (probed once per process: it never changes)."""
+        self.sandbox_isolation.labels(self.service, mode).set(1)
 
     def _publish_judge(self, judge: str, tally: _JudgeTally) -> None:
         if tally.pairs:

@@ -51,7 +51,15 @@ from warriorcoder.backends.base import (
 from warriorcoder.backends.chat_templates import render_chat
 from warriorcoder.backends.openai import choice_constraint, json_schema_format
 from warriorcoder.config import ArenaConfig, SamplingConfig
-from warriorcoder.execution import RunResult, RunStatus, SandboxLimits, run_tests
+from warriorcoder.execution import (
+    RunResult,
+    RunStatus,
+    SandboxInfo,
+    SandboxLimits,
+    SandboxMode,
+    require_isolation,
+    run_tests,
+)
 from warriorcoder.stages.model_calls import ModelStage, generate_by_model, to_generation_pb
 from warriorcoder.stages.responder import battle_pair
 from warriorcoder.storage.store import ArenaStore
@@ -89,6 +97,8 @@ def execution_result_pb(exec_id: str, model_id: str, run: RunResult) -> arena_pb
     )
     if run.exit_code is not None:
         result.exit_code = run.exit_code
+    if run.isolation is not None:
+        result.isolation = run.isolation.value
     return result
 
 
@@ -104,7 +114,17 @@ class Judge(ModelStage):
         super().__init__(config, backends, store)
         self.test_runner = test_runner
         ex = config.execution
-        self.limits = SandboxLimits(timeout_s=ex.timeout_s, memory_mb=ex.memory_mb)
+        self.limits = SandboxLimits(timeout_s=ex.timeout_s, memory_mb=ex.memory_mb,
+                                    min_isolation=SandboxMode(ex.min_isolation))
+        # Fail closed: with execution on, a judge that cannot isolate answers as strongly as
+        # execution.min_isolation asks does not start (SandboxUnavailable names what failed).
+        # A stand-in runner (tests, calibration's fakes) runs no untrusted code: no check.
+        self.isolation: SandboxInfo | None = None
+        if ex.enabled and test_runner is run_tests:
+            self.isolation = require_isolation(self.limits.min_isolation)
+            log.info("sandbox: mode %s (execution.min_isolation=%s); protections: %s",
+                     self.isolation.mode.value, ex.min_isolation,
+                     ", ".join(self.isolation.protections))
         self._executions: OrderedDict[str, arena_pb2.ExecutionResult] = OrderedDict()
 
     def _request(
