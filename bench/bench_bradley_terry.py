@@ -1,7 +1,8 @@
 """Benchmark: Bradley-Terry fit + bootstrap on a million simulated battles.
 
 Simulates battles between models of known strength (seeded), then measures the fast path
-(`bradley_terry` + `bootstrap_intervals`) for wall time and memory, and separately the slow
+(`bradley_terry` + `bootstrap_intervals`) for wall time and memory, the leaderboard's default
+profile-likelihood intervals (`likelihood_intervals`) for wall time, and separately the slow
 per-battle `reference_bradley_terry` for agreement. Targets for the fast path: under 2 s and
 500 MB, agreeing with the reference within 1 rating point. Prints a markdown summary.
 
@@ -23,6 +24,7 @@ from warriorcoder.arena.rating import (
     BattleOutcomes,
     bootstrap_intervals,
     bradley_terry,
+    likelihood_intervals,
     reference_bradley_terry,
 )
 
@@ -87,6 +89,9 @@ def main() -> None:
     bootstrap_seconds = time.perf_counter() - start
     total_seconds = fit_seconds + bootstrap_seconds
     peak_after = peak_rss_mib()
+    start = time.perf_counter()
+    profile = likelihood_intervals(battles)
+    profile_seconds = time.perf_counter() - start
 
     # A second run under tracemalloc (which slows it) for the peak of numpy + Python allocations.
     tracemalloc.start()
@@ -98,6 +103,7 @@ def main() -> None:
     order = list(battles.models)
     estimate = np.array([point[name] for name in order])
     widths = np.array([intervals[name][1] - intervals[name][0] for name in order])
+    profile_widths = np.array([profile[name].upper - profile[name].lower for name in order])
     rho = spearmanr(estimate, strengths).statistic
 
     reference_seconds = float("nan")
@@ -132,6 +138,10 @@ def main() -> None:
         f"| **fit + bootstrap wall time** | **{total_seconds:.3f} s** | < {TARGET_SECONDS:.0f} s "
         f"{'ok' if within_time else 'MISSED'} |"
     )
+    print(
+        f"| profile-likelihood intervals (`likelihood_intervals`) | "
+        f"{profile_seconds * 1000:.0f} ms | |"
+    )
     print(f"| RSS before fit (data loaded) | {rss_before:.0f} MiB | |")
     print(f"| process peak RSS after fit (ru_maxrss) | {peak_after:.0f} MiB | |")
     print(
@@ -151,6 +161,10 @@ def main() -> None:
     print(f"| Spearman(estimate, true strength) | {rho:.4f} | |")
     print(
         f"| 95% interval width (min / median / max) | {widths.min():.2f} / {np.median(widths):.2f} / {widths.max():.2f} points | |"
+    )
+    print(
+        f"| 95% profile-likelihood width (min / median / max) | {profile_widths.min():.2f} / "
+        f"{np.median(profile_widths):.2f} / {profile_widths.max():.2f} points | |"
     )
 
 
