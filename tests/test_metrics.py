@@ -151,6 +151,15 @@ def test_leaderboard_ratings_set_the_rating_gauges() -> None:
     assert value(m, "warriorcoder_rating", round="r2", model="m1", method="elo") is None
 
 
+def test_leaderboard_sets_the_judge_cost_gauges() -> None:
+    m = ServiceMetrics("rater")
+    board = arena_pb2.Leaderboard(round_id="r1", judge_calls=120, judge_tokens=48000,
+                                  records=10, judge_tokens_per_record=4800.0)
+    m.record_leaderboard(board)
+    assert value(m, "warriorcoder_judge_tokens_per_record", round="r1") == 4800.0
+    assert value(m, "warriorcoder_judge_calls", round="r1") == 120
+
+
 def test_metrics_are_served_over_http() -> None:
     m = ServiceMetrics("exporter")
     m.count_consumed("battles", 2)

@@ -84,6 +84,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"preference pairs:   {len(result.export.preference):5d}  "
           f"{run_dir / 'export' / 'preference.jsonl'}")
     print(f"leaderboard:        {run_dir / 'export' / 'leaderboard.md'} (.json, .png)")
+    board = result.leaderboard
+    print(f"judge cost:         {board.judge_calls} calls, {board.judge_tokens} tokens, "
+          f"{board.judge_tokens_per_record:.0f} tokens per exported record")
     return 0
 
 

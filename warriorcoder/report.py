@@ -109,12 +109,15 @@ def leaderboard_markdown(board: arena_pb2.Leaderboard) -> str:
         "",
         *_rating_tables(board),
     ]
-    for rank, r in enumerate(board.ratings, 1):
-        lines.append(
-            f"| {rank} | {r.model_id} | {r.bradley_terry:.1f} | "
-            f"[{r.bradley_terry_lower:.1f}, {r.bradley_terry_upper:.1f}] | {r.elo:.1f} | "
-            f"{r.battles} | {r.wins} / {r.losses} / {r.ties} | {_rate(r.win_rate)} |"
-        )
+    if board.judge_calls:
+        lines += [
+            "",
+            (
+                f"Judge cost: {board.judge_calls} calls, {board.judge_tokens} tokens, "
+                f"{board.judge_tokens_per_record:.0f} tokens per exported record "
+                f"({board.records} records)."
+            ),
+        ]
     if board.judges:
         lines += [
             "",

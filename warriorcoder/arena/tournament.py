@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from warriorcoder.arena.ids import judgment_id, stable_id
-from warriorcoder.arena.judging import judge_votes, local_score
+from warriorcoder.arena.judging import judge_votes
 from warriorcoder.v1 import arena_pb2
 from warriorcoder.v1.arena_pb2 import Judgment
 
@@ -157,14 +157,16 @@ def plan_judges(
     *,
     adaptive: bool,
     is_final: Callable[[Judgment | None], bool],
-    max_vote_weight: float = 1.0,
+    strong_weight: float = 1.0,
 ) -> tuple[list[str], bool]:
     """The judges to ask for a battle given its judgments so far (by judgment id), and whether
     the battle is complete: every judge to ask has a final judgment (`is_final`) in both orders.
 
     Without `adaptive` every judge is asked. With it, the judges are taken in a per-battle order
     (which spreads the load over the judges), a majority first, then one at a time until the
-    judges not yet asked can no longer change who wins (`outcome_settled`).
+    judges not yet asked can no longer change who wins (`outcome_settled`). Votes weigh what
+    they weigh in the local score (`judge_votes` with `strong_weight`); a judge not yet asked
+    could add up to `strong_weight`.
     """
     ordered = list(judges)
     if not adaptive:
@@ -178,11 +180,18 @@ def plan_judges(
             return asked, False
         if len(asked) == len(ordered):
             return asked, True
-        _, counts = local_score(judge_votes([j for j in mine if j is not None]))
-        tally = WeightedTally(counts.votes_a, counts.votes_b)
-        if outcome_settled(tally, len(ordered) - len(asked), max_vote_weight):
+        votes = judge_votes([j for j in mine if j is not None], strong_weight=strong_weight)
+        tally = WeightedTally(
+            sum(_weight(v) for v in votes if v.verdict == arena_pb2.VERDICT_A),
+            sum(_weight(v) for v in votes if v.verdict == arena_pb2.VERDICT_B),
+        )
+        if outcome_settled(tally, len(ordered) - len(asked), strong_weight):
             return asked, True
         asked = ordered[: len(asked) + 1]
+
+
+def _weight(vote: arena_pb2.Vote) -> float:
+    return vote.weight if vote.HasField("weight") else 1.0
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,15 @@ class ServiceMetrics:
             "warriorcoder_rating",
             "Rating of a model on the latest leaderboard (method: elo, bradley_terry).",
             ["service", "round", "model", "method"], registry=r)
+        self.judge_tokens_per_record = Gauge(
+            "warriorcoder_judge_tokens_per_record",
+            "Judge tokens (prompt + completion, retries included) per exported SFT record on "
+            "the latest leaderboard.",
+            ["service", "round"], registry=r)
+        self.judge_calls = Gauge(
+            "warriorcoder_judge_calls",
+            "Judge model calls over all battles of the round on the latest leaderboard.",
+            ["service", "round"], registry=r)
 
     # -- transport ------------------------------------------------------------------------
 
@@ -218,7 +227,11 @@ class ServiceMetrics:
                 self.judge_invalid_rate.labels(self.service, s.judge).set(s.invalid_rate)
 
     def record_leaderboard(self, board: arena_pb2.Leaderboard) -> None:
-        """Set each model's Elo and Bradley-Terry rating of `board` (ratings over time)."""
+        """Set each model's Elo and Bradley-Terry rating of `board` (ratings over time) and the
+        round's judge cost."""
+        self.judge_tokens_per_record.labels(self.service, board.round_id).set(
+            board.judge_tokens_per_record)
+        self.judge_calls.labels(self.service, board.round_id).set(board.judge_calls)
         for rating in board.ratings:
             labels = (self.service, board.round_id, rating.model_id)
             self.rating.labels(*labels, "elo").set(rating.elo)

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 from warriorcoder.arena.code_extraction import extract_python_code
-from warriorcoder.arena.grounding import execution_id, rate_grounded_battle
+from warriorcoder.arena.grounding import execution_id
 from warriorcoder.arena.ids import derive_seed
 from warriorcoder.arena.judging import (
     JSON_VERDICT_INSTRUCTION,
@@ -57,10 +57,13 @@ from warriorcoder.execution import (
     SandboxInfo,
     SandboxLimits,
     SandboxMode,
+    SandboxUnavailable,
+    TestStatus,
     require_isolation,
     run_tests,
 )
 from warriorcoder.stages.model_calls import ModelStage, generate_by_model, to_generation_pb
+from warriorcoder.stages.rater import rate_judged_battle
 from warriorcoder.stages.responder import battle_pair
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
@@ -84,6 +87,14 @@ _STATUS: dict[RunStatus, arena_pb2.ExecutionStatus] = {
 }
 
 
+_TEST_STATUS: dict[TestStatus, arena_pb2.TestCaseStatus] = {
+    TestStatus.PASSED: arena_pb2.TEST_CASE_STATUS_PASSED,
+    TestStatus.FAILED: arena_pb2.TEST_CASE_STATUS_FAILED,
+    TestStatus.ERROR: arena_pb2.TEST_CASE_STATUS_ERROR,
+    TestStatus.TIMEOUT: arena_pb2.TEST_CASE_STATUS_TIMEOUT,
+}
+
+
 def execution_result_pb(exec_id: str, model_id: str, run: RunResult) -> arena_pb2.ExecutionResult:
     """A sandbox result as the schema's ExecutionResult."""
     result = arena_pb2.ExecutionResult(
@@ -99,6 +110,10 @@ def execution_result_pb(exec_id: str, model_id: str, run: RunResult) -> arena_pb
         result.exit_code = run.exit_code
     if run.isolation is not None:
         result.isolation = run.isolation.value
+    for test in run.tests:
+        result.tests.add(name=test.name, status=_TEST_STATUS[test.status], message=test.message)
+    result.tests_passed = run.tests_passed
+    result.tests_total = run.tests_total
     return result
 
 
@@ -239,6 +254,7 @@ class Judge(ModelStage):
             judgments,
             adaptive=self.config.judge.adaptive,
             is_final=self._is_final,
+            strong_weight=self.config.judge.strong_verdict_weight,
         )
 
     async def _judge(
@@ -423,12 +439,10 @@ class Judge(ModelStage):
                 judged.judges.extend(asked)
                 complete.append((judged, [j for j in stored[bid] if j.judge in asked]))
         executions = await self.execute([pair for pair, _ in complete])
-        ex = self.config.execution
-        weight = ex.weight if ex.enabled else None
         retry: list[Match] = []
         for pair, judgments in complete:
             result_a, result_b = executions.get(pair.battle_id, (None, None))
-            rated = rate_grounded_battle(pair, judgments, result_a, result_b, weight)
+            rated = rate_judged_battle(self.config, pair, judgments, result_a, result_b)
             match = (pair.model_a, pair.model_b)
             rated_ok = rated.status == arena_pb2.BATTLE_STATUS_RATED
             results[match] = rated.local_score_a if rated_ok else None
@@ -451,14 +465,26 @@ class Judge(ModelStage):
             return {}
         wanted: dict[str, tuple[str, str, str]] = {}  # execution id -> (model, code, tests)
         sides: dict[str, tuple[str, str]] = {}  # battle id -> (execution id a, execution id b)
+        extract_errors: dict[tuple[str, str], str] = {}
+        failed: dict[str, str] = {}  # execution id -> why its code could not be extracted
         for pair in pairs:
             if not pair.tests.strip() or pair.response_a.error or pair.response_b.error:
                 continue
             ids = []
             for model, response in ((pair.model_a, pair.response_a),
                                     (pair.model_b, pair.response_b)):
-                code = extract_python_code(response.generation.text)
+                # Bounded for any text; should it still fail, this answer alone is an ERROR.
+                try:
+                    code = extract_python_code(response.generation.text)
+                except Exception as error:  # noqa: BLE001 - one answer never fails the batch
+                    log.warning("code extraction failed on %s's answer in %s: %r", model,
+                                pair.battle_id, error)
+                    code = ""
+                    extract_errors[(pair.battle_id, model)] = f"{error!r}"[:200]
                 exec_id = execution_id(pair.challenge_id, model, code, pair.tests)
+                if (pair.battle_id, model) in extract_errors:
+                    exec_id = f"{exec_id}-extraction-error"
+                    failed[exec_id] = extract_errors[(pair.battle_id, model)]
                 wanted[exec_id] = (model, code, pair.tests)
                 ids.append(exec_id)
             sides[pair.battle_id] = (ids[0], ids[1])
@@ -472,6 +498,11 @@ class Judge(ModelStage):
 
         async def run(exec_id: str) -> arena_pb2.ExecutionResult:
             model, code, tests = wanted[exec_id]
+            if exec_id in failed:
+                return arena_pb2.ExecutionResult(
+                    execution_id=exec_id, model_id=model,
+                    status=arena_pb2.EXECUTION_STATUS_ERROR,
+                    reason=f"code extraction failed: {failed[exec_id]}")
             if not code.strip():
                 return arena_pb2.ExecutionResult(
                     execution_id=exec_id,
@@ -482,7 +513,10 @@ class Judge(ModelStage):
             async with semaphore:
                 try:
                     outcome = await asyncio.to_thread(self.test_runner, code, tests, self.limits)
-                except (OSError, RuntimeError) as error:  # the sandbox broke: no signal
+                except SandboxUnavailable:
+                    raise  # fail closed: never run weaker than execution.min_isolation
+                except Exception as error:  # noqa: BLE001 - the sandbox broke: no signal; one
+                    # answer never fails the batch
                     log.warning("sandbox failed on %s: %r", exec_id, error)
                     return arena_pb2.ExecutionResult(
                         execution_id=exec_id,

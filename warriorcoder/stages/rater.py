@@ -22,6 +22,27 @@ from warriorcoder.v1 import arena_pb2
 _CONFIDENCE = 0.95
 
 
+def rate_judged_battle(
+    config: ArenaConfig,
+    pair: arena_pb2.ResponsePair,
+    judgments: Sequence[arena_pb2.Judgment],
+    execution_a: arena_pb2.ExecutionResult | None,
+    execution_b: arena_pb2.ExecutionResult | None,
+) -> arena_pb2.RatedBattle:
+    """A battle's votes and local score under the arena's settings: the one place that rates a
+    battle (the rater stores it; the judge stage's tournaments decide on the same score)."""
+    ex = config.execution
+    return rate_grounded_battle(
+        pair,
+        judgments,
+        execution_a,
+        execution_b,
+        ex.weight if ex.enabled else None,
+        strong_weight=config.judge.strong_verdict_weight,
+        score=ex.score,
+    )
+
+
 class Rater:
     def __init__(self, config: ArenaConfig, store: ArenaStore) -> None:
         self.config = config
@@ -36,17 +57,14 @@ class Rater:
         With execution on, the judges' score is grounded by the execution results that came
         with the judgments (see arena.grounding); without them the score is the judges' alone.
         """
-        ex = self.config.execution
-        weight = ex.weight if ex.enabled else None
         rated = []
         for item in items:
-            battle = rate_grounded_battle(
+            battle = rate_judged_battle(
+                self.config,
                 item.pair,
                 item.judgments,
                 item.execution_a if item.HasField("execution_a") else None,
                 item.execution_b if item.HasField("execution_b") else None,
-                weight,
-                strong_weight=self.config.judge.strong_verdict_weight,
             )
             # Adaptive judging lists only the judges it asked; the rest were skipped.
             battle.skipped_judges.extend(
