@@ -295,3 +295,30 @@ def test_cli_names_a_model_that_cannot_load(tmp_path: Path,
     assert cli.main(["run", "--config", str(cfg), "--run-dir", str(tmp_path / "run"),
                      "--no-progress"]) == 2
     assert "expert 'a'" in capsys.readouterr().err
+
+
+def test_adaptive_judging_skips_judges_that_cannot_change_the_winner(tmp_path: Path) -> None:
+    roster = [
+        {"id": "alpha", "backend": "fake", "model": "fake:prefer-longer"},
+        {"id": "beta", "backend": "fake", "model": "fake:prefer-longer"},
+        {"id": "gamma", "backend": "fake", "model": "fake:prefer-longer"},
+        {"id": "delta", "backend": "fake", "model": "fake:random"},
+        {"id": "epsilon", "backend": "fake", "model": "fake:tie"},
+    ]
+    full = run(make_config(roster=roster), tmp_path / "full")
+    adaptive = run(make_config(roster=roster, judge={"adaptive": True}), tmp_path / "adaptive")
+    store = ArenaStore.open_embedded(tmp_path / "adaptive" / "arena.db")
+    battles = store.battles("t1")
+    assert battles and all(b.status == arena_pb2.BATTLE_STATUS_RATED for b in battles)
+    skipped = [b for b in battles if b.skipped_judges]
+    assert skipped  # three agreeing prefer-longer judges settle many battles after two votes
+    for b in battles:
+        voted = {v.judge for v in b.votes}
+        assert len(voted) + len(b.skipped_judges) == 3
+        assert not voted & set(b.skipped_judges)
+        if b.skipped_judges:  # nothing the skipped judges could have voted changes who wins
+            assert abs(b.votes_a - b.votes_b) > len(b.skipped_judges)
+        judged = {j.judge for j in store.judgments(b.battle_id)}
+        assert judged == voted
+    assert adaptive.leaderboard.judge_calls < full.leaderboard.judge_calls
+    assert full.leaderboard.judge_tokens_per_record > 0
