@@ -175,6 +175,9 @@ def test_sum_aggregate_and_paper_preset() -> None:
         "none", 0.7, "elo", "sum", False)
     with pytest.raises(ConfigError, match="preset 'paper' fixes these settings: alpha"):
         parse_config({"roster": roster, "selection": {"preset": "paper", "alpha": 0.2}})
+    with pytest.raises(ConfigError, match="preset 'paper' uses Elo with K=40"):
+        parse_config({"roster": roster, "selection": {"preset": "paper"},
+                      "rating": {"k_factor": 16}})
     with pytest.raises(ConfigError, match="moved to the `selection` block"):
         parse_config({"roster": roster, "export": {"alpha": 0.2}})
     default = parse_config({"roster": roster}).selection

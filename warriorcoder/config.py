@@ -236,6 +236,7 @@ class SelectionConfig(_Strict):
 
 # The paper's selection: e(A) summed over opponents with alpha 0.7 and online Elo (K=40 in
 # rating.k_factor), attacker against defenders only.
+PAPER_ELO_K = 40.0
 PAPER_SELECTION: dict[str, Any] = {
     "tournament": "none",
     "alpha": 0.7,
@@ -280,6 +281,9 @@ class ExecutionConfig(_Strict):
     # Weakest sandbox mode answers may run in (jail > user-jail > plain, docs/sandbox.md);
     # the judge refuses to start when this machine cannot give it, rather than run weaker.
     min_isolation: Literal["jail", "user-jail", "plain"] = "jail"
+    # Execution score of a battle (warriorcoder/arena/grounding.py): all_or_nothing compares
+    # passed / not passed (1, 0 or 0.5); fraction compares the fractions of tests passed.
+    score: Literal["all_or_nothing", "fraction"] = "all_or_nothing"
 
 
 class ArenaConfig(_Strict):
@@ -316,6 +320,11 @@ class ArenaConfig(_Strict):
         q = self.challenger.quality
         if q.enabled and q.judge not in ids:
             raise ValueError(f"challenger.quality.judge: {q.judge!r} is not an expert id of the roster")
+        if self.selection.preset == "paper" and self.rating.k_factor != PAPER_ELO_K:
+            raise ValueError(
+                f"rating.k_factor: preset 'paper' uses Elo with K={PAPER_ELO_K:g}, got "
+                f"{self.rating.k_factor:g}"
+            )
         d = self.challenger.defenders
         if isinstance(d, int) and not 1 <= d <= len(ids) - 1:
             raise ValueError(f"challenger.defenders: must be 'all' or 1..{len(ids) - 1}, got {d}")
