@@ -368,6 +368,85 @@ ARENA_HARD_AND_FINAL_CASES: list[tuple[str, int, bool]] = [
     ("I'm not sure, but [[B]].", B, False),
     ("Without a doubt, [[B]].", B, False),
     ("Neither is perfect but [[B]] is closer to the spec: [[B]]", B, False),
+    # More phrasings of decisions, concessions, negations and conditions.
+    ('My final verdict is that Assistant B is better: [[B]].', B, False),
+    ('**Verdict**: [[A]]', A, False),
+    ('Final Verdict\n[[B]]', B, False),
+    (
+        (
+            'Therefore, the final verdict is [[A]]. Note that [[B]] would be preferable if '
+            'performance mattered.'
+        ),
+        A,
+        False,
+    ),
+    ('The better response is [[B]], not [[A]].', B, False),
+    ('[[A]]? No. [[B]].', B, False),
+    ("I'd say [[B]], though one could argue for [[A]].", B, False),
+    ("Final verdict: [[B]] — although Assistant A's answer [[A]] is more concise.", B, False),
+    ('Verdict: [[C]] (both are equally good)', TIE, False),
+    ('My final verdict is [[A]]! [[B]] is much worse.', A, False),
+    ('[[A]]. [[B]] is much worse.', A, False),
+    ('[[B]] is better; [[A]] is worse.', B, False),
+    ('Assistant A: [[A]] fails; Assistant B: [[B]] passes. Final: [[B]]', B, False),
+    (
+        (
+            'Final verdict: [[B]]\n\n(Note: had A handled empty input, [[A]] would have '
+            'been my choice.)'
+        ),
+        B,
+        False,
+    ),
+    ('Final Verdict: [[A]] is better than [[B]]', A, False),
+    ('After weighing everything, I choose [[B]] over [[A]]', B, False),
+    ('Final verdict: Tie [[A=B]]', TIE, False),
+    ('My verdict: [[B>A]] (B is slightly better)', B, False),
+    ('Both are wrong, so [[C]].', TIE, False),
+    (
+        (
+            "[[B]]\n\nExplanation: Assistant A's code has a bug, making [[B]] the better "
+            'choice.'
+        ),
+        B,
+        False,
+    ),
+    (
+        (
+            'Explanation: [[A]] is incorrect because of off-by-one. [[B]] is correct. '
+            'Verdict: [[B]]'
+        ),
+        B,
+        False,
+    ),
+    ('If I must pick, [[A]].', A, False),
+    ('Were I to ignore style, [[A]] would win; overall [[B]].', B, False),
+    ('Neither [[A]] nor [[B]] is correct; [[C]]', TIE, False),
+    ('Final verdict: [[B]]; I was torn between [[A]] and [[B]].', B, False),
+    ('Assistant B is better [[B]], although I initially thought [[A]].', B, False),
+    ('My final verdict would be [[B]]', B, False),
+    ('You asked for a verdict: [[B]]', B, False),
+    ('The final verdict must be one of [[A]], [[B]], [[C]]; mine is [[A]].', A, False),
+    ("It's [[B]], no contest.", B, False),
+    ('Not sure between [[A]] and [[B]].', INVALID, False),
+    ('I choose [[B]]. Not [[A]].', B, False),
+    ("[[B]] wins hands down; [[A]] doesn't even compile.", B, False),
+    ('[[B]] handles it while [[A]] crashes', B, False),
+    ('The winner: [[B]]', B, False),
+    ('Winner: Assistant B ([[B]])', B, False),
+    ("Hmm, [[A]] or [[B]]... I'll go with [[B]].", B, False),
+    ('Final verdict: [[B]] (A is close, but not quite).', B, False),
+    ('My final verdict: [[A]]\nWait, no. My final verdict: [[B]]', B, False),
+    ('FINAL VERDICT: [[B>>A]]', B, True),
+    ('final verdict: [[ B >> A ]]', B, True),
+    ('The answer is clear. [[A]]', A, False),
+    ('[[A]] would have been better if it were correct, so [[B]].', B, False),
+    ('Verdict: Assistant A is better. [[A]]', A, False),
+    ('Verdict: [[A]] for correctness, [[B]] for style.', INVALID, False),
+    ('It is a tie: [[C]]', TIE, False),
+    ("I can't decide between [[A]] and [[B]], so [[C]].", TIE, False),
+    ('Given that [[A]] fails the tests, [[B]].', B, False),
+    ('Since A fails, [[B]] is better than [[A]].', B, False),
+    ('Tie? No: [[A]].', A, False),
     # Conflicts inside the final statement, and nothing but taken-back mentions: INVALID.
     ("Final verdict: [[A]] or [[B]]", INVALID, False),
     ("Final verdict: [[A]], [[B]]", INVALID, False),
@@ -781,7 +860,11 @@ def test_verdict_probabilities_normalise_over_the_three_verdicts() -> None:
 
 
 def test_verdict_probabilities_skip_leading_whitespace_and_brackets() -> None:
-    top = [[(" ", -0.1), ("A", -3.0)], [("[[", -0.01)], [("C", math.log(0.5)), ("B]]", math.log(0.5))]]
+    top = [
+        [(" ", -0.1), ("A", -3.0)],
+        [("[[", -0.01)],
+        [("C", math.log(0.5)), ("B]]", math.log(0.5))],
+    ]
     assert verdict_probabilities(top) == pytest.approx((0.0, 0.5, 0.5))
 
 

@@ -186,11 +186,13 @@ _SINGLE_BRACKET = re.compile(
     r"(?<![\w\[])\[\s*(?:([ABC]|(?i:tie|draw))|([AB])\s*" + _RELATION + r"\s*([AB]))\s*\](?!\])"
 )
 # An unbracketed label (capitals only), read inside a final statement: "Final verdict: B>A".
-_BARE_LABEL = re.compile(r"(?<![\w\[<>=≫≪])([AB])\s*" + _RELATION + r"\s*([AB])(?![\w\]<>=≫≪])")
+_BARE_LABEL = re.compile(
+    r"(?<![\w\[<>=≫≪])([AB])\s*" + _RELATION + r"\s*([AB])(?![\w\]<>=≫≪])"
+)
 # The rest of a line after a verdict that ends it.
 _LINE_END = re.compile(r"""[ \t.,;"')\]]*(?:\n|$)""")
 # What may stand between the items of an echoed list: '"[[A]]", "[[B]]", or "[[C]]"'.
-_LIST_GAP = re.compile(r"""[\s,;/|"'*]*(?:(?:or|and)\b[\s,;/|"'*]*)?""", re.IGNORECASE)
+_LIST_GAP = re.compile(r"""[\s,/|"'*]*(?:(?:or|and)\b[\s,/|"'*]*)?""", re.IGNORECASE)
 
 # A letter verdict ends here: end of line, punctuation, or a verb ("A is", "B wins", "A's").
 # This keeps the article in "verdict: a tie" or "winner is a close call" from reading as A.
@@ -301,7 +303,8 @@ _BEFORE_NEGATED = re.compile(
 _BEFORE_CONCEDED = re.compile(
     r"\b(?:although|though|while|whilst|whereas|despite|albeit|granted|admittedly|initially"
     r"|originally|earlier|previously|at\s+first|first\s+(?:thought|instinct|impression)"
-    r"|i\s+thought|leaned|leaning|tempted|was\s+going\s+to|almost|nearly|close\s+to)\b",
+    r"|i\s+thought|leaned|leaning|tempted|torn\s+between|was\s+going\s+to|almost|nearly"
+    r"|close\s+to)\b",
     re.IGNORECASE,
 )
 _BEFORE_CONDITIONAL = re.compile(
@@ -322,7 +325,7 @@ _ADVERSATIVE = re.compile(
 _OPENS_CONDITION = re.compile(
     r"[\W_]*(?:(?:and|so|then|only)\s+)?(?:if|unless|suppose|supposing|assuming|in\s+case"
     r"|had\s+(?:it|they|the|a|b|assistant|answer|either|both)|were\s+(?:it|they|the|both|either"
-    r"|assistant|answer))\b",
+    r"|assistant|answer|i|we|one))\b",
     re.IGNORECASE,
 )
 # Idioms that look conditional but state a decision: "If I had to choose, [[B]]".
@@ -348,8 +351,10 @@ _AFTER_DISCOUNT = re.compile(
         (?:close|near|nearly|almost|runner[-\s]?up|second|contender|tempting|considered
            |competitive|not\s+far\s+behind|behind)\b
       | was\s+(?:my\s+)?(?:first|initial|original)\b | (?:initially|originally|at\s+first)\b
-      | (?:is|was|are|were)\s+(?:not|never|no\s+longer|wrong|incorrect|worse|weaker|inferior)\b
-      | (?:isn't|wasn't|aren't|loses|lost|fails|failed|falls\s+short)\b
+      | (?:is|was|are|were)\s+(?:(?:much|far|clearly|slightly|significantly|even|also|a\s+bit)\s+)*
+        (?:not|never|no\s+longer|wrong|incorrect|worse|weaker|inferior|buggy|broken)\b
+      | (?:isn't|wasn't|aren't|doesn't|does\s+not|didn't|did\s+not|can't|cannot|loses|lost
+         |fails|failed|falls\s+short|crashes|crashed)\b
       | (?:would|could|might|should)(?:\s+have|'ve)\b | (?:unless|otherwise)\b
     )""",
     re.IGNORECASE | re.VERBOSE,
@@ -359,7 +364,7 @@ _AFTER_DISCOUNT = re.compile(
 # "My final verdict is ...", "Verdict: ...", "Decision - ...", "In conclusion, ...", "## Verdict".
 _FINAL_MARKER = re.compile(
     r"\b(?:final(?:\s+|-)(?:verdict|decision|judge?ment|ruling|call|choice|pick|assessment"
-    r"|evaluation|rating|result|conclusion|answer)"
+    r"|evaluation|rating|result|conclusion|answer)|final(?=[ \t]*[:=\-–—])"
     r"|(?:my|our)\s+(?:overall\s+)?(?:verdict|decision|judge?ment|ruling|conclusion|choice|pick"
     r"|call|assessment|rating)"
     r"|(?:verdict|decision|judge?ment|ruling|conclusion|winner)"
@@ -391,9 +396,9 @@ _STATED_AFTER_MARKER = re.compile(
 _EMPTY_LEAD = re.compile(
     r"(?:[\W_]|\b(?:is|are|as\s+follows|would\s+be|goes\s+to|below|here)\b)*", re.IGNORECASE
 )
-# A sentence ends at . ! ? before a word that does not start in lower case ("[[A]]... or
-# maybe [[B]]" is one sentence), or at a line break.
-_SENTENCE_END = re.compile(r"[.!?](?=\s*$|\s+[^a-z\s])|\n")
+# A statement ends with its sentence: at . ! ? before a word that does not start in lower case
+# ("[[A]]... or maybe [[B]]" is one sentence), at a semicolon, or at a line break.
+_SENTENCE_END = re.compile(r"[.!?](?=\s*$|\s+[^a-z\s])|;|\n")
 
 
 @dataclass(frozen=True)
@@ -643,12 +648,14 @@ def read_verdict(text: str) -> ParsedVerdict:
     final = _final_statement(cleaned, brackets)
     if final is not None:
         return final
-    counted = _counted(cleaned, brackets)
-    counted_doubles = _without_lists(cleaned, [t for t in counted if t in doubles])
+    # A list of options is recognised before any of its items is taken back: in "not sure
+    # between [[A]] and [[B]]" the [[B]] is no decision either.
+    counted = set(_counted(cleaned, brackets))
+    counted_doubles = [t for t in _without_lists(cleaned, doubles) if t in counted]
     if counted_doubles:
         last = counted_doubles[-1]
         return ParsedVerdict(last.verdict, strong=last.strength == "strong")
-    counted_singles = _without_lists(cleaned, [t for t in counted if t in singles])
+    counted_singles = [t for t in _without_lists(cleaned, singles) if t in counted]
     candidates = [(t.start, t.verdict, t.strength) for t in counted_singles] + [
         (c.position, c.verdict, "") for c in _stated_candidates(cleaned)
     ]
@@ -1123,7 +1130,8 @@ def rate_battle(
     """Turn a battle's judgments into a RatedBattle with votes, counts and local score.
 
     Votes come from `judge_votes` (with `strong_weight`, judge.strong_verdict_weight); a judge
-    listed in `pair.judges` without judgments votes INVALID. The battle is FAILED (local_score_a 0.5, to be left out of ratings) when:
+    listed in `pair.judges` without judgments votes INVALID. The battle is FAILED (local_score_a
+    0.5, to be left out of ratings) when:
     - a response has an error: failure_reason names the model and its error, and no votes are
       recorded (judges of a broken battle are not data);
     - it has no judges at all: NO_JUDGES_REASON;

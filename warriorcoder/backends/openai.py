@@ -406,7 +406,9 @@ class OpenAIBackend(ModelBackend):
 
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
         """POST each request to /chat/completions, at most max_concurrency at a time."""
-        jobs = [self._request("/chat/completions", self.chat_payload(r), chat=True) for r in requests]
+        jobs = [
+            self._request("/chat/completions", self.chat_payload(r), chat=True) for r in requests
+        ]
         return list(await asyncio.gather(*jobs))
 
     async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
