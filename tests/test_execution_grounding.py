@@ -106,8 +106,10 @@ def test_grounded_score_mixes_and_rejects_bad_input() -> None:
         grounded_score(0.5, 1.0, 1.5)
     with pytest.raises(ValueError, match="judge_score"):
         grounded_score(math.nan, 1.0, 0.5)
-    with pytest.raises(ValueError, match="execution"):
-        grounded_score(0.5, 0.7, 0.5)
+    assert grounded_score(0.5, 0.7, 0.5) == pytest.approx(0.6)  # a fraction score
+    for bad in (1.2, -0.1, math.nan):
+        with pytest.raises(ValueError, match="execution"):
+            grounded_score(0.5, bad, 0.5)
 
 
 def test_execution_id_is_deterministic_and_tied_to_code_and_tests() -> None:

@@ -5,6 +5,11 @@ untagged, joined in order; blocks in other languages, shell sessions and program
 skipped. Interactive sessions (``>>>`` prompts) count only when they define something, with the
 prompts and printed results removed. An answer without fences gives its longest run of lines
 that parses as Python.
+
+Bounded for any text (model answers are untrusted): answers longer than `MAX_ANSWER_CHARS` are
+cut there, no regex backtracks over a long line, nesting too deep for the parser counts as "does
+not parse", and the search for code in an unfenced answer tries at most `MAX_PARSE_TRIES`
+candidate runs of at most `MAX_RUN_LINES` lines. It never raises on a str.
 """
 
 from __future__ import annotations
@@ -13,17 +18,28 @@ import ast
 import re
 from dataclasses import dataclass
 
+# Longest answer looked at (characters); the rest is cut (code cut short then fails to run).
+MAX_ANSWER_CHARS = 1_000_000
+# Unfenced answers: the longest run of lines tried as one piece of code, and how many tries.
+MAX_RUN_LINES = 400
+MAX_PARSE_TRIES = 2_000
+# Only the start of a line decides whether it starts code (regexes never see long lines).
+_LINE_START_CHARS = 200
+# What the parser may raise on hostile text: nesting too deep, NUL bytes, exhausted memory.
+_PARSE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError)
+
 PYTHON_TAGS = frozenset({"python", "py", "python3", "py3", "ipython", "ipython3", "sage"})
 CONSOLE_TAGS = frozenset({"pycon", "python-repl", "pyrepl", "doctest"})
 
-_FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
+# Possessive quantifiers: a line of 10^6 tildes and a backtick fails in linear time.
+_FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*+)(?P<fence>`{3,}+|~{3,}+)(?P<info>[^`\n]*+)$")
 _PROMPT = re.compile(r"^(>>>|\.\.\.)( |$)")
 # A top-level line that starts a Python statement (prose rarely matches these).
 _CODE_START = re.compile(
     r"^(def |async def |class |import |from \S+ import |@\w|if |elif |else:|for |while |with |"
     r"try:|except|finally:|return\b|raise\b|assert |print\(|lambda |global |nonlocal |pass$|"
     r"#|[A-Za-z_][\w.]*(\[[^\]]*\])?\s*(=[^=]|\+=|-=|\*=|/=|\(|,\s*[A-Za-z_]\w*\s*=)|"
-    r"[A-Za-z_][\w.]*\s*:\s*[\w\[\]., |]+\s*=)"
+    r"[A-Za-z_][\w.]*+\s*+:\s*+[\w\[\]., |]++\s*+=)"
 )
 
 
@@ -34,9 +50,17 @@ class _Block:
 
 
 def extract_python_code(answer: str) -> str:
-    """Python code of a markdown model answer ("" when there is none)."""
+    """Python code of a markdown model answer ("" when there is none); any str is fine."""
     if not isinstance(answer, str):
         raise TypeError(f"answer must be a str, got {type(answer).__name__}")
+    answer = answer[:MAX_ANSWER_CHARS]
+    try:
+        return _extract(answer)
+    except (RecursionError, MemoryError):  # a last guard: hostile text gives no code
+        return ""
+
+
+def _extract(answer: str) -> str:
     blocks = _fenced_blocks(answer)
     if blocks:
         chosen = [code for code in (_python_of(block) for block in blocks) if code]
@@ -98,7 +122,8 @@ def _python_of(block: _Block) -> str:
         return text if _is_code_like(text) else ""
     # Untagged and not valid Python: keep it only when it clearly starts Python statements
     # (e.g. a cut-off answer), so that a broken solution fails instead of vanishing.
-    starts = re.search(r"^(def |class |import |from \S+ import )", text, re.MULTILINE)
+    starts = any(re.match(r"(def |class |import |from \S+ import )", line[:_LINE_START_CHARS])
+                 for line in text.splitlines())
     return text if starts else ""
 
 
@@ -120,7 +145,7 @@ def _console_code(text: str) -> str:
 def _defines_something(code: str) -> bool:
     try:
         tree = ast.parse(code)
-    except SyntaxError:
+    except _PARSE_ERRORS:
         return False
     defining = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom,
                 ast.Assign, ast.AnnAssign)
@@ -130,22 +155,28 @@ def _defines_something(code: str) -> bool:
 def _parses(text: str) -> bool:
     try:
         ast.parse(text)
-    except (SyntaxError, ValueError):  # ValueError: null bytes
+    except _PARSE_ERRORS:  # ValueError: null bytes; RecursionError: deep nesting
         return False
     return True
 
 
 def _is_literal(node: ast.expr) -> bool:
-    if isinstance(node, (ast.Constant, ast.Name)):
-        return True
-    if isinstance(node, ast.UnaryOp):
-        return _is_literal(node.operand)
-    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-        return all(_is_literal(e) for e in node.elts)
-    if isinstance(node, ast.Dict):
-        return all(k is None or _is_literal(k) for k in node.keys) and all(
-            _is_literal(v) for v in node.values)
-    return False
+    """A constant, a name, or a container or unary sign of them (iterative: any depth)."""
+    todo = [node]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, (ast.Constant, ast.Name)):
+            continue
+        if isinstance(item, ast.UnaryOp):
+            todo.append(item.operand)
+        elif isinstance(item, (ast.List, ast.Tuple, ast.Set)):
+            todo.extend(item.elts)
+        elif isinstance(item, ast.Dict):
+            todo.extend(k for k in item.keys if k is not None)
+            todo.extend(item.values)
+        else:
+            return False
+    return True
 
 
 def _is_code_like(text: str) -> bool:
@@ -157,18 +188,22 @@ def _is_code_like(text: str) -> bool:
 def _longest_parsing_run(lines: list[str]) -> str:
     """The longest run of lines that parses as Python and is code, in an unfenced answer."""
     best, best_size = "", 0
+    tries = 0
     i = 0
-    while i < len(lines):
-        if not _CODE_START.match(lines[i]):
+    while i < len(lines) and tries < MAX_PARSE_TRIES:
+        if not _starts_code(lines[i]):
             i += 1
             continue
         # Lines that can continue code: blank, indented, closing brackets, or code starts.
         end = i + 1
-        while end < len(lines) and (
-            not lines[end].strip() or lines[end][:1] in " \t)]}" or _CODE_START.match(lines[end])
+        while end < len(lines) and end - i < MAX_RUN_LINES and (
+            not lines[end].strip() or lines[end][:1] in " \t)]}" or _starts_code(lines[end])
         ):
             end += 1
         for j in range(end, i, -1):
+            tries += 1
+            if tries > MAX_PARSE_TRIES:
+                break
             text = "\n".join(lines[i:j])
             if _parses(text) and _is_code_like(text):
                 size = sum(1 for line in lines[i:j] if line.strip())
@@ -178,6 +213,10 @@ def _longest_parsing_run(lines: list[str]) -> str:
                 break
         i += 1
     return best
+
+
+def _starts_code(line: str) -> bool:
+    return _CODE_START.match(line[:_LINE_START_CHARS]) is not None
 
 
 def _tidy(code: str) -> str:

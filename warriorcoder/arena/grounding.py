@@ -50,7 +50,8 @@ __all__ = [
 
 
 def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # surrogatepass: model text may hold lone surrogates; any str has a hash.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def execution_id(challenge_id: str, model_id: str, code: str, tests: str) -> str:
@@ -69,17 +70,36 @@ def is_measured(result: ExecutionResult | None) -> bool:
     return result is not None and result.status in _MEASURED
 
 
-def execution_score(
-    result_a: ExecutionResult | None, result_b: ExecutionResult | None
-) -> float | None:
-    """1 / 0 / 0.5 for only A passed / only B passed / same outcome; None without a signal.
+SCORES = ("all_or_nothing", "fraction")
 
+
+def passed_fraction(result: ExecutionResult) -> float:
+    """Share of the run's tests that passed (the harness's per-test record); a run without
+    per-test results (no code, killed before the record) counts 1 if PASSED, else 0."""
+    if result.tests_total > 0:
+        return min(max(result.tests_passed / result.tests_total, 0.0), 1.0)
+    return 1.0 if result.status == arena_pb2.EXECUTION_STATUS_PASSED else 0.0
+
+
+def execution_score(
+    result_a: ExecutionResult | None, result_b: ExecutionResult | None,
+    score: str = "all_or_nothing",
+) -> float | None:
+    """A's execution score against B; None without a signal (`execution.score`).
+
+    all_or_nothing: 1 / 0 / 0.5 for only A passed / only B passed / same outcome.
+    fraction: 0.5 + (fraction_a - fraction_b) / 2 with the fractions of tests passed
+    (`passed_fraction`): the same values at the extremes, partial credit between them.
     None when either result is missing or not measured (`is_measured`). NO_CODE, FAILED,
     TIMEOUT and KILLED all count as not passing.
     """
+    if score not in SCORES:
+        raise ValueError(f"execution_score: score must be one of {SCORES}, got {score!r}")
     if not (is_measured(result_a) and is_measured(result_b)):
         return None
     assert result_a is not None and result_b is not None
+    if score == "fraction":
+        return 0.5 + (passed_fraction(result_a) - passed_fraction(result_b)) / 2
     passed_a = result_a.status == arena_pb2.EXECUTION_STATUS_PASSED
     passed_b = result_b.status == arena_pb2.EXECUTION_STATUS_PASSED
     if passed_a == passed_b:
@@ -94,8 +114,8 @@ def grounded_score(judge_score: float, execution: float | None, weight: float) -
             raise ValueError(f"grounded_score: {name} must be in [0, 1], got {value!r}")
     if execution is None:
         return judge_score
-    if execution not in (0.0, 0.5, 1.0):
-        raise ValueError(f"grounded_score: execution must be 0, 0.5 or 1, got {execution!r}")
+    if not (isinstance(execution, int | float) and 0.0 <= execution <= 1.0):
+        raise ValueError(f"grounded_score: execution must be in [0, 1], got {execution!r}")
     return (1.0 - weight) * judge_score + weight * execution
 
 
@@ -104,6 +124,8 @@ def ground_battle(
     execution_a: ExecutionResult | None,
     execution_b: ExecutionResult | None,
     weight: float,
+    *,
+    score: str = "all_or_nothing",
 ) -> RatedBattle:
     """A copy of a rated battle with its execution results and, when they give a score, the
     grounded local score (`judge_score_a` keeps the judges' score).
@@ -124,12 +146,12 @@ def ground_battle(
                 f"battle {battle.battle_id!r}: {field} is of {result.model_id!r}, expected {model!r}"
             )
         getattr(out, field).CopyFrom(result)
-    score = execution_score(execution_a, execution_b)
-    if score is None or battle.status != arena_pb2.BATTLE_STATUS_RATED:
+    exec_score = execution_score(execution_a, execution_b, score)
+    if exec_score is None or battle.status != arena_pb2.BATTLE_STATUS_RATED:
         return out
     out.judge_score_a = battle.local_score_a
-    out.execution_score_a = score
-    out.local_score_a = grounded_score(battle.local_score_a, score, weight)
+    out.execution_score_a = exec_score
+    out.local_score_a = grounded_score(battle.local_score_a, exec_score, weight)
     return out
 
 
@@ -141,6 +163,7 @@ def rate_grounded_battle(
     weight: float | None,
     *,
     strong_weight: float = 1.0,
+    score: str = "all_or_nothing",
 ) -> RatedBattle:
     """`rate_battle` (with `strong_weight`, judge.strong_verdict_weight), then `ground_battle`
     when execution is on (`weight` not None).
@@ -151,4 +174,4 @@ def rate_grounded_battle(
     rated = rate_battle(pair, judgments, strong_weight=strong_weight)
     if weight is None or (execution_a is None and execution_b is None):
         return rated
-    return ground_battle(rated, execution_a, execution_b, weight)
+    return ground_battle(rated, execution_a, execution_b, weight, score=score)

@@ -17,6 +17,7 @@ rejected. docs/sandbox.md says what this does and does not protect against.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import logging
@@ -41,6 +42,8 @@ LAUNCHER = Path(__file__).with_name("jail_launcher.py")
 # Largest file the program may write, and the size of its /tmp in the jail.
 FILE_LIMIT_MB = 16
 TMP_SIZE_MB = 64
+# Size of the jail's private /dev/shm (multiprocessing's semaphores, shared_memory).
+SHM_SIZE_MB = 64
 # Per-run uids: a range no real account uses, one block of slots per parent process.
 UID_BASE = 2_000_000_000
 UID_SLOTS = 64
@@ -61,16 +64,52 @@ class RunStatus(enum.StrEnum):
     ERROR = "error"  # the sandbox itself could not run the program
 
 
+class SandboxMode(enum.StrEnum):
+    """How runs are isolated, strongest first (`sandbox_info()` says which one is in use)."""
+
+    # Namespaces + chroot into a read-only tree + a per-run unprivileged uid (needs root).
+    JAIL = "jail"
+    # The same inside an unprivileged user namespace (non-root); the uid stays the caller's.
+    USER_JAIL = "user-jail"
+    # No namespaces: limits, process group, temp dir, and a per-run uid when root.
+    PLAIN = "plain"
+
+
+# Strongest first: a run may use any mode at least as strong as its `min_isolation`.
+ISOLATION_ORDER: tuple[SandboxMode, ...] = (SandboxMode.JAIL, SandboxMode.USER_JAIL,
+                                            SandboxMode.PLAIN)
+
+
+def at_least(mode: SandboxMode, minimum: SandboxMode) -> bool:
+    """Whether `mode` isolates at least as strongly as `minimum` (jail > user-jail > plain)."""
+    return ISOLATION_ORDER.index(mode) <= ISOLATION_ORDER.index(minimum)
+
+
+class SandboxUnavailable(RuntimeError):
+    """No isolation as strong as the required minimum can be set up: nothing was run."""
+
+
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Limits of one run. `max_processes` counts every process and thread of the run."""
+    """Limits of one run. `max_processes` counts every process and thread of the run.
+
+    `min_isolation` is the weakest mode the run may use: a run that would get less is refused
+    with `SandboxUnavailable` (fail closed), never run weaker.
+    """
 
     timeout_s: float = 10.0
     memory_mb: int = 512
     max_processes: int = 16
     max_output_chars: int = 2000
+    min_isolation: SandboxMode = SandboxMode.JAIL
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "min_isolation", SandboxMode(self.min_isolation))
+        except ValueError:
+            raise ValueError(f"SandboxLimits.min_isolation must be one of "
+                             f"{[m.value for m in ISOLATION_ORDER]}, "
+                             f"got {self.min_isolation!r}") from None
         if not self.timeout_s > 0:
             raise ValueError(f"SandboxLimits.timeout_s must be > 0, got {self.timeout_s}")
         if self.memory_mb < 32:
@@ -83,9 +122,37 @@ class SandboxLimits:
                 f"SandboxLimits.max_output_chars must be >= 1, got {self.max_output_chars}")
 
 
+class TestStatus(enum.StrEnum):
+    """How one test of a `run_tests` run ended (see warriorcoder/execution/harness.py)."""
+
+    __test__ = False  # a result type, not a test class for pytest
+
+    PASSED = "passed"
+    FAILED = "failed"  # an assert failed
+    ERROR = "error"  # another exception, the answer process died, or the test did not run
+    TIMEOUT = "timeout"  # the run's time limit was reached during this test
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One test of a `run_tests` run: its name, how it ended, and a one-line message."""
+
+    __test__ = False  # a result type, not a test class for pytest
+
+    name: str
+    status: TestStatus
+    message: str = ""
+
+
 @dataclass(frozen=True)
 class RunResult:
-    """The outcome of one run. `reason` is one line ("" when passed)."""
+    """The outcome of one run. `reason` is one line ("" when passed); `isolation` is the
+    mode the run had (None when no sandbox ran it, e.g. a stand-in in tests).
+
+    `tests` holds the harness's per-test results of a `run_tests` run (empty for
+    `run_python`, and when the harness wrote no record); `tests_total` may exceed
+    `len(tests)` when a very long record was shortened.
+    """
 
     status: RunStatus
     reason: str
@@ -93,40 +160,34 @@ class RunResult:
     stderr: str
     duration_s: float
     exit_code: int | None
+    isolation: SandboxMode | None = None
+    tests: tuple[TestResult, ...] = ()
+    tests_passed: int = 0
+    tests_total: int = 0
 
     @property
     def passed(self) -> bool:
         return self.status is RunStatus.PASSED
 
 
-class SandboxMode(enum.StrEnum):
-    """How runs are isolated, strongest first (`sandbox_info()` says which one is in use)."""
-
-    # Namespaces + chroot into a read-only tree + a per-run unprivileged uid (needs root).
-    JAIL = "jail"
-    # The same inside an unprivileged user namespace (non-root); the uid stays the caller's.
-    USER_JAIL = "user-jail"
-    # No namespaces: limits, process group, temp dir, and a per-run uid when root.
-    PLAIN = "plain"
-
-
+# What every mode gets, then what each mode adds (see docs/sandbox.md, which explains each).
+_COMMON = (
+    "empty-environment", "isolated-interpreter", "resource-limits", "process-group-kill",
+    "throwaway-directory", "no-new-privileges", "no-capabilities", "dies-with-parent",
+)
 PROTECTIONS: dict[SandboxMode, tuple[str, ...]] = {
-    SandboxMode.JAIL: (
-        "empty-environment", "isolated-interpreter", "resource-limits", "process-group-kill",
-        "throwaway-directory", "unprivileged-uid", "process-limit", "no-new-privileges",
-        "network-namespace", "pid-namespace", "mount-namespace", "ipc-namespace",
-        "uts-namespace", "read-only-file-tree",
+    SandboxMode.JAIL: _COMMON + (
+        "unprivileged-uid", "process-limit", "network-namespace", "pid-namespace",
+        "mount-namespace", "ipc-namespace", "uts-namespace", "read-only-file-tree",
+        "pivot-root", "private-dev-shm",
     ),
-    SandboxMode.USER_JAIL: (
-        "empty-environment", "isolated-interpreter", "resource-limits", "process-group-kill",
-        "throwaway-directory", "no-new-privileges", "user-namespace", "network-namespace",
-        "pid-namespace", "mount-namespace", "ipc-namespace", "uts-namespace",
-        "read-only-file-tree",
+    SandboxMode.USER_JAIL: _COMMON + (
+        "user-namespace", "network-namespace", "pid-namespace", "mount-namespace",
+        "ipc-namespace", "uts-namespace", "read-only-file-tree", "pivot-root",
+        "private-dev-shm",
     ),
-    SandboxMode.PLAIN: (
-        "empty-environment", "isolated-interpreter", "resource-limits", "process-group-kill",
-        "throwaway-directory", "no-new-privileges",
-    ),
+    # As root, plain runs always get a per-run uid (or do not run at all).
+    SandboxMode.PLAIN: _COMMON,
 }
 
 
@@ -148,12 +209,10 @@ def base_interpreter() -> tuple[str, str]:
 def drops_uid(mode: SandboxMode) -> bool:
     """Whether runs in `mode` get their own unprivileged uid (only root can switch uids).
 
-    Without the jail the program must reach the host's interpreter, which an unprivileged uid
-    cannot when it lives in a private folder (e.g. pyenv under /root): then the run stays root.
+    As root, jail and plain runs always do: a plain run whose interpreter other users cannot
+    execute (e.g. pyenv under /root) is refused rather than run as root.
     """
-    if os.geteuid() != 0 or mode is SandboxMode.USER_JAIL:
-        return False
-    return mode is SandboxMode.JAIL or _reachable_by_others(base_interpreter()[0])
+    return os.geteuid() == 0 and mode is not SandboxMode.USER_JAIL
 
 
 def _reachable_by_others(path: str) -> bool:
@@ -164,11 +223,21 @@ def _reachable_by_others(path: str) -> bool:
     return all(os.stat(parent).st_mode & 0o001 for parent in current.parents)
 
 
+def seccomp_arch() -> str | None:
+    """The architecture whose system-call filter the launcher installs (None: no filter)."""
+    machine = os.uname().machine
+    return machine if machine in ("x86_64", "aarch64") else None
+
+
 def protections_of(mode: SandboxMode) -> tuple[str, ...]:
     """Names of the protections that runs in `mode` get on this machine."""
     found = PROTECTIONS[mode]
     if mode is SandboxMode.PLAIN and drops_uid(mode):
-        found += ("unprivileged-uid", "process-limit")
+        found += ("unprivileged-uid", "process-limit", "uid-sweep")
+    if seccomp_arch() is not None:
+        found += ("syscall-filter",)
+    if _cgroups.available():
+        found += ("cpu-fair-share",)
     return found
 
 
@@ -192,16 +261,136 @@ class _UidPool:
             self._cond.notify()
 
 
+def _start_time(pid: int) -> int | None:
+    """Start time of process `pid` (clock ticks since boot), None when it does not exist.
+
+    A pid and its start time name one process for good: pids are reused, the pair is not.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # Field 22; the command name (field 2, in parentheses) may itself hold spaces.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+# The name of a run's scratch folder and cgroup: the owner (pid and start time) and the uid.
+_OWNED = re.compile(r"^wc-sandbox-(\d+)\.(\d+)\.(\d+)-")
+
+
+def _owner_tag(uid: int) -> str:
+    pid = os.getpid()
+    return f"wc-sandbox-{pid}.{_start_time(pid)}.{uid}-"
+
+
+def _owner_gone(name: str) -> tuple[bool, int]:
+    """(whether the process that made `name` has ended, the run's uid); (False, -1) when the
+    name is not one of ours."""
+    match = _OWNED.match(name)
+    if not match:
+        return False, -1
+    pid, start, uid = (int(g) for g in match.groups())
+    return _start_time(pid) != start, uid
+
+
+class _CpuCgroups:
+    """A cpu cgroup per run, where the cgroup v1 cpu controller is writable (root).
+
+    Each run's cgroup has the default weight, so concurrent runs share the CPU equally however
+    many processes each starts (a run of 16 spinners gets what a run of one process gets).
+    Without it, each process (or each session, with the kernel's autogroups) competes alone.
+    """
+
+    def __init__(self) -> None:
+        self._parent: str | None = None
+        self._probed = False
+        self.reason = ""
+        self._lock = threading.Lock()
+
+    def available(self) -> bool:
+        with self._lock:
+            if not self._probed:
+                self._probed = True
+                self._parent, self.reason = _find_cpu_cgroup()
+            return self._parent is not None
+
+    def create(self, name: str) -> str | None:
+        """A new cgroup for one run (None when per-run cgroups are not available)."""
+        if not self.available():
+            return None
+        assert self._parent is not None
+        path = os.path.join(self._parent, name)
+        os.mkdir(path)
+        return path
+
+    def parent(self) -> str | None:
+        return self._parent if self.available() else None
+
+
+def _find_cpu_cgroup() -> tuple[str | None, str]:
+    """The writable cgroup v1 cpu folder of this process, or (None, why not)."""
+    if os.geteuid() != 0:
+        return None, "not root"
+    mount = None
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if fields[2] == "cgroup" and "cpu" in fields[3].split(","):
+                    mount = fields[1]
+                    break
+        own = None
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                if "cpu" in controllers.split(","):
+                    own = path
+    except OSError as err:
+        return None, f"cannot read cgroups: {err}"
+    if mount is None or own is None:
+        return None, "no cgroup v1 cpu controller"
+    parent = os.path.join(mount, own.lstrip("/"))
+    probe = os.path.join(parent, f"wc-sandbox-probe-{os.getpid()}")
+    try:
+        os.mkdir(probe)
+        os.rmdir(probe)
+    except OSError as err:
+        return None, f"cgroup {parent} is not writable: {err.strerror}"
+    return parent, ""
+
+
+def _remove_cgroup(path: str) -> None:
+    """Remove a run's cgroup; its last processes may take a moment to leave it."""
+    for _ in range(50):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)
+    log.warning("sandbox: cgroup %s still busy; the next start sweeps it", path)
+
+
 _uids = _UidPool()
+_cgroups = _CpuCgroups()
 _info: SandboxInfo | None = None
 _info_lock = threading.Lock()
 
 
 def sandbox_info() -> SandboxInfo:
-    """The sandbox mode of this machine (probed once, on first use) and its protections."""
+    """The sandbox mode of this machine (probed once, on first use) and its protections.
+
+    The first call also sweeps what runs of dead processes left behind (see `sweep_stale`).
+    """
     global _info
     with _info_lock:
         if _info is None:
+            swept = sweep_stale()
+            if swept:
+                log.info("sandbox: swept %d scratch folder(s)/cgroup(s) of ended processes",
+                         swept)
             _info = _probe_modes()
             if _info.rejected:
                 log.warning("sandbox: using mode %r; rejected: %s", _info.mode.value,
@@ -214,17 +403,81 @@ def sandbox_protections() -> tuple[str, ...]:
     return sandbox_info().protections
 
 
+def require_isolation(minimum: SandboxMode | str) -> SandboxInfo:
+    """The sandbox's info when its mode is at least `minimum`; else `SandboxUnavailable`
+    naming what failed. Call it at start-up: a judge refuses to start rather than run weaker.
+    """
+    minimum = SandboxMode(minimum)
+    try:
+        info = sandbox_info()
+    except RuntimeError as err:  # no mode at all works here
+        detail = str(err).removeprefix("sandbox: " + _NO_MODE)
+        raise SandboxUnavailable(
+            f"sandbox: min_isolation={minimum.value} but {_NO_MODE}{detail}") from None
+    if not at_least(info.mode, minimum):
+        failed = [r for r in info.rejected if at_least(SandboxMode(r.split(":", 1)[0]), minimum)]
+        raise SandboxUnavailable(
+            f"sandbox: min_isolation={minimum.value} but "
+            f"{'; '.join(failed) or minimum.value + ' failed'}; the strongest mode that works "
+            f"here is {info.mode.value}: set execution.min_isolation={info.mode.value} to "
+            "allow weaker isolation")
+    return info
+
+
+_NO_MODE = "no sandbox mode works on this machine: "
+
+
+def sweep_stale() -> int:
+    """Remove scratch folders and cgroups of runs whose process has ended (it was killed
+    before cleaning up), after killing any process left under their per-run uid.
+
+    Only names written by this module count (`wc-sandbox-PID.START.UID-...`), and only when
+    process PID with that start time is gone. Returns how many it removed.
+    """
+    places = [tempfile.gettempdir()]
+    parent = _cgroups.parent()
+    if parent is not None:
+        places.append(parent)
+    live_uids: set[int] = set()
+    stale: list[tuple[str, int, bool]] = []
+    for place in places:
+        try:
+            entries = list(os.scandir(place))
+        except OSError:
+            continue
+        for entry in entries:
+            gone, uid = _owner_gone(entry.name)
+            if uid < 0:
+                continue
+            if gone:
+                stale.append((entry.path, uid, place == parent))
+            else:
+                live_uids.add(uid)
+    for path, uid, is_cgroup in stale:
+        # A reused uid block may belong to a live run now: never kill that one's processes.
+        if os.geteuid() == 0 and uid >= UID_BASE and uid not in live_uids:
+            kill_uid_processes(uid)
+        if is_cgroup:
+            _remove_cgroup(path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
+
+
 def _probe_modes() -> SandboxInfo:
-    candidates = [SandboxMode.JAIL if os.geteuid() == 0 else SandboxMode.USER_JAIL,
-                  SandboxMode.PLAIN]
     rejected: list[str] = []
+    if os.geteuid() == 0:
+        candidates = [SandboxMode.JAIL, SandboxMode.PLAIN]
+    else:
+        candidates = [SandboxMode.USER_JAIL, SandboxMode.PLAIN]
+        rejected.append(f"{SandboxMode.JAIL.value}: needs root (running as uid {os.geteuid()})")
     probe = "import os, sys\nprint('probe', os.getcwd(), sys.flags.isolated)\n"
     for mode in candidates:
         result = _run(probe, SandboxLimits(timeout_s=30.0), mode)
         if result.passed and result.stdout.startswith("probe"):
             return SandboxInfo(mode, protections_of(mode), tuple(rejected))
         rejected.append(f"{mode.value}: {result.status.value}: {result.reason}")
-    raise RuntimeError("sandbox: no mode works on this machine: " + "; ".join(rejected))
+    raise RuntimeError("sandbox: " + _NO_MODE + "; ".join(rejected))
 
 
 def run_python(code: str, limits: SandboxLimits = SandboxLimits(), *,
@@ -232,15 +485,37 @@ def run_python(code: str, limits: SandboxLimits = SandboxLimits(), *,
     """Run the Python program `code` in the sandbox and wait for it (thread-safe).
 
     `mode` forces an isolation mode (default: the strongest that works, see `sandbox_info`).
+    Raises `SandboxUnavailable`, running nothing, when the mode is weaker than
+    `limits.min_isolation`.
     """
     if not isinstance(code, str):
         raise TypeError(f"code must be a str, got {type(code).__name__}")
-    return _run(code, limits, mode or sandbox_info().mode)
+    return _run(code, limits, resolve_mode(limits, mode))
 
 
-def run_tests(solution: str, tests: str, limits: SandboxLimits = SandboxLimits()) -> RunResult:
-    """Run `solution` followed by `tests` (plain Python with asserts) as one program."""
-    return run_python(solution + "\n\n" + tests, limits)
+def resolve_mode(limits: SandboxLimits, mode: SandboxMode | None = None) -> SandboxMode:
+    """The mode a run gets: `mode`, or the strongest that works; `SandboxUnavailable` when
+    it is weaker than `limits.min_isolation`."""
+    if mode is None:
+        return require_isolation(limits.min_isolation).mode
+    if not at_least(mode, limits.min_isolation):
+        raise SandboxUnavailable(
+            f"sandbox: mode {mode.value} is weaker than min_isolation="
+            f"{limits.min_isolation.value}; set min_isolation={mode.value} to allow it")
+    return mode
+
+
+def run_tests(solution: str, tests: str, limits: SandboxLimits = SandboxLimits(), *,
+              mode: SandboxMode | None = None) -> RunResult:
+    """Run the answer `solution` against `tests` with the trusted harness (thread-safe).
+
+    The harness, not the answer, decides: the answer is loaded as a module in its own process
+    and every test runs in the harness, which records each result (`RunResult.tests`). PASSED
+    only when its record says every test passed. See warriorcoder/execution/harness.py.
+    """
+    from warriorcoder.execution.harness import run_harness  # the harness imports this module
+
+    return run_harness(solution, tests, limits, resolve_mode(limits, mode))
 
 
 class _Capture:
@@ -278,13 +553,33 @@ class _Capture:
         return marker + text[len(text) - max(chars - len(marker), 0) :]
 
 
-def _run(code: str, limits: SandboxLimits, mode: SandboxMode) -> RunResult:
+def _run(code: str, limits: SandboxLimits, mode: SandboxMode,
+         pass_fds: tuple[int, ...] = ()) -> RunResult:
+    """One run of `code`; `pass_fds` are descriptors the program inherits (the harness's
+    pipes), under the same numbers."""
     exe, prefix = base_interpreter()
     drop = drops_uid(mode)
+    if drop and mode is SandboxMode.PLAIN and not _reachable_by_others(exe):
+        # Without a jail the program needs the host's interpreter; staying root is no option.
+        return RunResult(RunStatus.ERROR, f"sandbox error: plain mode as root runs the program "
+                         f"under a per-run uid, which cannot execute {exe} (a folder above it "
+                         "is closed to other users); use an interpreter every user can run",
+                         "", "", 0.0, None, mode)
     uid = _uids.acquire() if drop else os.getuid()
-    scratch = tempfile.mkdtemp(prefix="wc-sandbox-")
+    scratch = tempfile.mkdtemp(prefix=_owner_tag(uid))
+    try:
+        cgroup = _cgroups.create(os.path.basename(scratch))
+    except OSError as cgroup_error:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if drop:
+            _uids.release(uid)
+        return RunResult(RunStatus.ERROR, f"sandbox error: cannot create the run's cgroup: "
+                         f"{cgroup_error}", "", "", 0.0, None, mode)
     status_r, status_w = os.pipe()
     cfg = {
+        "parent_pid": os.getpid(),
+        "arch": seccomp_arch(),
+        "shm_mb": SHM_SIZE_MB,
         "namespaces": mode is not SandboxMode.PLAIN,
         "jail": mode is not SandboxMode.PLAIN,
         "user_namespace": mode is SandboxMode.USER_JAIL,
@@ -309,29 +604,40 @@ def _run(code: str, limits: SandboxLimits, mode: SandboxMode) -> RunResult:
         proc = subprocess.Popen(
             [exe, "-I", "-S", str(LAUNCHER), json.dumps(cfg)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={}, cwd="/", start_new_session=True, pass_fds=(status_w,),
+            env={}, cwd="/", start_new_session=True, pass_fds=(status_w, *pass_fds),
         )
     except OSError as start_error:
         os.close(status_r)
         os.close(status_w)
-        _cleanup(scratch, None)
+        _cleanup(scratch, None, cgroup)
         if drop:
             _uids.release(uid)
         return RunResult(RunStatus.ERROR, f"sandbox error: cannot start: {start_error}", "", "",
-                         0.0, None)
+                         0.0, None, mode)
     os.close(status_w)
     finished = False
     try:
+        if cgroup is not None:
+            # The launcher forks nothing before its stdin ends, so moving it now puts every
+            # process of the run in the cgroup; the move (slow in the kernel) overlaps its start.
+            try:
+                with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
+                    procs.write(str(proc.pid))
+            except OSError as cgroup_error:
+                proc.kill()  # it still waits for the program: nothing of the run started
+                return RunResult(RunStatus.ERROR, f"sandbox error: cannot move the run into "
+                                 f"its cgroup: {cgroup_error}", "", "", 0.0, None, mode)
         out, err, status_lines, timed_out = _communicate(proc, code, status_r, limits, start)
         finished = not timed_out
     finally:
         _stop(proc, gently=finished)
         os.close(status_r)
-        _cleanup(scratch, uid if drop and mode is SandboxMode.PLAIN else None)
+        _cleanup(scratch, uid if drop and mode is SandboxMode.PLAIN else None, cgroup)
         if drop:
             _uids.release(uid)
     duration = time.monotonic() - start
-    return _classify(out, err, status_lines, timed_out, proc.returncode, limits, duration)
+    result = _classify(out, err, status_lines, timed_out, proc.returncode, limits, duration)
+    return dataclasses.replace(result, isolation=mode)
 
 
 def _communicate(proc: subprocess.Popen[bytes], code: str, status_r: int, limits: SandboxLimits,
@@ -339,7 +645,7 @@ def _communicate(proc: subprocess.Popen[bytes], code: str, status_r: int, limits
     """Feed the program, read its output and status until it ends or the deadline passes."""
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     try:
-        proc.stdin.write(code.encode("utf-8", "surrogateescape"))
+        proc.stdin.write(code.encode("utf-8", "surrogatepass"))  # any str: never raises
         proc.stdin.close()
     except BrokenPipeError:
         pass  # the launcher failed early; its status says why
@@ -417,9 +723,12 @@ def _has_end(status_buf: bytearray) -> bool:
                for line in bytes(status_buf).splitlines())
 
 
-def _cleanup(scratch: str, sweep_uid: int | None) -> None:
+def _cleanup(scratch: str, sweep_uid: int | None, cgroup: str | None) -> None:
     if sweep_uid is not None:
         kill_uid_processes(sweep_uid)
+        remove_files_of_uid(sweep_uid)
+    if cgroup is not None:
+        _remove_cgroup(cgroup)
     shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -440,6 +749,33 @@ def kill_uid_processes(uid: int, rounds: int = 50) -> int:
             except ProcessLookupError:
                 pass
     return killed
+
+
+# World-writable folders where a plain-mode run can leave files (the jail has its own).
+_SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def remove_files_of_uid(uid: int) -> int:
+    """Remove what a per-run uid left at the top of the shared writable folders (plain mode:
+    a later run under the same uid must not find it). Returns how many entries it removed."""
+    removed = 0
+    for folder in {tempfile.gettempdir(), *_SHARED_FOLDERS}:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                continue
+    return removed
 
 
 def _pids_of_uid(uid: int) -> list[int]:

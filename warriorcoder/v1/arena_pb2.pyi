@@ -17,6 +17,14 @@ class ExecutionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXECUTION_STATUS_ERROR: _ClassVar[ExecutionStatus]
     EXECUTION_STATUS_NO_CODE: _ClassVar[ExecutionStatus]
 
+class TestCaseStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TEST_CASE_STATUS_UNSPECIFIED: _ClassVar[TestCaseStatus]
+    TEST_CASE_STATUS_PASSED: _ClassVar[TestCaseStatus]
+    TEST_CASE_STATUS_FAILED: _ClassVar[TestCaseStatus]
+    TEST_CASE_STATUS_ERROR: _ClassVar[TestCaseStatus]
+    TEST_CASE_STATUS_TIMEOUT: _ClassVar[TestCaseStatus]
+
 class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     VERDICT_UNSPECIFIED: _ClassVar[Verdict]
@@ -43,6 +51,11 @@ EXECUTION_STATUS_TIMEOUT: ExecutionStatus
 EXECUTION_STATUS_KILLED: ExecutionStatus
 EXECUTION_STATUS_ERROR: ExecutionStatus
 EXECUTION_STATUS_NO_CODE: ExecutionStatus
+TEST_CASE_STATUS_UNSPECIFIED: TestCaseStatus
+TEST_CASE_STATUS_PASSED: TestCaseStatus
+TEST_CASE_STATUS_FAILED: TestCaseStatus
+TEST_CASE_STATUS_ERROR: TestCaseStatus
+TEST_CASE_STATUS_TIMEOUT: TestCaseStatus
 VERDICT_UNSPECIFIED: Verdict
 VERDICT_A: Verdict
 VERDICT_B: Verdict
@@ -146,7 +159,7 @@ class ResponsePair(_message.Message):
     def __init__(self, battle_id: _Optional[str] = ..., challenge_id: _Optional[str] = ..., round_id: _Optional[str] = ..., instruction: _Optional[str] = ..., model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., response_a: _Optional[_Union[Response, _Mapping]] = ..., response_b: _Optional[_Union[Response, _Mapping]] = ..., judges: _Optional[_Iterable[str]] = ..., tests: _Optional[str] = ...) -> None: ...
 
 class ExecutionResult(_message.Message):
-    __slots__ = ("execution_id", "model_id", "status", "reason", "duration_s", "stdout", "stderr", "exit_code", "isolation")
+    __slots__ = ("execution_id", "model_id", "status", "reason", "duration_s", "stdout", "stderr", "exit_code", "isolation", "tests", "tests_passed", "tests_total")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +169,9 @@ class ExecutionResult(_message.Message):
     STDERR_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
+    TESTS_PASSED_FIELD_NUMBER: _ClassVar[int]
+    TESTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     model_id: str
     status: ExecutionStatus
@@ -165,7 +181,20 @@ class ExecutionResult(_message.Message):
     stderr: str
     exit_code: int
     isolation: str
-    def __init__(self, execution_id: _Optional[str] = ..., model_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., reason: _Optional[str] = ..., duration_s: _Optional[float] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., exit_code: _Optional[int] = ..., isolation: _Optional[str] = ...) -> None: ...
+    tests: _containers.RepeatedCompositeFieldContainer[TestCaseResult]
+    tests_passed: int
+    tests_total: int
+    def __init__(self, execution_id: _Optional[str] = ..., model_id: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., reason: _Optional[str] = ..., duration_s: _Optional[float] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., exit_code: _Optional[int] = ..., isolation: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[TestCaseResult, _Mapping]]] = ..., tests_passed: _Optional[int] = ..., tests_total: _Optional[int] = ...) -> None: ...
+
+class TestCaseResult(_message.Message):
+    __slots__ = ("name", "status", "message")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    status: TestCaseStatus
+    message: str
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[TestCaseStatus, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Judgment(_message.Message):
     __slots__ = ("judgment_id", "battle_id", "judge", "order", "position_verdict", "verdict", "generation", "attempts", "error", "spent_tokens", "spent_calls", "strong", "soft")

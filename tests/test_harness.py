@@ -1,0 +1,464 @@
+"""The test harness: the answer cannot speak for itself, honest answers still pass, and no
+answer text crashes extraction, the harness or the judge's execute path."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import string
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from warriorcoder.arena.code_extraction import extract_python_code
+from warriorcoder.arena.grounding import execution_score, passed_fraction
+from warriorcoder.config import parse_config
+from warriorcoder.execution import (
+    RunResult,
+    RunStatus,
+    SandboxLimits,
+    SandboxMode,
+    TestStatus,
+    run_python,
+    run_tests,
+)
+from warriorcoder.execution import harness_program as hp
+from warriorcoder.execution.harness import interpret, parse_record
+from warriorcoder.stages.judge import Judge
+from warriorcoder.storage.store import ArenaStore
+from warriorcoder.v1 import arena_pb2
+
+LIMITS = SandboxLimits(timeout_s=10.0, min_isolation=SandboxMode.PLAIN)
+TESTS = "assert f(2) == 4\nassert f(3) == 9\nassert abs(f(5) - 25) < 1e-9\n"
+
+
+@cache
+def runnable_modes() -> tuple[SandboxMode, ...]:
+    """The sandbox modes that can run here (as root: jail and user-jail; plain needs an
+    interpreter every user can execute)."""
+    return tuple(m for m in SandboxMode if run_python("pass", LIMITS, mode=m).passed)
+
+
+def modes() -> list[Any]:
+    return [pytest.param(m, id=m.value) for m in SandboxMode]
+
+
+def run_in(mode: SandboxMode, solution: str, tests: str = TESTS,
+           limits: SandboxLimits = LIMITS) -> RunResult:
+    if mode not in runnable_modes():
+        pytest.skip(f"sandbox mode {mode.value} cannot run on this machine")
+    return run_tests(solution, tests, limits, mode=mode)
+
+
+# Each cheat with a part of the reason it must give ("" when any failing reason will do).
+CHEATS: dict[str, tuple[str, str]] = {
+    "os_exit_at_load": ("import os\ndef f(x):\n    return 0\nos._exit(0)\n",
+                        "exited with status 0 (os._exit?) while loading"),
+    "os_exit_in_call": ("import os\ndef f(x):\n    os._exit(0)\n",
+                        "exited with status 0 (os._exit?) during test 1"),
+    "system_exit": ("def f(x):\n    return 0\nraise SystemExit(0)\n",
+                    "loading the answer raised SystemExit: 0"),
+    "system_exit_in_call": ("def f(x):\n    raise SystemExit(0)\n", "SystemExit: 0"),
+    "atexit": ("import atexit, os\natexit.register(os._exit, 0)\ndef f(x):\n    return 0\n",
+               "AssertionError at line 1"),
+    "excepthook": ("import sys\nsys.excepthook = lambda *a: None\ndef f(x):\n    return 0\n",
+                   "AssertionError at line 1"),
+    "always_equal": (("class A:\n    def __eq__(self, o): return True\n    def __ne__(self, o): "
+                     "return False\n    def __sub__(self, o): return 0\n    def __abs__(self): "
+                     "return 0\n    def __lt__(self, o): return True\ndef f(x):\n    return A()\n"),
+                     "AssertionError at line 1"),
+    "always_equal_int": (("class I(int):\n    def __eq__(self, o): return True\n    __hash__ = "
+                         "int.__hash__\n    def __sub__(self, o): return 0\ndef f(x):\n"
+                         "    return I(0)\n"), "AssertionError at line 1"),
+    "always_equal_list": (("class L(list):\n    def __eq__(self, o): return True\ndef f(x):\n"
+                          "    return L()\n"), "AssertionError at line 1"),
+    "reexec_optimized": (("import os, sys\nif sys.flags.optimize == 0:\n    os.execv(sys.executable,"
+                         " [sys.executable, '-O'] + sys.argv)\ndef f(x):\n    return 0\n"),
+                         "while loading the answer"),
+    "read_own_file": (("import re, sys\nsrc = open(sys.argv[0]).read()\nE = {int(a): int(b) for a, b"
+                      " in re.findall(r'f\\((\\d+)\\) == (\\d+)', src)}\ndef f(x):\n"
+                      "    return E.get(x, 0)\n"), ""),
+    "search_memory": (("import gc, re\ndef f(x):\n    for o in gc.get_objects():\n"
+                      "        if isinstance(o, str):\n"
+                      "            m = re.search(r'f\\(%d\\) == (\\d+)' % x, o)\n"
+                      "            if m:\n                return int(m.group(1))\n    return 0\n"),
+                      "AssertionError at line 1"),
+    "search_stack": (("import re, sys\ndef f(x):\n    frame = sys._getframe()\n    while frame:\n"
+                     "        for v in [*frame.f_globals.values(), *frame.f_locals.values()]:\n"
+                     "            m = re.search(r'f\\(%d\\) == (\\d+)' % x, str(v))\n"
+                     "            if m:\n                return int(m.group(1))\n"
+                     "        frame = frame.f_back\n    return 0\n"), "AssertionError at line 1"),
+    "forge_record": (("import os\nfor fd in range(3, 256):\n    try:\n        os.write(fd, b'PASSED "
+                     "{\"tests\": []}\\n')\n    except OSError:\n        pass\ndef f(x):\n"
+                     "    return 0\n"), ""),
+    "print_pass": (("print('PASSED')\nimport sys\nsys.stdout.write('0/0 tests passed\\n')\n"
+                   "def f(x):\n    return 0\n"), "AssertionError at line 1"),
+    "kill_everything": (("import os, signal\ndef f(x):\n    for p in os.listdir('/proc'):\n"
+                        "        if p.isdigit() and int(p) != os.getpid():\n            try:\n"
+                        "                os.kill(int(p), signal.SIGKILL)\n"
+                        "            except OSError:\n                pass\n    return 0\n"),
+                        "no test record"),
+    "replace_builtins": (("import builtins\nbuiltins.AssertionError = type('X', (Exception,), {})\n"
+                         "builtins.abs = lambda v: 0\ndef f(x):\n    return 0\n"),
+                         "AssertionError at line 1"),
+}
+
+
+@pytest.mark.parametrize("mode", modes())
+@pytest.mark.parametrize("cheat", sorted(CHEATS))
+def test_every_cheat_fails_with_a_reason(mode: SandboxMode, cheat: str) -> None:
+    solution, reason = CHEATS[cheat]
+    result = run_in(mode, solution)
+    assert result.status is not RunStatus.PASSED, result
+    assert result.status is not RunStatus.ERROR, result  # the answer's failure, not ours
+    assert result.tests_passed == 0
+    assert result.reason and reason in result.reason, result.reason
+
+
+@pytest.mark.parametrize("mode", modes())
+def test_exit_status_never_counts(mode: SandboxMode) -> None:
+    # The answer's process ends with status 0 before any test runs: no test runs at all,
+    # even one that needs nothing from the answer.
+    for tests in ("assert 1 == 1\n", "assert f(1) == 1\n"):
+        result = run_in(mode, "import os\nos._exit(0)\n", tests)
+        assert result.status is RunStatus.FAILED and "os._exit?" in result.reason
+        assert result.tests_passed == 0 and result.exit_code == 0
+
+
+HONEST: dict[str, tuple[str, str]] = {
+    "main_guard": (("def f(x):\n    return x * x\n\nif __name__ == '__main__':\n"
+                   "    print(f(int(input())))\n"), TESTS),
+    "sys_exit_main": (("import sys\ndef f(x):\n    return x * x\ndef main():\n"
+                      "    print(f(int(input())))\n    return 0\nsys.exit(main())\n"), TESTS),
+    "unittest_main": (("import unittest\ndef f(x):\n    return x * x\nclass T(unittest.TestCase):\n"
+                      "    def test_f(self):\n        self.assertEqual(f(2), 4)\nunittest.main()\n"),
+                      TESTS),
+    "input_and_prints": ("n = int(input('n? '))\nprint('demo', n)\ndef f(x):\n    return x * x\n",
+                         TESTS),
+    "demo_code": ("def f(x):\n    return x * x\nfor i in range(3):\n    print(i, f(i))\n", TESTS),
+    "from_solution_import": ("def f(x):\n    return x * x\n",
+                             ("from solution import f\nimport solution\nassert f(2) == 4\n"
+                             "assert solution.f(3) == 9\n")),
+    "in_place": ("def sort_it(xs):\n    xs.sort()\n",
+                 "xs = [3, 1, 2]\nsort_it(xs)\nassert xs == [1, 2, 3]\n"),
+    "class_methods": (("class Solution:\n    def two_sum(self, nums, target):\n"
+                      "        seen = {}\n        for i, n in enumerate(nums):\n"
+                      "            if target - n in seen:\n                return [seen[target - n], i]\n"
+                      "            seen[n] = i\n"),
+                      "assert Solution().two_sum([2, 7, 11], 9) == [0, 1]\n"),
+    "exceptions": ("def f(x):\n    if x < 0:\n        raise ValueError('negative')\n    return x\n",
+                   ("try:\n    f(-1)\n    assert False\nexcept ValueError as e:\n"
+                   "    assert 'negative' in str(e)\n")),
+    "generators_and_types": (("from collections import Counter, namedtuple\nfrom fractions import "
+                             "Fraction\nP = namedtuple('P', 'x y')\ndef g(n):\n    yield from "
+                             "range(n)\ndef c(s):\n    return Counter(s)\ndef half(n):\n"
+                             "    return Fraction(n, 2)\ndef p():\n    return P(1, 2)\n"),
+                             ("assert list(g(3)) == [0, 1, 2]\nassert c('aab') == {'a': 2, 'b': 1}"
+                             "\nfrom fractions import Fraction\nassert half(1) == Fraction(1, 2)\n"
+                             "assert p() == (1, 2) and p().x == 1\n")),
+    "callbacks": ("def apply(fn, xs):\n    return [fn(x) for x in xs]\n",
+                  "assert apply(lambda v: v + 1, [1, 2]) == [2, 3]\n"),
+    "humaneval_style": ("def add(a, b):\n    return a + b\n",
+                        ("METADATA = {}\n\ndef check(candidate):\n    assert candidate(1, 2) == 3\n"
+                        "    assert abs(candidate(0.1, 0.2) - 0.3) < 1e-9\n\ncheck(add)\n")),
+    "linked_objects": (("class Node:\n    def __init__(self, v, nxt=None):\n        self.v = v\n"
+                       "        self.nxt = nxt\ndef rev(h):\n    prev = None\n    while h:\n"
+                       "        h.nxt, prev, h = prev, h, h.nxt\n    return prev\n"),
+                       ("h = rev(Node(1, Node(2)))\nassert h.v == 2 and h.nxt.v == 1\n"
+                       "assert h.nxt.nxt is None\n")),
+}
+
+
+@pytest.mark.parametrize("honest", sorted(HONEST))
+def test_honest_answers_pass(honest: str) -> None:
+    solution, tests = HONEST[honest]
+    result = run_tests(solution, tests, LIMITS)
+    assert result.status is RunStatus.PASSED, result.reason
+    assert result.tests_total >= 1 and result.tests_passed == result.tests_total
+
+
+@pytest.mark.parametrize("mode", modes())
+def test_honest_answer_passes_in_every_mode(mode: SandboxMode) -> None:
+    result = run_in(mode, HONEST["sys_exit_main"][0])
+    assert result.status is RunStatus.PASSED and result.isolation is mode
+
+
+def test_per_test_results_name_each_test() -> None:
+    tests = ("data = [1, 2]\nassert f(1) == 1\nassert f(2) == 5, 'two'\n"
+             "def test_zero():\n    assert f(0) == 0\n"
+             "def test_boom():\n    f(None)\n"
+             "import unittest\nclass T(unittest.TestCase):\n    def test_ok(self):\n"
+             "        self.assertEqual(f(3), 3)\n    def test_bad(self):\n"
+             "        self.assertEqual(f(3), 4)\n")
+    result = run_tests("def f(x):\n    return x + 0\n", tests, LIMITS)
+    got = [(t.name, t.status, t.message) for t in result.tests]
+    assert got[0] == ("line 2: assert f(1) == 1", TestStatus.PASSED, "")
+    assert got[1][1] is TestStatus.FAILED and got[1][2] == "AssertionError: two (line 3)"
+    assert got[2] == ("test_zero", TestStatus.PASSED, "")
+    assert got[3][0] == "test_boom" and got[3][1] is TestStatus.ERROR
+    assert got[3][2].startswith("TypeError: unsupported operand") and "solution.py line 2" in \
+        got[3][2]
+    assert [(n, s) for n, s, _ in got[4:]] == [("T.test_ok", TestStatus.PASSED),
+                                                ("T.test_bad", TestStatus.FAILED)]
+    assert got[5][2] == "AssertionError: 3 != 4 (line 12)"
+    assert (result.tests_passed, result.tests_total) == (3, 6)
+    assert result.status is RunStatus.FAILED and result.reason.startswith("3/6 tests passed;")
+
+
+def test_a_dead_answer_process_is_replaced_for_later_tests() -> None:
+    solution = "import os\ndef f(x):\n    if x == 0:\n        os._exit(3)\n    return x\n"
+    tests = "assert f(0) == 0\nassert f(1) == 1\nassert f(2) == 2\n"
+    result = run_tests(solution, tests, LIMITS)
+    assert [t.status for t in result.tests] == [TestStatus.ERROR, TestStatus.PASSED,
+                                                TestStatus.PASSED]
+    assert "exited with status 3 during test 1" in result.tests[0].message
+
+
+def test_a_timeout_names_the_test_and_skips_the_rest() -> None:
+    solution = "def f(x):\n    while x == 2:\n        pass\n    return x\n"
+    tests = "assert f(1) == 1\nassert f(2) == 2\nassert f(3) == 3\n"
+    result = run_tests(solution, tests, SandboxLimits(timeout_s=2.0,
+                                                      min_isolation=SandboxMode.PLAIN))
+    assert result.status is RunStatus.TIMEOUT
+    assert [t.status for t in result.tests] == [TestStatus.PASSED, TestStatus.TIMEOUT,
+                                                TestStatus.ERROR]
+    assert "during test 2" in result.tests[1].message
+    assert result.tests[2].message == "not run: the time limit was reached"
+
+
+def test_broken_tests_fail_with_a_reason() -> None:
+    result = run_tests("def f(x):\n    return x\n", "assert f(1) ==\n", LIMITS)
+    assert result.status is RunStatus.FAILED
+    assert result.reason.startswith("the tests do not compile: SyntaxError at line 1")
+    assert run_tests("x = 1", "y = 2\n", LIMITS).tests_total == 1  # no check: one unit
+
+
+def test_hostile_text_gives_a_result_never_an_exception() -> None:
+    for solution in ("def f(x):\n    return '\ud800'\n", "def f(x):\x00\n", "(" * 5000,
+                     "-" * 1500 + "1", "x = 1\n" * 200_000):
+        result = run_tests(solution, TESTS, LIMITS)
+        assert result.status is RunStatus.FAILED and result.reason
+    result = run_tests("def f(x):\n    return x * x\n", "assert f(2) == 4  # \udc80\n", LIMITS)
+    assert result.status is RunStatus.FAILED and "do not compile" in result.reason
+
+
+# -- the record: only the harness's counts --------------------------------------------------
+
+
+def _run(status: RunStatus = RunStatus.PASSED) -> RunResult:
+    return RunResult(status, "", "", "", 0.1, 0)
+
+
+def test_no_record_is_never_a_pass() -> None:
+    result = interpret(_run(), b"PASSED\n", "nonce")
+    assert result.status is RunStatus.FAILED and result.reason.startswith("no test record")
+    forged = b'othernonce {"tests": [["t", "passed", ""]]}\n'
+    assert interpret(_run(), forged, "nonce").status is RunStatus.FAILED
+    good = b'junk\nnonce {"tests": [["t", "passed", ""]]}\n'
+    assert interpret(_run(), good, "nonce").status is RunStatus.PASSED
+    assert interpret(_run(RunStatus.KILLED), b"", "n").status is RunStatus.KILLED
+    assert parse_record(b"nonce {not json", "nonce") is None
+
+
+def test_a_shortened_record_keeps_its_counts() -> None:
+    record = b'n {"tests": [["a", "passed", ""]], "omitted": [5, 4]}'
+    result = interpret(_run(), record, "n")
+    assert (result.tests_passed, result.tests_total) == (5, 6)
+    assert result.status is RunStatus.FAILED
+
+
+# -- pure parts of the harness, in process ---------------------------------------------------
+
+
+def test_split_tests_units() -> None:
+    source = ("import math\nx = 3\nassert x == 3\nfor i in range(2):\n    assert i < 2\n"
+              "def helper(v):\n    return v\ndef check(c):\n    assert c(1) == 1\ncheck(helper)\n"
+              "def test_a():\n    assert True\nif __name__ == '__main__':\n    assert x\n"
+              "    unittest.main()\nprint('end')\n")
+    names = [name for name, _ in hp.split_tests(source)]
+    assert names == ["line 3: assert x == 3", "line 4: for i in range(2):",
+                     "line 10: check(helper)", "line 14: assert x", "test_a"]
+    with pytest.raises(SyntaxError):
+        hp.split_tests("assert (")
+
+
+plain_data = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+    | st.binary() | st.complex_numbers(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(st.text(max_size=5) | st.integers(), inner, max_size=4)
+    | st.frozensets(st.integers() | st.text(max_size=3), max_size=4),
+    max_leaves=20,
+)
+
+
+@given(plain_data)
+@settings(max_examples=200, deadline=None)
+def test_plain_data_crosses_unchanged(value: object) -> None:
+    sender = hp.Peer(-1, -1, strict=False)
+    receiver = hp.Peer(-1, -1, strict=True)
+    import json
+    wire = json.loads(json.dumps(sender.encode(value)))
+    back = receiver.decode(wire)
+    assert back == value and type(back) is type(value)
+
+
+@given(st.recursive(st.none() | st.integers() | st.text(max_size=4),
+                    lambda inner: st.lists(inner, max_size=3), max_leaves=10))
+@settings(max_examples=200, deadline=None)
+def test_malformed_wire_data_is_a_protocol_error(junk: object) -> None:
+    receiver = hp.Peer(-1, -1, strict=True)
+    try:
+        receiver.decode(junk)
+    except hp.ProtocolError:
+        pass
+
+
+def test_the_answer_cannot_name_arbitrary_objects_in_the_harness() -> None:
+    receiver = hp.Peer(-1, -1, strict=True)
+    for wire in (["R", "unittest.mock", "ANY"], ["R", "os", "_exit"], ["M", "os"],
+                 ["R", "math", "pi"], ["Y", "f"], ["Y", 7], ["R", "math", "sqrt.__globals__"]):
+        with pytest.raises(hp.ProtocolError):
+            receiver.decode(wire)
+    import math
+    assert receiver.decode(["R", "math", "sqrt"]) is math.sqrt
+
+
+def test_a_handle_never_equals_plain_data() -> None:
+    peer = hp.Peer(-1, -1, strict=True)
+    handle: Any = hp.Proxy(peer, 1, "A")
+    assert handle != 4 and handle.__eq__(4) is False and (4 == handle) is False
+    assert handle not in [4, 5]
+    for operation in (lambda: handle - 4, lambda: 4 - handle, lambda: abs(handle),
+                      lambda: handle < 4, lambda: float(handle)):
+        with pytest.raises(TypeError):
+            operation()
+    shadowed: Any = hp.Proxy(peer, 2, "I", 0)  # an int subclass: its built-in value counts
+    assert shadowed == 0 and shadowed != 4 and shadowed - 4 == -4
+
+
+# -- no answer crashes the judge: fuzz and a fixed corpus ------------------------------------
+
+
+@given(st.text(max_size=3000))
+@settings(max_examples=300, deadline=None)
+def test_extract_python_code_never_raises(text: str) -> None:
+    assert isinstance(extract_python_code(text), str)
+
+
+@given(st.text(alphabet=string.printable + "`~-(\x00\ud800\u00e9", max_size=400))
+@settings(max_examples=300, deadline=None)
+def test_extract_python_code_never_raises_on_fence_like_text(text: str) -> None:
+    assert isinstance(extract_python_code("```python\n" + text + "\n```\n" + text), str)
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_harness_never_passes_or_raises_on_random_answers(text: str) -> None:
+    result = run_tests(text, "assert f(1) == 2\n", SandboxLimits(timeout_s=3.0,
+                                                                 min_isolation=SandboxMode.PLAIN))
+    assert result.status in (RunStatus.FAILED, RunStatus.TIMEOUT, RunStatus.KILLED)
+
+
+def _fuzz_answer(rng: random.Random) -> str:
+    """One generated answer: prose, fences, code, deep nesting, control and odd characters."""
+    pieces = [
+        lambda: "Here is the answer:\n",
+        lambda: "```python\ndef f(x):\n    return x\n```\n",
+        lambda: "```" + rng.choice(["", "py", "python", "js", "pycon", "~~~"]) + "\n",
+        lambda: "-" * rng.randint(1, 3000) + str(rng.randint(0, 9)),
+        lambda: "(" * rng.randint(1, 3000),
+        lambda: "[" * rng.randint(1, 200) + "]" * rng.randint(1, 200),
+        lambda: ">>> " + rng.choice(["x = 1", "f(2)", "def g(): pass"]) + "\n",
+        lambda: "\x00" * rng.randint(1, 5),
+        lambda: "\ud800\udfff\udc80",
+        lambda: "".join(rng.choice(string.printable) for _ in range(rng.randint(1, 80))),
+        lambda: "    " * rng.randint(1, 50) + "return 1\n",
+        lambda: "~" * rng.randint(3, 500) + "`\n",
+        lambda: "x = " + "-" * rng.randint(1, 2000) + "1\n",
+        lambda: "\n",
+    ]
+    return "".join(rng.choice(pieces)() for _ in range(rng.randint(1, 12)))
+
+
+class FakeRunner:
+    """Stands in for run_tests: counts the runs, and raises on some to show they are caught."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def __call__(self, solution: str, tests: str, limits: SandboxLimits) -> RunResult:
+        self.runs += 1
+        solution.encode("utf-8", "surrogatepass")
+        if self.runs % 97 == 0:
+            raise ValueError("stand-in failure")
+        return RunResult(RunStatus.FAILED, "fake", "", "", 0.0, 1)
+
+
+def _pair(i: int, text_a: str, text_b: str) -> arena_pb2.ResponsePair:
+    pair = arena_pb2.ResponsePair(battle_id=f"b{i}", challenge_id=f"c{i}", model_a="alpha",
+                                  model_b="beta", instruction="write f", tests="assert f(1)==1\n")
+    # Protobuf strings are UTF-8: a lone surrogate never reaches a stored answer.
+    pair.response_a.generation.text = text_a.encode("utf-8", "replace").decode()
+    pair.response_b.generation.text = text_b.encode("utf-8", "replace").decode()
+    return pair
+
+
+def test_a_fixed_corpus_of_10000_answers_never_crashes_the_judge(tmp_path: Path) -> None:
+    config = parse_config({
+        "round_id": "r1",
+        "roster": [{"id": n, "backend": "fake", "model": "fake:prefer-first"}
+                   for n in ("alpha", "beta", "gamma")],
+        "execution": {"enabled": True, "timeout_s": 5, "concurrency": 8},
+    })
+    from warriorcoder.backends import load_backend
+
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    runner = FakeRunner()
+    stage = Judge(config, {e.id: load_backend(e) for e in config.roster}, store,
+                  test_runner=runner)
+    rng = random.Random(10)
+    answers = [_fuzz_answer(rng) for _ in range(10_000)]
+    for answer in answers:  # the raw text, lone surrogates included
+        assert isinstance(extract_python_code(answer), str)
+    crashes = 0
+    statuses: set[int] = set()
+    for start in range(0, len(answers), 500):
+        chunk = answers[start:start + 500]
+        pairs = [_pair(start + i, chunk[i], chunk[i - 1]) for i in range(len(chunk))]
+        try:
+            results = asyncio.run(stage.execute(pairs))
+        except Exception:  # noqa: BLE001 - counted: the target is zero
+            crashes += 1
+            continue
+        assert len(results) == len(pairs)
+        statuses.update(r.status for pair in results.values() for r in pair)
+    assert crashes == 0
+    assert runner.runs > 0
+    assert arena_pb2.EXECUTION_STATUS_ERROR in statuses  # the stand-in's failures, caught
+
+
+# -- the execution score ----------------------------------------------------------------------
+
+
+def _result(status: arena_pb2.ExecutionStatus, passed: int = 0,
+            total: int = 0) -> arena_pb2.ExecutionResult:
+    return arena_pb2.ExecutionResult(status=status, tests_passed=passed, tests_total=total)
+
+
+def test_fraction_score_gives_partial_credit() -> None:
+    passed = arena_pb2.EXECUTION_STATUS_PASSED
+    failed = arena_pb2.EXECUTION_STATUS_FAILED
+    a, b = _result(failed, 3, 4), _result(failed, 1, 4)
+    assert execution_score(a, b) == 0.5
+    assert execution_score(a, b, "fraction") == pytest.approx(0.75)
+    assert execution_score(_result(passed, 4, 4), _result(failed, 0, 4), "fraction") == 1.0
+    # Without per-test results (no code, killed before the record): 1 if passed, else 0.
+    assert passed_fraction(_result(arena_pb2.EXECUTION_STATUS_NO_CODE)) == 0.0
+    assert execution_score(_result(passed), _result(failed, 2, 4), "fraction") == 0.75
+    with pytest.raises(ValueError, match="score must be one of"):
+        execution_score(a, b, "best")
