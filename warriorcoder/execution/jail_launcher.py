@@ -6,8 +6,9 @@ project's files are not visible.
 
 Steps (each one only when CONFIG asks for it):
 
-0. The launcher sets ``PDEATHSIG=SIGKILL`` (it dies with the sandbox's process) and, when
-   CONFIG names a cgroup, moves itself into it: every process of the run inherits it.
+0. The launcher sets ``PDEATHSIG=SIGKILL`` (it dies with the sandbox's process) and reads
+   the program; it forks nothing before that, so the sandbox can move it into the run's cgroup
+   meanwhile and every process of the run inherits it.
 1. ``unshare`` new mount, network, PID, IPC and UTS namespaces (plus a user namespace when
    not root), then fork: the child is PID 1 of the new PID namespace, so when it dies the
    kernel kills every process the program started, whatever process group they moved to.
@@ -191,11 +192,6 @@ def _die_with_parent(parent: int | None, alive_fd: int | None = None) -> None:
         if readable:  # end of file: the parent's write end closed, so the parent is gone
             os._exit(125)
         os.close(alive_fd)
-
-
-def _join_cgroup(path: str) -> None:
-    with open(os.path.join(path, "cgroup.procs"), "w") as f:
-        f.write(str(os.getpid()))
 
 
 def _pivot_root(root: str, arch: str) -> None:
@@ -525,8 +521,6 @@ def main(argv: list[str]) -> int:
     killer = _ChildKiller()
     try:
         _die_with_parent(int(cfg["parent_pid"]))
-        if cfg.get("cgroup"):
-            _join_cgroup(cfg["cgroup"])
         code = sys.stdin.buffer.read()
         launcher = os.getpid()
         if not cfg["namespaces"]:

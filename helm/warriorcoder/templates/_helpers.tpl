@@ -261,7 +261,8 @@ spec:
       runtimeClassName: {{ . }}
       {{- end }}
       securityContext:
-        {{- toYaml $g.podSecurityContext | nindent 8 }}
+        {{- /* A service may replace the global contexts (the judge, for the jail sandbox). */}}
+        {{- toYaml ($svc.podSecurityContext | default $g.podSecurityContext) | nindent 8 }}
       terminationGracePeriodSeconds: {{ add (int $g.shutdownGraceSeconds) 15 }}
       containers:
         - name: {{ $name }}
@@ -353,7 +354,7 @@ spec:
           resources:
             {{- toYaml $svc.resources | nindent 12 }}
           securityContext:
-            {{- toYaml $g.securityContext | nindent 12 }}
+            {{- toYaml ($svc.securityContext | default $g.securityContext) | nindent 12 }}
           volumeMounts:
             - name: arena-config
               mountPath: /etc/warriorcoder
