@@ -250,11 +250,12 @@ def _build_root(cfg: dict[str, Any], code: bytes) -> None:
     # multiprocessing's locks and queues (POSIX semaphores) and shared_memory live here.
     os.mkdir(f"{dev}/shm")
     _mount("tmpfs", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-           f"size={cfg['shm_mb']}m,mode=700,uid={uid},gid={gid}")
+           f"size={cfg['shm_mb']}m,nr_inodes=1024,mode=700,uid={uid},gid={gid}")
     _mount("proc", os.path.join(root, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     tmp = os.path.join(root, "tmp")
     _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={cfg['tmp_mb']}m,mode=700,uid={uid},gid={gid}")
+           # nr_inodes: empty files would hold kernel memory that the size limit ignores.
+           f"size={cfg['tmp_mb']}m,nr_inodes=16384,mode=700,uid={uid},gid={gid}")
     _write_program(os.path.join(tmp, "main.py"), code, uid, gid)
     _mount(None, root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     _pivot_root(root, cfg["arch"])
