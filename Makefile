@@ -108,6 +108,7 @@ bench: $(VENV)/.installed  ## Benchmarks (results go in docs/benchmarks.md)
 	$(PY) bench/bench_orchestration.py
 	$(PY) bench/bench_saturation.py
 	$(PY) bench/bench_sandbox.py
+	$(PY) bench/bench_verdicts.py
 
 up: $(VENV)/.installed  ## Start the local distributed stack (broker, MongoDB, Prometheus, 5 services)
 	deploy/local/stack.sh up

@@ -1187,3 +1187,18 @@ def test_judgment_id_rejects_bad_input() -> None:
         judgment_id("b", "j", arena_pb2.ORDER_UNSPECIFIED)
     with pytest.raises(ValueError, match="judge"):
         judgment_id("b", "", AB)
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("[[A]] " * 3000, A),
+        ("Final verdict: [[B]] " * 2000, B),
+        ("If [[A]], " * 3000, INVALID),
+        ("[[A]]\n[[B]]\n[[C]]\n" * 1000, TIE),  # lines that repeat: the last one decides
+    ],
+)
+def test_long_degenerate_answers_are_read(text: str, verdict: int) -> None:
+    # A looping judge repeats itself up to max_tokens. The look-backs are bounded, so these
+    # parse in milliseconds (bench/bench_verdicts.py); unbounded, the second took seconds.
+    assert parse_verdict(text) == verdict

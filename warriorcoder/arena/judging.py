@@ -12,6 +12,7 @@ Vocabulary:
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import math
@@ -453,11 +454,25 @@ def _bracket_tokens(text: str, pattern: re.Pattern[str]) -> list[_Token]:
     return tokens
 
 
+_LOOKBACK = 400
+_SPACE = re.compile(r"\s*")
+
+
+def _between(tokens: Sequence[_Token], start: int, end: int) -> list[_Token]:
+    """The tokens (sorted by position) that start in [start, end)."""
+    low = bisect.bisect_left(tokens, start, key=lambda t: t.start)
+    high = bisect.bisect_left(tokens, end, key=lambda t: t.start)
+    return list(tokens[low:high])
+
+
 def _discount(text: str, token: _Token, floor: int, previous_end: int) -> str | None:
     """Why a verdict mention is not the decision ('negated', 'conceded', 'conditional',
     'format'), or None when it counts. `floor`: where the text under analysis starts;
     `previous_end`: where the previous verdict mention ended."""
     start = token.start
+    # Clauses and sentences are looked at no further back than _LOOKBACK characters, which keeps
+    # a long degenerate answer ("[[A]] [[A]] ..." thousands of times) linear.
+    floor = max(floor, start - _LOOKBACK)
     clause_start = max(floor, previous_end)
     for brk in _SCOPE_BREAK.finditer(text, clause_start, start):
         clause_start = brk.end()
@@ -467,7 +482,7 @@ def _discount(text: str, token: _Token, floor: int, previous_end: int) -> str | 
     if _BEFORE_CONCEDED.search(clause):
         return "conceded"
     if _BEFORE_CONDITIONAL.search(clause) or _EXAMPLE.search(
-        text, text.rfind("\n", floor, start) + 1, start
+        text, max(floor, text.rfind("\n", floor, start) + 1), start
     ):
         return "conditional"
     sentence_start = floor
@@ -533,8 +548,9 @@ def _without_lists(text: str, tokens: Sequence[_Token]) -> list[_Token]:
 
 def _is_hedged(text: str, start: int) -> bool:
     """True when the clause before `start` makes the statement conditional or negated."""
-    breaks = [m.end() for m in _CLAUSE_BREAK.finditer(text, 0, start)]
-    clause = text[breaks[-1] if breaks else 0 : start]
+    window = max(0, start - _LOOKBACK)
+    breaks = [m.end() for m in _CLAUSE_BREAK.finditer(text, window, start)]
+    clause = text[breaks[-1] if breaks else window : start]
     return _HEDGE.search(clause) is not None
 
 
@@ -579,19 +595,16 @@ def _statement_end(text: str, start: int, tokens: Sequence[_Token]) -> int:
     the next non-empty line when the marker stands alone ("## Verdict" / "Final verdict:")."""
     found = _SENTENCE_END.search(text, start)
     end = found.end() if found else len(text)
-    if any(start <= t.start < end for t in tokens) or not _EMPTY_LEAD.fullmatch(
-        text, start, end
-    ):
+    if _between(tokens, start, end) or not _EMPTY_LEAD.fullmatch(text, start, end):
         return end
-    rest = len(text) - len(text[end:].lstrip())
-    found = _SENTENCE_END.search(text, rest)
+    found = _SENTENCE_END.search(text, _SPACE.match(text, end).end())
     return found.end() if found else len(text)
 
 
 def _statement_tokens(text: str, marker: re.Match[str], tokens: Sequence[_Token]) -> list[_Token]:
     """Verdict mentions in the final statement that starts at `marker`, in order."""
     end = _statement_end(text, marker.end(), tokens)
-    found = [t for t in tokens if marker.start() <= t.start < end]
+    found = _between(tokens, marker.start(), end)
     stated = _STATED_AFTER_MARKER.match(text, marker.end())
     if stated and stated.end() <= end:
         letter = stated.group("letter")
