@@ -552,6 +552,33 @@ def test_a_model_listed_without_battles_is_its_own_unbounded_group() -> None:
     assert bradley_terry(battles)["idle"] == 1000.0
 
 
+def test_fit_converges_with_many_battles_and_an_unbeaten_model() -> None:
+    # Rounding in the gradient kept the Newton step along the direction only the penalty curves
+    # above its tolerance: "did not converge in 200 Newton steps" (found by fuzzing).
+    rows = [("m3", "m0", 0.0), ("m1", "m0", 0.0), ("m3", "m1", 1.0), ("m0", "m2", 0.0)]
+    rows += [("m0", "m1", 0.0)]
+    ratings = bradley_terry(rows * 10_000)
+    assert all(math.isfinite(value) for value in ratings.values())
+    intervals = likelihood_intervals(rows * 10_000)
+    assert intervals["m2"].upper_unbounded
+
+
+def test_profile_converges_from_a_far_warm_start() -> None:
+    # Pairs fitted far the wrong way have a gradient but no curvature: the raw Newton step
+    # was 7e7 logits long and the constrained fit never converged (found by fuzzing).
+    rows = [("m1", "m3", 1.0), ("m2", "m0", 0.0), ("m4", "m5", 1.0), ("m8", "m4", 1.0)]
+    rows += [("m4", "m7", 1.0), ("m0", "m2", 0.0), ("m3", "m9", 0.0), ("m6", "m9", 1.0)]
+    rows += [("m8", "m4", 1.0), ("m7", "m0", 1.0), ("m9", "m1", 1.0)]
+    intervals = likelihood_intervals(rows * 10_000)
+    point = bradley_terry(rows * 10_000)
+    for name, interval in intervals.items():
+        assert interval.lower <= point[name] <= interval.upper
+    assert comparison_groups(rows) == [
+        ("m0", "m2", "m4", "m5", "m7", "m8"),
+        ("m1", "m3", "m6", "m9"),
+    ]
+
+
 # --- win statistics ----------------------------------------------------------------------
 
 

@@ -84,8 +84,12 @@ Outcome: TypeAlias = tuple[str, str, float]
 L2_PENALTY = 1e-6
 
 _MAX_NEWTON_STEPS = 200
+# Longest Newton step, in logits (about 1,700 rating points at the default scale).
+_MAX_NEWTON_MOVE = 10.0
 # Newton stops once no logit moves by more than this (1e-10 logits ~ 2e-8 rating points).
 _NEWTON_TOLERANCE = 1e-10
+# Relative size of the rounding in a loss value (a few hundred float64 ulps).
+_ROUNDING_LEVEL = 1e-14
 
 # A profile-likelihood bound further than this from the point estimate (in logits: about
 # 11,000 rating points at the default scale) is reported as unbounded: only a side that the
@@ -93,6 +97,9 @@ _NEWTON_TOLERANCE = 1e-10
 # 0.001 against an otherwise unbeaten model), gets that far.
 _MAX_PROFILE_SPAN = 64.0
 _FIRST_PROFILE_STEP = 0.25
+# The constrained fits behind a profile stop once their loss is this close to its minimum, far
+# below the smallest threshold a bound is found at (0.1 * 1.92).
+_PROFILE_VALUE_TOLERANCE = 1e-8
 # The dispersion (score variance relative to a full win/loss battle) is estimated only from a
 # group with at least this many battles beyond its free parameters; below that a battle counts
 # as a full Bernoulli trial, which no score in [0, 1] can exceed in variance.
@@ -367,8 +374,15 @@ def _newton(
     derivatives: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     start: np.ndarray,
     what: str,
+    value_tolerance: float | None = None,
 ) -> np.ndarray:
-    """Damped Newton minimisation of a strictly convex `loss` from `start`."""
+    """Damped Newton minimisation of a strictly convex `loss` from `start`.
+
+    Stops when no coordinate moves by more than `_NEWTON_TOLERANCE`, or, with
+    `value_tolerance`, once the Newton decrement says the loss is within that of its minimum
+    (what a caller that needs the minimum value, not the minimiser, waits for: along a
+    direction only the tiny penalty curves, rounding keeps the step from ever getting small).
+    """
     point = np.array(start, dtype=np.float64)
     value = loss(point)
     step = np.zeros_like(point)
@@ -377,6 +391,13 @@ def _newton(
         step = -np.linalg.solve(hessian, gradient)
         if np.max(np.abs(step), initial=0.0) < _NEWTON_TOLERANCE:
             return point + step
+        if value_tolerance is not None and -0.5 * float(gradient @ step) < value_tolerance:
+            return point + step
+        # A pair fitted far the wrong way has a full gradient but almost no curvature (its
+        # sigmoid is saturated), so the raw step can be astronomically long: cap it.
+        longest = float(np.max(np.abs(step)))
+        if longest > _MAX_NEWTON_MOVE:
+            step *= _MAX_NEWTON_MOVE / longest
         # Backtracking (Armijo) keeps the far-out steps of a never-losing model monotone; the
         # slack absorbs rounding in the objective near the optimum.
         slope = float(gradient @ step)
@@ -418,7 +439,13 @@ def _fit_logits(wins: np.ndarray, l2: float, start: np.ndarray | None = None) ->
 
     logits = np.zeros(model_count) if start is None else np.array(start, dtype=np.float64)
     logits -= logits.mean()
-    logits = _newton(lambda x: pairs.loss(x, l2), centred_derivatives, logits, "Bradley-Terry fit")
+    # Besides the step criterion, stop once the loss is within rounding of its minimum: with
+    # many battles and a model that never loses, rounding in the gradient keeps the step along
+    # the direction only the penalty curves from ever reaching `_NEWTON_TOLERANCE`.
+    rounding = _ROUNDING_LEVEL * (1.0 + abs(pairs.loss(logits, l2)))
+    logits = _newton(
+        lambda x: pairs.loss(x, l2), centred_derivatives, logits, "Bradley-Terry fit", rounding
+    )
     return logits - logits.mean()
 
 
@@ -679,6 +706,7 @@ class _ProfileSlice:
             lambda free: self._derivatives(fixed, free),
             self.free,
             "Profile likelihood",
+            value_tolerance=_PROFILE_VALUE_TOLERANCE,
         )
         return self.pairs.loss(fixed + self.basis @ self.free, self.l2) - self.best - target
 
