@@ -33,8 +33,8 @@ Honesty about what the battles do not say:
 * **Intervals** (`likelihood_intervals`): profile-likelihood intervals on each model's rating
   relative to the anchor, with the threshold scaled by the group's dispersion so fractional
   scores (shares of judge votes) are not counted as full battles. A side the likelihood never
-  closes (an unbeaten model's upper side, a one-battle model's both sides relative to a larger
-  anchor) is reported as unbounded (``+inf``/``-inf``), never as a narrow interval. The
+  closes (an unbeaten model's upper side, a winless model's lower side) is reported as
+  unbounded (``+inf``/``-inf``), never as a narrow interval. The
   percentile bootstrap (`bootstrap_intervals`) is kept as an option; it is too narrow on small
   samples (bench/bench_rating_coverage.py measures both).
 """
@@ -80,7 +80,7 @@ Outcome: TypeAlias = tuple[str, str, float]
 # in units of battles: a prior worth a millionth of one battle. Negligible for any rating
 # that the data determines; it only bounds the rating of a model that never loses (or never
 # wins), which the unpenalised MLE sends to infinity (about +2000 points for one unbeaten
-# battle, less the more it plays), and it ties disconnected groups of models to one anchor.
+# battle, more the more it plays). Such a rating says nothing; its interval says so.
 L2_PENALTY = 1e-6
 
 _MAX_NEWTON_STEPS = 200
