@@ -123,3 +123,19 @@ def test_metrics_show_the_mode_in_use() -> None:
     metrics.set_sandbox_isolation(SandboxMode.USER_JAIL.value)
     text = metrics.exposition().decode()
     assert 'warriorcoder_sandbox_isolation{mode="user-jail",service="judge"} 1.0' in text
+
+
+def test_judge_service_publishes_its_mode_at_start(tmp_path: Path) -> None:
+    from services import judge as judge_service
+    from warriorcoder.service.runner import ServiceContext
+    from warriorcoder.service.settings import ServiceSettings
+
+    config = parse_config(arena(min_isolation=SandboxMode.PLAIN.value))
+    metrics = ServiceMetrics("judge")
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    context = ServiceContext("judge", ServiceSettings(arena_config=tmp_path / "arena.yaml"),
+                             config, store, metrics, producer=None)  # type: ignore[arg-type]
+    judge_service.build(context)
+    mode = sandbox_info().mode.value
+    assert (f'warriorcoder_sandbox_isolation{{mode="{mode}",service="judge"}} 1.0'
+            in metrics.exposition().decode())
