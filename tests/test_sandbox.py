@@ -847,3 +847,52 @@ def test_setsid_spinners_do_not_starve_a_concurrent_run() -> None:
         result = worker.result()
         assert hog.result().status is RunStatus.TIMEOUT
     assert (result.status, result.stdout) == (RunStatus.PASSED, "done\n"), result.reason
+
+
+FORGE = textwrap.dedent("""
+    import os
+    forged = []
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            fds = os.listdir(f'/proc/{pid}/fd')
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                with open(f'/proc/{pid}/fd/{fd}', 'w') as f:
+                    f.write('error forged by the program\\nexit 0\\n')
+                forged.append(f'{pid}/{fd}')
+            except OSError:
+                pass
+    print(forged)
+    raise SystemExit(1)
+""")
+
+
+@pytest.mark.parametrize("mode", [SandboxMode.JAIL, SandboxMode.USER_JAIL, SandboxMode.PLAIN])
+def test_program_cannot_write_the_sandboxs_status_pipe(mode: SandboxMode) -> None:
+    # Through /proc/PID/fd a program could reopen the launcher's status pipe and report an end
+    # of its choosing; the launcher and the jail's init are not dumpable, and other uids' /proc
+    # is closed anyway. (Non-root plain mode shares the caller's uid: see docs/sandbox.md.)
+    if mode is SandboxMode.PLAIN:
+        if os.geteuid() != 0:
+            pytest.skip("non-root plain runs under the caller's uid")
+        result = _plain(FORGE)
+        assert (result["status"], result["reason"], result["stdout"]) == (
+            "failed", "exit code 1", "[]\n"), result
+        return
+    if mode not in _jail_modes():
+        pytest.skip(f"no {mode.value} on this machine")
+    run = run_python(FORGE, FAST, mode=mode)
+    assert (run.status, run.reason, run.stdout) == (RunStatus.FAILED, "exit code 1", "[]\n")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a process as another uid")
+def test_program_cannot_write_the_status_pipe_in_user_jail_as_non_root() -> None:
+    result = _run_elsewhere(FORGE, SandboxMode.USER_JAIL, uid=65534)
+    if "error" in result:
+        pytest.skip(f"no user-jail for uid 65534 here: {result['error']}")
+    assert (result["status"], result["reason"], result["stdout"]) == (
+        "failed", "exit code 1", "[]\n"), result

@@ -64,6 +64,7 @@ MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_SECCOMP = 22
@@ -192,6 +193,13 @@ def _die_with_parent(parent: int | None, alive_fd: int | None = None) -> None:
         if readable:  # end of file: the parent's write end closed, so the parent is gone
             os._exit(125)
         os.close(alive_fd)
+
+
+def _not_dumpable() -> None:
+    """No process of the run, even one of our uid (non-root plain mode), may open our
+    descriptors (the status pipe) or memory through /proc. Set before the first fork: children
+    inherit it until they exec."""
+    _prctl(PR_SET_DUMPABLE, 0, "prctl(SET_DUMPABLE)")
 
 
 def _pivot_root(root: str, arch: str) -> None:
@@ -532,6 +540,7 @@ def main(argv: list[str]) -> int:
             # Orphans of the program (a setsid daemon included) become our children, so we
             # reap them and, once the program has ended, kill whatever of the run is left.
             _prctl(PR_SET_CHILD_SUBREAPER, 1, "prctl(CHILD_SUBREAPER)")
+            _not_dumpable()
             pid = _fork_child()
             if pid == 0:
                 _exec_program(cfg, status_fd, parent=launcher)
@@ -545,7 +554,8 @@ def main(argv: list[str]) -> int:
             flags |= CLONE_NEWUSER
         _check(_libc.unshare(flags), "unshare")
         if cfg["user_namespace"]:
-            _write_id_maps(outer_uid, outer_gid)
+            _write_id_maps(outer_uid, outer_gid)  # before _not_dumpable: /proc/self turns root's
+        _not_dumpable()
         alive_r, alive_w = os.pipe()
         pid = _fork_child()
         if pid == 0:
