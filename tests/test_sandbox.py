@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -896,3 +897,41 @@ def test_program_cannot_write_the_status_pipe_in_user_jail_as_non_root() -> None
         pytest.skip(f"no user-jail for uid 65534 here: {result['error']}")
     assert (result["status"], result["reason"], result["stdout"]) == (
         "failed", "exit code 1", "[]\n"), result
+
+
+def test_sweep_removes_only_real_stale_folders_of_ours() -> None:
+    from warriorcoder.execution.sandbox import sweep_stale
+
+    # Our own pid with a start time it never had: an owner that has ended, for sure.
+    tmp = Path(tempfile.gettempdir())
+    uid = UID_BASE - 1  # no per-run uid: nothing to kill
+    stale = tmp / f"wc-sandbox-{os.getpid()}.1.{uid}-stale"
+    planted_link = tmp / f"wc-sandbox-{os.getpid()}.1.{uid}-link"
+    live = tmp / f"wc-sandbox-{os.getpid()}.{_start_of_this_process()}.{uid}-live"
+    target = tmp / f"wc-sweep-target-{os.getpid()}"
+    try:
+        for folder in (stale, live, target):
+            folder.mkdir()
+        (target / "keep.txt").write_text("not the sandbox's")
+        planted_link.symlink_to(target)
+        planted_other = None
+        if os.geteuid() == 0:  # a look-alike owned by neither us nor the uid in its name
+            planted_other = tmp / f"wc-sandbox-{os.getpid()}.1.{uid}-other"
+            planted_other.mkdir()
+            os.chown(planted_other, 12345, 12345)
+        sweep_stale()
+        assert not stale.exists()
+        assert live.exists() and (target / "keep.txt").exists() and planted_link.is_symlink()
+        assert planted_other is None or planted_other.exists()
+    finally:
+        for path in (stale, live, target, planted_link,
+                     tmp / f"wc-sandbox-{os.getpid()}.1.{uid}-other"):
+            if path.is_symlink():
+                path.unlink()
+            elif path.exists():
+                shutil.rmtree(path)
+
+
+def _start_of_this_process() -> int:
+    stat = Path(f"/proc/{os.getpid()}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[19])

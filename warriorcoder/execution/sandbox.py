@@ -449,6 +449,14 @@ def sweep_stale() -> int:
             gone, uid = _owner_gone(entry.name)
             if uid < 0:
                 continue
+            try:
+                # Ours: a real folder made by a sandbox of our uid (plain mode hands it to the
+                # run's uid). A program may plant look-alike names in a shared /tmp.
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if not entry.is_dir(follow_symlinks=False) or info.st_uid not in (os.geteuid(), uid):
+                continue
             if gone:
                 stale.append((entry.path, uid, place == parent))
             else:
