@@ -462,3 +462,25 @@ def test_fraction_score_gives_partial_credit() -> None:
     assert execution_score(_result(passed), _result(failed, 2, 4), "fraction") == 0.75
     with pytest.raises(ValueError, match="score must be one of"):
         execution_score(a, b, "best")
+
+
+def test_a_lone_surrogate_in_a_humaneval_completion_is_a_failed_sample() -> None:
+    # It used to abort `warriorcoder eval humaneval` with UnicodeEncodeError.
+    from warriorcoder.evaluation import load_problems
+    from warriorcoder.evaluation.humaneval import Completion, execute_samples
+
+    problem = next(p for p in load_problems() if p.task_id == "HumanEval/0")
+    for text in ("```python\ndef has_close_elements(n, t):\n    return '\ud800'\n```",
+                 "    return '\udc80' == 1\n"):
+        [result] = execute_samples([problem], [[Completion(text)]])
+        assert not result.samples[0].passed and result.samples[0].reason
+
+
+def test_tests_text_from_models_never_raises() -> None:
+    from warriorcoder.arena.challenge_tests import check_user_tests, clean_tests, extract_tests
+
+    for text in ("assert x == '\ud800'\n", "assert " + "-" * 5000 + "1\n", "(" * 3000,
+                 "assert " + "[" * 300 + "]" * 300 + "\n"):
+        assert isinstance(clean_tests(text), str)
+        assert isinstance(extract_tests(f"```python\n{text}\n```"), str)
+        assert check_user_tests(text) is not None or "assert" in text

@@ -82,9 +82,12 @@ def clean_tests(code: str) -> str:
     if not isinstance(code, str):
         raise TypeError(f"clean_tests: code must be str, got {type(code).__name__}")
     try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
+        return _clean(ast.parse(code))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # deep nesting, surrogates
         return ""
+
+
+def _clean(tree: ast.Module) -> str:
     statements: list[ast.stmt] = []
     for node in tree.body:
         if isinstance(node, ast.If) and _is_main_guard(node):
@@ -138,6 +141,8 @@ def check_user_tests(tests: str) -> str | None:
         tree = ast.parse(tests)
     except SyntaxError as err:
         return f"tests do not parse as Python: line {err.lineno}: {err.msg}"
+    except (ValueError, RecursionError, MemoryError) as err:  # lone surrogates, deep nesting
+        return f"tests do not parse as Python: {type(err).__name__}"
     if not _contains_assert(tree):
         return "tests contain no assert statement"
     return None

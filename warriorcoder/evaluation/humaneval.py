@@ -259,7 +259,7 @@ def request_for(problem: HumanEvalProblem, style: PromptStyle,
 def _defines(code: str, name: str) -> bool:
     try:
         tree = ast.parse(code)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # e.g. a lone surrogate
         return False
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
