@@ -139,3 +139,32 @@ def test_judge_service_publishes_its_mode_at_start(tmp_path: Path) -> None:
     mode = sandbox_info().mode.value
     assert (f'warriorcoder_sandbox_isolation{{mode="{mode}",service="judge"}} 1.0'
             in metrics.exposition().decode())
+
+
+EVAL_WITHOUT_NAMESPACES = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, os.path.join(REPO, "warriorcoder", "execution"))
+    import jail_launcher as jl
+    jl._prctl(jl.PR_SET_NO_NEW_PRIVS, 1, "no_new_privs")
+    jl._install_seccomp(os.uname().machine)
+    sys.path[0] = REPO
+    from warriorcoder.cli import main
+    sys.exit(main(["eval", "humaneval", "--backend", "fake", "--model", "fake", "--problems",
+                   "HumanEval/0", "--out", OUT, "--no-progress", *sys.argv[1:]]))
+""")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="seccomp is Linux-only")
+def test_eval_refuses_to_start_when_the_sandbox_cannot_be_built(tmp_path: Path) -> None:
+    from warriorcoder.execution.sandbox import seccomp_arch
+
+    if seccomp_arch() is None:
+        pytest.skip("no seccomp filter for this architecture")
+    out = tmp_path / "report.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", f"REPO = {str(REPO)!r}\nOUT = {str(out)!r}\n"
+         + EVAL_WITHOUT_NAMESPACES, "--min-isolation", "jail"],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "error: sandbox: min_isolation=jail but " in done.stderr
+    assert not out.exists()  # refused before generating or running anything
