@@ -935,3 +935,26 @@ def test_sweep_removes_only_real_stale_folders_of_ours() -> None:
 def _start_of_this_process() -> int:
     stat = Path(f"/proc/{os.getpid()}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_seccomp_program_is_well_formed_on_each_architecture(arch: str) -> None:
+    # aarch64 cannot run here: this checks its filter's shape the way the kernel will.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("jail_launcher", REPO / "warriorcoder" /
+                                                  "execution" / "jail_launcher.py")
+    assert spec is not None and spec.loader is not None
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+    program = launcher.seccomp_program(arch)
+    assert len(program) < 255
+    for i, (code, jt, jf, _k) in enumerate(program):
+        if code & 0x07 == 0x05:  # BPF_JMP: both targets inside the program
+            assert i + 1 + max(jt, jf) < len(program)
+    returns = {k for code, _, _, k in program if code == 0x06}
+    assert returns == {0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38}  # allow, EPERM, ENOSYS
+    # The filter first checks the architecture, then denies memfd_create.
+    assert program[0] == (0x20, 0, 0, 4) and program[1][3] == launcher._AUDIT_ARCH[arch]
+    memfd = launcher._SYSCALLS[arch]["memfd_create"]
+    assert any(code == 0x15 and k == memfd for code, _, _, k in program)
