@@ -2,17 +2,21 @@
 
 Each run is a fresh ``python3 -I -X utf8`` process with an empty environment, /dev/null as
 stdin, resource limits (address space, processes, file size, CPU, open files, no core dumps),
-a throwaway working directory, its own process group, and a wall-clock timeout after which
-everything it started is killed. stdout and stderr are captured and truncated.
+no capabilities, a seccomp filter, a throwaway working directory, its own process group, and a
+wall-clock timeout after which everything it started is killed. stdout and stderr are captured
+and truncated. The launcher dies with its parent, and leftovers of dead parents are swept.
 
 Where the machine allows it (root, or unprivileged user namespaces), the run also gets new
 mount, network, PID, IPC and UTS namespaces: no network at all, no view of other processes, and
-a file tree built from read-only /usr and the interpreter, so the project's files, /root,
-/home, /work and the host's /tmp do not exist for it. As root the program runs under a
-per-run unprivileged uid, which makes the process limit real and file permissions meaningful.
-The first run probes the strongest mode that works here and falls back one step at a time;
-`sandbox_info()` records the mode, the active protections and why stronger modes were
-rejected. docs/sandbox.md says what this does and does not protect against.
+a file tree built from read-only /usr and the interpreter (pivot_root, the old root detached),
+so the project's files, /root, /home, /work and the host's /tmp do not exist for it. As root
+the program runs under a per-run unprivileged uid, which makes the process limit real and file
+permissions meaningful, and in a per-run cpu cgroup where one can be made.
+
+The first use probes the strongest mode that works here; `sandbox_info()` records the mode,
+the active protections and why stronger modes were rejected. Runs fail closed: a run whose
+mode is weaker than its `SandboxLimits.min_isolation` is refused (`SandboxUnavailable`), never
+run weaker. docs/sandbox.md says what each mode does and does not protect against.
 """
 
 from __future__ import annotations
