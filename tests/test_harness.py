@@ -119,6 +119,22 @@ def test_every_cheat_fails_with_a_reason(mode: SandboxMode, cheat: str) -> None:
     assert result.reason and reason in result.reason, result.reason
 
 
+def test_the_answer_cannot_shadow_builtins_or_modules_the_tests_use() -> None:
+    # Tests that lean on the answer's `import math` get the real module, and `abs` is always
+    # the built-in: an answer's own `abs` or `math` cannot answer the asserts for it.
+    tests = "assert abs(f(5) - 25) < 1e-9\nassert math.isclose(f(6), 36)\n"
+    cheat = ("def abs(v):\n    return 0\nclass math:\n    @staticmethod\n"
+             "    def isclose(a, b):\n        return True\ndef f(x):\n    return 0\n")
+    result = run_tests(cheat, tests, LIMITS)
+    assert [t.status for t in result.tests] == [TestStatus.FAILED, TestStatus.FAILED]
+    honest = run_tests("import math\ndef f(x):\n    return x * x\n", tests, LIMITS)
+    assert honest.status is RunStatus.PASSED
+    explicit = run_tests("def abs(v):\n    return -v\n", "from solution import abs\n"
+                         "assert abs(2) == -2\nimport solution\nassert solution.abs(1) == -1\n",
+                         LIMITS)
+    assert explicit.status is RunStatus.PASSED, explicit.reason
+
+
 @pytest.mark.parametrize("mode", modes())
 def test_exit_status_never_counts(mode: SandboxMode) -> None:
     # The answer's process ends with status 0 before any test runs: no test runs at all,

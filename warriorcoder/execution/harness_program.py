@@ -1251,13 +1251,19 @@ class Harness:
         if isinstance(err, ProtocolError) or (peer.dead or "").startswith("protocol error"):
             self.kill()
             return f"sent a malformed message and was ended ({peer.dead or err})"
-        send_message(self.zygote_write, ["wait", peer.generation])
+        # The zygote reaps it; it may itself be gone (the answer can kill it): then "ended".
         try:
-            reply = receive_message(self.zygote_read, min(self.deadline,
-                                                          time.monotonic() + 1.0))
-        except AnswerTimeout:
+            send_message(self.zygote_write, ["wait", peer.generation])
+            try:
+                now = time.monotonic()
+                reply = receive_message(self.zygote_read,
+                                        max(min(self.deadline, now + 1.0), now + 0.2))
+            except AnswerTimeout:  # it closed its pipe but runs on: end it, then ask again
+                self.kill()
+                reply = receive_message(self.zygote_read, time.monotonic() + 0.5)
+        except (_Stop, EOFError, OSError):
             self.kill()
-            reply = receive_message(self.zygote_read, self.deadline + RECORD_RESERVE_S / 2)
+            return "ended"
         status = reply[1] if isinstance(reply, list) and len(reply) == 2 else None
         if type(status) is not int:
             return "ended"
@@ -1284,9 +1290,20 @@ class Harness:
     def run_unit(self, index: int, name: str, code: types.CodeType,
                  namespace: dict[str, object]) -> list[str]:
         """[name, status, message] of one unit: passed, failed, error or timeout."""
-        if (self.peer is None or self.peer.dead is not None) and (
-                self.gone_for_good or not self.spawn()):
-            return [name, "error", self.gone_for_good]
+        if self.peer is None or self.peer.dead is not None:
+            try:
+                if self.gone_for_good or not self.spawn():
+                    return [name, "error", self.gone_for_good]
+            except AnswerTimeout:
+                self.kill()
+                self.gone_for_good = "not run: the time limit was reached"
+                return [name, "timeout", ("a new answer process was still loading the answer "
+                                         "at the time limit")]
+            except (_Stop, EOFError, OSError) as err:
+                self.kill()
+                self.gone_for_good = ("not run: no new answer process could be started "
+                                      f"({type(err).__name__})")
+                return [name, "error", self.gone_for_good]
         peer = self.peer
         assert peer is not None
         try:
@@ -1458,6 +1475,28 @@ def main(payload_fd: int, record_fd: int) -> None:
         os._exit(0)
 
 
+def _visible_names(names: dict[str, object]) -> dict[str, object]:
+    """The answer's names as the tests see them without importing `solution`.
+
+    A name that shadows a built-in (``abs``, ``len``, ``sorted``, ...) stays out: the tests'
+    ``abs(f(5) - 25) < 1e-9`` must use the real ``abs``, not one the answer wrote. A name of a
+    standard-library module is the real module (or stays out) unless the answer bound plain data
+    to it. ``solution.abs`` and ``from solution import abs`` still reach the answer's.
+    """
+    visible: dict[str, object] = {}
+    for name, value in names.items():
+        if name in _BUILTIN_NAMES:
+            continue
+        if name in sys.stdlib_module_names and isinstance(value, (Proxy, types.ModuleType)):
+            module = _shared_module(name)
+            if module is not None:
+                visible[name] = module
+            continue
+        visible[name] = value
+    return visible
+
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
 _UNITS_TOTAL: list[str] = []
 
 
@@ -1516,7 +1555,7 @@ def _run_all(harness: Harness, answer: str, tests: str, body: dict[str, object])
     sys.modules["solution"] = fake
     namespace: dict[str, object] = {"__name__": "__main__", "__builtins__": builtins,
                                     "__wc_unittest__": _run_unittest}
-    namespace.update(harness.names)
+    namespace.update(_visible_names(harness.names))
     for index, (name, code) in enumerate(compiled[len(results):], start=len(results)):
         if not loaded and not harness.gone_for_good:
             harness.gone_for_good = "not run: the answer could not be loaded"
