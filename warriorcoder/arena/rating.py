@@ -470,9 +470,9 @@ class _Group:
     battles: int
 
 
-def _groups(battles: BattleOutcomes) -> tuple[np.ndarray, list[_Group]]:
-    """The full win matrix and the comparison groups, largest first (most models, then most
-    battles, then the first model name)."""
+def _groups(battles: BattleOutcomes) -> list[_Group]:
+    """The comparison groups, largest first (most models, then most battles, then the first
+    model name)."""
     model_count = len(battles.models)
     wins = _win_matrix(battles.model_a, battles.model_b, battles.score_a, None, model_count)
     # wins[i, j] + wins[j, i] is the number of battles between i and j.
@@ -492,7 +492,7 @@ def _groups(battles: BattleOutcomes) -> tuple[np.ndarray, list[_Group]]:
         members = np.flatnonzero(label == g)
         sub = wins[np.ix_(members, members)]
         groups.append(_Group(members, _anchor_set(sub), sub, int(group_battles[g])))
-    return wins, groups
+    return groups
 
 
 def _anchor_set(wins: np.ndarray) -> np.ndarray:
@@ -525,7 +525,7 @@ def _anchored(logits: np.ndarray, anchor: np.ndarray) -> np.ndarray:
 
 def _anchored_point(battles: BattleOutcomes, l2: float) -> tuple[np.ndarray, list[_Group]]:
     """Point logits of every model, fitted and anchored group by group."""
-    _, groups = _groups(battles)
+    groups = _groups(battles)
     logits = np.zeros(len(battles.models))
     for group in groups:
         logits[group.members] = _anchored(_fit_logits(group.wins, l2), group.anchor)
@@ -541,7 +541,7 @@ def comparison_groups(outcomes: OutcomesLike) -> list[tuple[str, ...]]:
     battles = _as_battles(outcomes)
     if len(battles) == 0:
         return []
-    _, groups = _groups(battles)
+    groups = _groups(battles)
     return [tuple(battles.models[i] for i in group.members) for group in groups]
 
 
