@@ -41,17 +41,17 @@ from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from warriorcoder.arena.ids import battle_id, judgment_id  # noqa: E402
-from warriorcoder.arena.judging import rate_battle  # noqa: E402
-from warriorcoder.arena.rating import bradley_terry, elo_ratings  # noqa: E402
-from warriorcoder.arena.selection import select_winners  # noqa: E402
-from warriorcoder.arena.tournament import (  # noqa: E402
+from warriorcoder.arena.ids import battle_id, judgment_id
+from warriorcoder.arena.judging import rate_battle
+from warriorcoder.arena.rating import bradley_terry, elo_ratings
+from warriorcoder.arena.selection import select_winners
+from warriorcoder.arena.tournament import (
     TournamentMode,
     next_battles,
     opening_battles,
     plan_judges,
 )
-from warriorcoder.v1 import arena_pb2  # noqa: E402
+from warriorcoder.v1 import arena_pb2
 
 EXPERTS = ("e0", "e1", "e2", "e3", "e4")
 SKILLS = np.array([0.6, 0.3, 0.0, -0.3, -0.6])

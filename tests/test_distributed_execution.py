@@ -55,6 +55,9 @@ def test_distributed_round_with_execution_matches_the_embedded_run(
                               instructions=[USER_WITHOUT_TESTS])
         config["challenger"]["user_instructions_file"] = str(user_file)
         config["execution"] = {"enabled": True, "timeout_s": 10}
+        # Attacker vs defenders only: this test is about execution (tournament battles in the
+        # distributed run are covered by test_distributed and test_distributed_faults).
+        config["selection"] = {"tournament": "none"}
         with running_arena(tmp_path, config, kafka_bootstrap=kafka_bootstrap,
                            mongo_uri=mongo_uri, prefix=unique_kafka_prefix) as arena:
             channel, stub = arena.stub("challenger", services_pb2_grpc.ChallengerStub)

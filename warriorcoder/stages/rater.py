@@ -66,11 +66,12 @@ class Rater:
                 item.execution_a if item.HasField("execution_a") else None,
                 item.execution_b if item.HasField("execution_b") else None,
             )
-            # Adaptive judging lists only the judges it asked; the rest were skipped.
-            battle.skipped_judges.extend(
-                j for j in eligible_judges(item.pair.model_a, item.pair.model_b, self.roster)
-                if j not in item.pair.judges
-            )
+            if self.config.judge.adaptive:
+                # Adaptive judging lists only the judges it asked; the rest were skipped.
+                battle.skipped_judges.extend(
+                    j for j in eligible_judges(item.pair.model_a, item.pair.model_b, self.roster)
+                    if j not in item.pair.judges
+                )
             rated.append(battle)
         self.store.save_battles(rated)  # one request for the batch
         return rated
