@@ -462,7 +462,10 @@ def test_judge_json_schema_requests_and_reads_the_structured_verdict(
         assert req.path == "/v1/chat/completions"
         fmt = req.body["response_format"]
         assert fmt["type"] == "json_schema"
-        assert fmt["json_schema"]["schema"]["properties"]["verdict"]["enum"] == ["A", "B", "C"]
+        properties = fmt["json_schema"]["schema"]["properties"]
+        assert properties["verdict"]["enum"] == ["A", "B", "C"]
+        # Bounded so that the verdict fits in judge.max_tokens (default 256).
+        assert properties["explanation"]["maxLength"] == 256 - 32
         assert '"verdict"' in req.body["messages"][-1]["content"]  # the JSON instruction
 
 

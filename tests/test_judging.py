@@ -19,6 +19,7 @@ from warriorcoder.arena.judging import (
     VoteCounts,
     battle_id,
     combine_orders,
+    explanation_chars,
     judge_prompt,
     judge_statistics,
     judge_votes,
@@ -842,6 +843,18 @@ def test_verdict_json_schema_lists_the_choices_after_the_explanation() -> None:
     assert list(schema["properties"]) == ["explanation", "verdict"]
     assert schema["properties"]["verdict"]["enum"] == list(VERDICT_CHOICES) == ["A", "B", "C"]
     assert schema["required"] == ["explanation", "verdict"]
+    assert "maxLength" not in schema["properties"]["explanation"]
+
+
+def test_verdict_json_schema_bounds_the_explanation_to_leave_room_for_the_verdict() -> None:
+    # An unbounded explanation ran past max_tokens on a real vLLM server (SmolLM2-135M, 4 of 16
+    # answers cut before the verdict, bench/check_vllm_verdicts.py); bounded, none was.
+    assert explanation_chars(256) == 224
+    assert explanation_chars(10) == 1
+    schema = verdict_json_schema(explanation_chars(1024))
+    assert schema["properties"]["explanation"] == {"type": "string", "maxLength": 992}
+    with pytest.raises(ValueError, match="max_explanation_chars"):
+        verdict_json_schema(0)
 
 
 @pytest.mark.parametrize(

@@ -58,6 +58,7 @@ __all__ = [
     "VoteCounts",
     "battle_id",
     "combine_orders",
+    "explanation_chars",
     "judge_cost",
     "judge_prompt",
     "judge_statistics",
@@ -455,7 +456,7 @@ def _bracket_tokens(text: str, pattern: re.Pattern[str]) -> list[_Token]:
 
 
 _LOOKBACK = 400
-_SPACE = re.compile(r"\s*")
+_NON_SPACE = re.compile(r"\S")
 
 
 def _between(tokens: Sequence[_Token], start: int, end: int) -> list[_Token]:
@@ -597,7 +598,10 @@ def _statement_end(text: str, start: int, tokens: Sequence[_Token]) -> int:
     end = found.end() if found else len(text)
     if _between(tokens, start, end) or not _EMPTY_LEAD.fullmatch(text, start, end):
         return end
-    found = _SENTENCE_END.search(text, _SPACE.match(text, end).end())
+    next_line = _NON_SPACE.search(text, end)
+    if next_line is None:
+        return len(text)
+    found = _SENTENCE_END.search(text, next_line.start())
     return found.end() if found else len(text)
 
 
@@ -760,13 +764,33 @@ VERDICT_LETTER_INSTRUCTION = (
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 
-def verdict_json_schema() -> dict[str, Any]:
+# Tokens a constrained JSON answer needs besides its explanation: braces, keys, quotes, verdict.
+JSON_VERDICT_OVERHEAD_TOKENS = 32
+
+
+def explanation_chars(max_tokens: int) -> int:
+    """The longest explanation (in characters) that leaves room for the verdict within
+    `max_tokens`: a token holds at least one character of plain text, so an explanation of
+    max_tokens - JSON_VERDICT_OVERHEAD_TOKENS characters cannot push the verdict past the end."""
+    return max(1, max_tokens - JSON_VERDICT_OVERHEAD_TOKENS)
+
+
+def verdict_json_schema(max_explanation_chars: int | None = None) -> dict[str, Any]:
     """JSON schema of a constrained judge answer: the explanation first, then the verdict
-    (so the verdict is written after the reasoning, as in explain mode)."""
+    (so the verdict is written after the reasoning, as in explain mode).
+
+    `max_explanation_chars` bounds the explanation (`maxLength`) so that an answer cut at the
+    token limit cannot lose its verdict (see `explanation_chars`).
+    """
+    explanation: dict[str, Any] = {"type": "string"}
+    if max_explanation_chars is not None:
+        if max_explanation_chars < 1:
+            raise ValueError(f"max_explanation_chars must be >= 1, got {max_explanation_chars}")
+        explanation["maxLength"] = max_explanation_chars
     return {
         "type": "object",
         "properties": {
-            "explanation": {"type": "string"},
+            "explanation": explanation,
             "verdict": {"type": "string", "enum": list(VERDICT_CHOICES)},
         },
         "required": ["explanation", "verdict"],

@@ -25,6 +25,7 @@ from warriorcoder.arena.judging import (
     VERDICT_FIRST_INSTRUCTION,
     VERDICT_LETTER_INSTRUCTION,
     VERDICT_PREFILL,
+    explanation_chars,
     judge_prompt,
     judgment_id,
     prefilled_verdict_text,
@@ -167,7 +168,9 @@ class Judge(ModelStage):
             system = ChatMessage("system", JUDGE_SYSTEM_PROMPT)
             if structured == "json_schema":
                 user = ChatMessage("user", f"{prompt}\n\n{JSON_VERDICT_INSTRUCTION}")
-                schema = json_schema_format("judge_verdict", verdict_json_schema())
+                # The explanation is bounded so that the verdict always fits in max_tokens.
+                bounded = verdict_json_schema(explanation_chars(cfg.max_tokens))
+                schema = json_schema_format("judge_verdict", bounded)
                 return ChatRequest((system, user), sampling, response_format=schema)
             if choice is not None:  # the answer is one letter: no explanation
                 user = ChatMessage("user", f"{prompt}\n\n{VERDICT_LETTER_INSTRUCTION}")
