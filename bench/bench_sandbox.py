@@ -5,7 +5,9 @@
 Both sides run the same interpreter (the base interpreter the sandbox uses), interleaved in
 one process so that machine load hits them alike. The sandbox's time includes its launcher
 process, namespaces, the jail's mounts, the limits and the output capture; "plain" is the
-sandbox's fallback mode without namespaces.
+sandbox's fallback mode without namespaces. The last three rows run an answer with three
+asserts: bare, as one program through `run_python` (how `run_tests` worked before the harness),
+and through `run_tests`'s harness (answer process, zygote, per-test record).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from warriorcoder.execution import SandboxLimits, SandboxMode, run_python, sandbox_info
+from warriorcoder.execution import SandboxLimits, SandboxMode, run_python, run_tests, sandbox_info
 from warriorcoder.execution.sandbox import base_interpreter
+
+SOLUTION = "def add(a, b):\n    return a + b\n"
+TESTS = "assert add(1, 2) == 3\nassert add(-1, 1) == 0\nassert add(0.5, 0.25) == 0.75\n"
 
 
 def _p90(values: list[float]) -> float:
@@ -39,6 +44,18 @@ def main() -> None:
     def bare() -> None:
         subprocess.run([exe, "-I", "-c", "pass"], check=True)
 
+    # An answer and its tests: today's way (one program, exit status 0 = passed) against the
+    # harness of run_tests (the answer in its own process, the harness judges every assert).
+    def bare_tests() -> None:
+        subprocess.run([exe, "-I", "-c", SOLUTION + "\n\n" + TESTS], check=True)
+
+    def one_program() -> None:
+        assert run_python(SOLUTION + "\n\n" + TESTS, limits).passed
+
+    def harness() -> None:
+        result = run_tests(SOLUTION, TESTS, limits)
+        assert result.passed and result.tests_total == 3, result.reason
+
     def jailed() -> None:
         assert run_python("pass", limits).passed
 
@@ -55,6 +72,9 @@ def main() -> None:
         variants["run_python('pass'), mode plain"] = plain
     elif not plain_works:
         print("mode plain: not available here (skipped)")
+    variants["bare `python -I -c answer+tests`"] = bare_tests
+    variants[f"answer+tests as one program (before), mode {info.mode.value}"] = one_program
+    variants[f"run_tests harness (now), mode {info.mode.value}"] = harness
     times: dict[str, list[float]] = {name: [] for name in variants}
     for fn in variants.values():  # warm-up: page cache, first probe
         fn()
@@ -68,10 +88,10 @@ def main() -> None:
     print(f"interpreter: {exe}; runs per variant: {args.runs}; interleaved")
     print(f"sandbox mode: {info.mode.value}; protections: {', '.join(info.protections)}")
     base = statistics.median(next(iter(times.values())))
-    print(f"{'variant':48s} {'median ms':>10s} {'p90 ms':>8s} {'overhead':>9s}")
+    print(f"{'variant':60s} {'median ms':>10s} {'p90 ms':>8s} {'overhead':>9s}")
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"{name:48s} {1000 * median:10.1f} {1000 * _p90(values):8.1f} "
+        print(f"{name:60s} {1000 * median:10.1f} {1000 * _p90(values):8.1f} "
               f"{1000 * (median - base):+8.1f}")
 
 

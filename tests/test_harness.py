@@ -78,7 +78,7 @@ CHEATS: dict[str, tuple[str, str]] = {
                           "    return L()\n"), "AssertionError at line 1"),
     "reexec_optimized": (("import os, sys\nif sys.flags.optimize == 0:\n    os.execv(sys.executable,"
                          " [sys.executable, '-O'] + sys.argv)\ndef f(x):\n    return 0\n"),
-                         "while loading the answer"),
+                         "re-executed the program with exec) while loading"),
     "read_own_file": (("import re, sys\nsrc = open(sys.argv[0]).read()\nE = {int(a): int(b) for a, b"
                       " in re.findall(r'f\\((\\d+)\\) == (\\d+)', src)}\ndef f(x):\n"
                       "    return E.get(x, 0)\n"), ""),
