@@ -448,6 +448,8 @@ ARENA_HARD_AND_FINAL_CASES: list[tuple[str, int, bool]] = [
     ('Given that [[A]] fails the tests, [[B]].', B, False),
     ('Since A fails, [[B]] is better than [[A]].', B, False),
     ('Tie? No: [[A]].', A, False),
+    ("Comparing [[A]] and [[B]], [[B]] is better.", B, False),
+    ('Options: "[[A]]", "[[B]]", or "[[C]]", [[B]]', B, False),
     # Conflicts inside the final statement, and nothing but taken-back mentions: INVALID.
     ("Final verdict: [[A]] or [[B]]", INVALID, False),
     ("Final verdict: [[A]], [[B]]", INVALID, False),

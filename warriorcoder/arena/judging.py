@@ -191,6 +191,7 @@ _SINGLE_BRACKET = re.compile(
 _BARE_LABEL = re.compile(
     r"(?<![\w\[<>=≫≪])([AB])\s*" + _RELATION + r"\s*([AB])(?![\w\]<>=≫≪])"
 )
+_CONJUNCTION = re.compile(r"\b(?:or|and)\b", re.IGNORECASE)
 # The rest of a line after a verdict that ends it.
 _LINE_END = re.compile(r"""[ \t.,;"')\]]*(?:\n|$)""")
 # What may stand between the items of an echoed list: '"[[A]]", "[[B]]", or "[[C]]"'.
@@ -515,24 +516,28 @@ def _ends_line(text: str, token: _Token) -> bool:
 
 def _without_lists(text: str, tokens: Sequence[_Token]) -> list[_Token]:
     """Drop lists of different verdicts, the format's options rather than a decision: runs
-    that stand next to each other ('"[[A]]", "[[B]]", or "[[C]]"'), and runs of three or more
-    of three or more different ones that end consecutive lines ("1. Assistant A is
+    that stand next to each other ('"[[A]]", "[[B]]", or "[[C]]"'; a run ends after its "or" /
+    "and" item, so in "[[A]] and [[B]], [[B]] is better" the last mention stands alone), and
+    runs of three or more different ones that end consecutive lines ("1. Assistant A is
     significantly better: [[A>>B]]" ...)."""
     groups: list[list[_Token]] = []
+    closed = False  # the last group's run already had its "or"/"and" item
     for token in tokens:
         previous = groups[-1][-1] if groups else None
-        if previous is not None and (
-            _LIST_GAP.fullmatch(text, previous.end, token.start)
-            or (
-                _ends_line(text, previous)
-                and _ends_line(text, token)
-                and text.count("\n", previous.end, token.start) == 1
-                and (len(groups[-1]) > 1 or _ends_line(text, previous))
-            )
+        gap = _LIST_GAP.fullmatch(text, previous.end, token.start) if previous else None
+        if previous is not None and gap is not None and not closed:
+            groups[-1].append(token)
+            closed = _CONJUNCTION.search(gap.group(0)) is not None
+        elif (
+            previous is not None
+            and _ends_line(text, previous)
+            and _ends_line(text, token)
+            and text.count("\n", previous.end, token.start) == 1
         ):
             groups[-1].append(token)
         else:
             groups.append([token])
+            closed = False
     kept = []
     for group in groups:
         # Options are all different; a judge's per-criterion lines repeat themselves.
@@ -541,7 +546,7 @@ def _without_lists(text: str, tokens: Sequence[_Token]) -> list[_Token]:
         adjacent = all(
             _LIST_GAP.fullmatch(text, a.end, b.start) for a, b in itertools.pairwise(group)
         )
-        if len({(t.verdict, t.strength) for t in group}) > 1 and (adjacent or lines):
+        if len(set(values)) > 1 and (adjacent or lines):
             continue
         kept.extend(group)
     return kept
