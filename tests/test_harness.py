@@ -102,6 +102,9 @@ CHEATS: dict[str, tuple[str, str]] = {
                         "                os.kill(int(p), signal.SIGKILL)\n"
                         "            except OSError:\n                pass\n    return 0\n"),
                         "no test record"),
+    "fake_class": (("class A:\n    __class__ = property(lambda s: int)\n"
+                   "    def __eq__(self, o): return True\n    def __index__(self): return 4\n"
+                   "def f(x):\n    return A()\n"), "AssertionError at line 1"),
     "replace_builtins": (("import builtins\nbuiltins.AssertionError = type('X', (Exception,), {})\n"
                          "builtins.abs = lambda v: 0\ndef f(x):\n    return 0\n"),
                          "AssertionError at line 1"),

@@ -622,25 +622,29 @@ def _operate(target: object, op: object, args: list[object]) -> object:
 
 
 def _builtin_base(value: object) -> object:
-    """The built-in value inside an instance of a subclass of a built-in type, else None."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return int.__index__(value)
-    if isinstance(value, float):
-        return float.__float__(value)
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, bytes):
-        return bytes(memoryview(value))
-    if isinstance(value, list):
-        return list(list.__iter__(value))
-    if isinstance(value, tuple):
-        return tuple(tuple.__iter__(value))
-    if isinstance(value, dict):
-        return dict(dict.items(value))
-    if isinstance(value, frozenset):
-        return frozenset(frozenset.__iter__(value))
-    if isinstance(value, set):
-        return set(set.__iter__(value))
+    """The built-in value inside an instance of a subclass of a built-in type, else None.
+
+    By the real type (`type()`, which `__class__` tricks cannot change), read through the base
+    type's own methods."""
+    kind = type(value)
+    if issubclass(kind, int) and not issubclass(kind, bool):
+        return int.__index__(value)  # type: ignore[arg-type]
+    if issubclass(kind, float):
+        return float.__float__(value)  # type: ignore[arg-type]
+    if issubclass(kind, str):
+        return str.__str__(value)  # type: ignore[arg-type]
+    if issubclass(kind, bytes):
+        return bytes(memoryview(value))  # type: ignore[arg-type]
+    if issubclass(kind, list):
+        return list(list.__iter__(value))  # type: ignore[arg-type]
+    if issubclass(kind, tuple):
+        return tuple(tuple.__iter__(value))  # type: ignore[arg-type]
+    if issubclass(kind, dict):
+        return dict(dict.items(value))  # type: ignore[arg-type]
+    if issubclass(kind, frozenset):
+        return frozenset(frozenset.__iter__(value))  # type: ignore[arg-type]
+    if issubclass(kind, set):
+        return set(set.__iter__(value))  # type: ignore[arg-type]
     return None
 
 
@@ -1024,14 +1028,6 @@ def _set_not_dumpable() -> None:
 
 
 # ---------------------------------------------------------------- the tests (in P)
-
-class Unit:
-    """One test: a name, the code that runs it, and the setup statements before it."""
-
-    def __init__(self, name: str, code: types.CodeType) -> None:
-        self.name = name
-        self.code = code
-
 
 def _walk(node: object) -> list[object]:
     """Every AST node under `node` (iterative: no recursion limit on deep trees)."""
