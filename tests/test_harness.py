@@ -4,8 +4,12 @@ answer text crashes extraction, the harness or the judge's execute path."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
 import string
+import subprocess
+import textwrap
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -146,6 +150,73 @@ def test_exit_status_never_counts(mode: SandboxMode) -> None:
         result = run_in(mode, "import os\nos._exit(0)\n", tests)
         assert result.status is RunStatus.FAILED and "os._exit?" in result.reason
         assert result.tests_passed == 0 and result.exit_code == 0
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _everyone_can_run(path: str) -> bool:
+    return os.path.exists(path) and all(
+        os.stat(p).st_mode & 0o001 for p in [Path(path), *Path(path).resolve().parents])
+
+
+def _cheats_elsewhere(mode: SandboxMode, uid: int | None) -> dict[str, dict[str, Any]]:
+    """Every cheat through run_tests in a fresh process of SYSTEM_PYTHON (as `uid`): the modes
+    this process cannot give (plain as root needs an interpreter every user can run;
+    user-jail is what a non-root judge gets)."""
+    if not _everyone_can_run(SYSTEM_PYTHON):
+        pytest.skip(f"{SYSTEM_PYTHON} is missing or not executable by every user")
+    if uid is not None and os.geteuid() != 0:
+        pytest.skip("switching to another uid needs root")
+    driver = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from warriorcoder.execution import SandboxLimits, SandboxMode, run_python, run_tests
+        limits = SandboxLimits(timeout_s=10.0, min_isolation="plain")
+        mode = SandboxMode({mode.value!r})
+        if not run_python("pass", limits, mode=mode).passed:
+            print(json.dumps(None))
+            sys.exit(0)
+        out = {{}}
+        for name, (solution, tests) in json.loads(sys.stdin.read()).items():
+            r = run_tests(solution, tests, limits, mode=mode)
+            out[name] = {{"status": r.status.value, "reason": r.reason,
+                         "passed": r.tests_passed, "isolation": r.isolation.value}}
+        print(json.dumps(out))
+    """)
+    # Plain mode as non-root keeps the caller's uid: there a program can kill its caller
+    # (docs/sandbox.md), and kill_everything would end this driver, not only the run.
+    skip = {"kill_everything"} if mode is SandboxMode.PLAIN and uid is not None else set()
+    jobs = {name: (solution, TESTS) for name, (solution, _) in CHEATS.items()
+            if name not in skip}
+    jobs["honest"] = (HONEST["sys_exit_main"][0], TESTS)
+    done = subprocess.run([SYSTEM_PYTHON, "-I", "-c", driver], input=json.dumps(jobs),
+                          capture_output=True, text=True, timeout=600, check=False, user=uid,
+                          group=uid, extra_groups=[] if uid is not None else None)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(done.stdout.splitlines()[-1])
+    if results is None:
+        pytest.skip(f"mode {mode.value} cannot run under {SYSTEM_PYTHON} here")
+    return dict(results)
+
+
+@pytest.mark.parametrize(("mode", "uid"), [
+    pytest.param(SandboxMode.PLAIN, None, id="plain-as-root"),
+    pytest.param(SandboxMode.USER_JAIL, 65534, id="user-jail-as-nobody"),
+    pytest.param(SandboxMode.PLAIN, 65534, id="plain-as-nobody"),
+])
+def test_every_cheat_fails_under_the_system_interpreter(mode: SandboxMode,
+                                                        uid: int | None) -> None:
+    results = _cheats_elsewhere(mode, uid)
+    assert results["honest"]["status"] == "passed", results["honest"]
+    for cheat, (_, reason) in CHEATS.items():
+        if cheat not in results:
+            continue
+        got = results[cheat]
+        assert got["status"] not in ("passed", "error"), (cheat, got)
+        assert got["passed"] == 0 and reason in got["reason"], (cheat, got)
+        assert got["isolation"] == mode.value
 
 
 HONEST: dict[str, tuple[str, str]] = {
