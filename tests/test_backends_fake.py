@@ -179,3 +179,23 @@ def test_template_accessors() -> None:
     llama = fake(chat_template=ChatTemplateConfig(builtin="llama3", bos_token="<B>"))
     assert llama.end_of_turn() == ("<|eot_id|>",)
     assert prequery_prefix(llama.chat_template(), bos_token=llama.bos_token()).startswith("<B>")
+
+
+@pytest.mark.parametrize(
+    ("model", "label"),
+    [("fake:prefer-first", "A>B"), ("fake:prefer-second", "B>A"), ("fake:tie", "A=B")],
+)
+def test_label_prompts_get_label_verdicts(model: str, label: str) -> None:
+    from warriorcoder.arena.judging import verdict_format
+
+    system = verdict_format("arena_hard").system_prompt
+    sampling = SamplingConfig(seed=0, max_tokens=512)
+    request = ChatRequest(
+        (ChatMessage("system", system), ChatMessage("user", "[User Request]\nx")), sampling
+    )
+    [out] = asyncio.run(fake(model).chat([request]))
+    assert isinstance(out, GenerationResult)
+    assert out.text.endswith(f"[[{label}]]")
+    [done] = asyncio.run(fake(model).complete([CompletionRequest(system + "\n[[", sampling)]))
+    assert isinstance(done, GenerationResult)
+    assert done.text == f"{label}]]"

@@ -538,3 +538,37 @@ def test_structured_output_needs_openai_judges() -> None:
         parse_config({"roster": [{"id": f"m{i}", "backend": "fake", "model": "x"}
                                  for i in range(3)],
                       "judge": {"structured_output": "choice"}})
+
+
+def test_judge_arena_hard_labels_through_json_schema_and_choice(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    server.set_behaviour(replies=(
+        Reply(RIGHT_FIRST, '{"explanation": "A adds.", "verdict": "A>>B"}'),
+        Reply("[User Request]", '{"explanation": "B adds.", "verdict": "B>>A"}'),
+    ))
+    config = judge_config(server, labels="arena_hard", structured_output="json_schema")
+    ab, ba = judged(server, config, tmp_path)
+    assert (ab.position_verdict, ab.strong, ba.position_verdict, ba.strong) == (
+        arena_pb2.VERDICT_A, True, arena_pb2.VERDICT_B, True)
+    body = server.requests[0].body
+    assert "[[A>>B]]" in body["messages"][0]["content"]  # the system prompt asks for labels
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["verdict"]["enum"] == ["A>>B", "A>B", "A=B", "B>A", "B>>A"]
+
+    server.reset_log()
+    server.set_behaviour(replies=(Reply(RIGHT_FIRST, "A>B"), Reply("[User Request]", "B>A")))
+    config = judge_config(server, labels="arena_hard", structured_output="choice")
+    ab, ba = judged(server, config, tmp_path / "choice")
+    assert ab.verdict == ba.verdict == arena_pb2.VERDICT_A and not (ab.strong or ba.strong)
+    assert server.requests[0].body["structured_outputs"] == {
+        "choice": ["A>>B", "A>B", "A=B", "B>A", "B>>A"]}
+
+
+def test_soft_votes_need_abc_labels() -> None:
+    with pytest.raises(ConfigError, match="soft_votes needs labels 'abc'"):
+        parse_config({"roster": [{"id": f"m{i}", "backend": "openai", "model": "x",
+                                  "endpoint": "http://127.0.0.1:1/v1",
+                                  "chat_template": {"builtin": "chatml"}} for i in range(3)],
+                      "judge": {"labels": "arena_hard", "verdict_mode": "prefill",
+                                "soft_votes": True}})

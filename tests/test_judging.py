@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from warriorcoder.arena.ids import stable_id
 from warriorcoder.arena.judging import (
+    ARENA_HARD_LABELS,
     JUDGE_SYSTEM_PROMPT,
     NO_JUDGES_REASON,
     NO_VALID_VERDICT_REASON,
@@ -30,9 +31,11 @@ from warriorcoder.arena.judging import (
     rate_battle,
     read_choice_verdict,
     read_json_verdict,
+    read_judge_answer,
     read_verdict,
     soft_margin,
     unswap,
+    verdict_format,
     verdict_json_schema,
     verdict_probabilities,
 )
@@ -1217,3 +1220,55 @@ def test_long_degenerate_answers_are_read(text: str, verdict: int) -> None:
     # A looping judge repeats itself up to max_tokens. The look-backs are bounded, so these
     # parse in milliseconds (bench/bench_verdicts.py); unbounded, the second took seconds.
     assert parse_verdict(text) == verdict
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdict formats (judge.labels)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("labels", ["abc", "arena_hard"])
+def test_every_instruction_of_a_format_echoed_is_no_verdict(labels: str) -> None:
+    form = verdict_format(labels)
+    for text in (form.system_prompt, form.first_instruction, form.choice_instruction,
+                 form.json_instruction):
+        got = read_verdict(text)
+        assert got.verdict == INVALID, (text, got)
+
+
+def test_arena_hard_format_asks_for_the_five_labels() -> None:
+    form = verdict_format("arena_hard")
+    assert form.choices == ARENA_HARD_LABELS == ("A>>B", "A>B", "A=B", "B>A", "B>>A")
+    for label in ARENA_HARD_LABELS:
+        assert f'"[[{label}]]"' in form.system_prompt
+        assert f'"[[{label}]]"' in form.first_instruction
+        assert f'"{label}"' in form.choice_instruction
+    assert verdict_format("abc").system_prompt == JUDGE_SYSTEM_PROMPT
+    echoed_then_decided = form.system_prompt + "\n\nB handles None. My final verdict is [[B>>A]]"
+    decided = read_verdict(echoed_then_decided)
+    assert (decided.verdict, decided.strong) == (B, True)
+    with pytest.raises(ValueError, match="labels"):
+        verdict_format("stars")
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict", "strong"),
+    [("A>>B", A, True), (" b > a ", B, False), ("[[A=B]]", TIE, False), ("B>>A\n", B, True)],
+)
+def test_read_choice_verdict_with_labels(text: str, verdict: int, strong: bool) -> None:
+    got = read_choice_verdict(text, ARENA_HARD_LABELS)
+    assert (got.verdict, got.strong) == (verdict, strong)
+    assert read_judge_answer(text, "choice", "explain", "arena_hard").verdict == verdict
+
+
+def test_read_choice_verdict_rejects_what_is_not_a_choice() -> None:
+    assert read_choice_verdict("A", ARENA_HARD_LABELS).verdict == INVALID
+    assert read_choice_verdict("A>>B").verdict == INVALID  # not one of A, B, C
+    assert "not one of A>>B, A>B" in read_choice_verdict("C", ARENA_HARD_LABELS).reason
+
+
+def test_json_schema_enum_follows_the_format() -> None:
+    schema = verdict_json_schema(100, ARENA_HARD_LABELS)
+    assert schema["properties"]["verdict"]["enum"] == list(ARENA_HARD_LABELS)
+    got = read_json_verdict('{"explanation": "x", "verdict": "B>>A"}')
+    assert (got.verdict, got.strong) == (B, True)

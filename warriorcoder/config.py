@@ -152,6 +152,10 @@ class JudgeConfig(_Strict):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     # Extra attempts when a judge writes no parseable verdict.
     retries_on_invalid: int = Field(1, ge=0, le=10)
+    # The verdicts judges are asked for: "abc" ([[A]], [[B]], [[C]]) or "arena_hard" (the five
+    # labels [[A>>B]], [[A>B]], [[A=B]], [[B>A]], [[B>>A]]; ">>" is a strong verdict). Either
+    # way every form is read (docs/judging.md).
+    labels: Literal["abc", "arena_hard"] = "abc"
     # How much a strong verdict (an Arena-Hard ">>" label in both orders) counts in the local
     # score, against 1 for a plain win; 1.0: strong counts like any win.
     strong_verdict_weight: float = Field(1.0, ge=1.0, allow_inf_nan=False)
@@ -177,6 +181,11 @@ class JudgeConfig(_Strict):
             raise ValueError(
                 "soft_votes needs the verdict to be the judge's first token: set verdict_mode "
                 "'prefill' or structured_output 'choice' / 'guided_choice'"
+            )
+        if self.soft_votes and self.labels != "abc":
+            raise ValueError(
+                "soft_votes needs labels 'abc': the first token of an Arena-Hard label (A>>B, "
+                "A>B, A=B all start with A) does not tell the verdict"
             )
         return self
     # Ask a battle's judges in waves (a majority first, then one at a time) and stop once the

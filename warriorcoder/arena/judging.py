@@ -45,6 +45,7 @@ NO_VALID_VERDICT_REASON = "no judge wrote a valid verdict"
 NO_JUDGES_REASON = "battle has no judges"
 
 __all__ = [
+    "ARENA_HARD_LABELS",
     "JSON_VERDICT_INSTRUCTION",
     "JUDGE_SYSTEM_PROMPT",
     "NO_JUDGES_REASON",
@@ -55,6 +56,7 @@ __all__ = [
     "VERDICT_LETTER_INSTRUCTION",
     "VERDICT_PREFILL",
     "ParsedVerdict",
+    "VerdictFormat",
     "VoteCounts",
     "battle_id",
     "combine_orders",
@@ -75,6 +77,7 @@ __all__ = [
     "read_verdict",
     "soft_margin",
     "unswap",
+    "verdict_format",
     "verdict_json_schema",
     "verdict_probabilities",
 ]
@@ -83,7 +86,7 @@ __all__ = [
 # Prompt
 # ---------------------------------------------------------------------------------------------
 
-JUDGE_SYSTEM_PROMPT = (
+_JUDGE_RULES = (
     "Please act as an impartial judge and compare the answers of two AI assistants to the "
     "user's coding request shown below. Judge correctness first: does the code solve the "
     "stated problem, run without errors, and handle edge cases? Then judge helpfulness and "
@@ -96,7 +99,10 @@ JUDGE_SYSTEM_PROMPT = (
     "as possible.\n\n"
     "If both answers are equally good, prefer the shorter, more concise one. Only if both are "
     "equally good and equally long is it a tie.\n\n"
-    "After your explanation, output your final verdict on the last line, strictly in this "
+)
+JUDGE_SYSTEM_PROMPT = (
+    _JUDGE_RULES
+    + "After your explanation, output your final verdict on the last line, strictly in this "
     'format: "[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" '
     "for a tie."
 )
@@ -113,6 +119,65 @@ VERDICT_FIRST_INSTRUCTION = (
     'Reply with your verdict only: "[[A]]" if assistant A is better, "[[B]]" if assistant B is '
     'better, "[[C]]" for a tie.'
 )
+
+
+# Arena-Hard's five labels, from A much better to B much better.
+ARENA_HARD_LABELS: tuple[str, ...] = ("A>>B", "A>B", "A=B", "B>A", "B>>A")
+_LABEL_MEANINGS = (
+    "if assistant A is significantly better",
+    "if assistant A is slightly better",
+    "for a tie",
+    "if assistant B is slightly better",
+    "if assistant B is significantly better",
+)
+
+
+def _label_list(wrap: str) -> str:
+    return ", ".join(
+        f'"{wrap}{label}{wrap.replace("[", "]")}" {meaning}'
+        for label, meaning in zip(ARENA_HARD_LABELS, _LABEL_MEANINGS, strict=True)
+    )
+
+
+@dataclass(frozen=True)
+class VerdictFormat:
+    """How judges are asked for their verdict (judge.labels): the system prompt, the extra
+    instruction of each request kind, and the constrained answers."""
+
+    system_prompt: str
+    # Appended to the user message in prefill mode (the turn is pre-filled with "[[").
+    first_instruction: str
+    # Appended when the answer is constrained to `choices` (structured_output choice).
+    choice_instruction: str
+    # Appended when the answer is constrained to JSON (structured_output json_schema).
+    json_instruction: str
+    # The answers a constrained judge may give (choice list and JSON enum).
+    choices: tuple[str, ...]
+
+
+def verdict_format(labels: str = "abc") -> VerdictFormat:
+    """The verdict format of judge.labels: "abc" ([[A]], [[B]], [[C]]; the default) or
+    "arena_hard" (the five labels [[A>>B]] ... [[B>>A]], whose ">>" is a strong verdict)."""
+    if labels == "abc":
+        return VerdictFormat(
+            JUDGE_SYSTEM_PROMPT,
+            VERDICT_FIRST_INSTRUCTION,
+            VERDICT_LETTER_INSTRUCTION,
+            JSON_VERDICT_INSTRUCTION,
+            VERDICT_CHOICES,
+        )
+    if labels == "arena_hard":
+        return VerdictFormat(
+            _JUDGE_RULES
+            + "After your explanation, output your final verdict on the last line with exactly "
+            f"one of these labels: {_label_list('[[')}.",
+            f"Reply with your verdict label only: {_label_list('[[')}.",
+            f"Reply with one label only: {_label_list('')}.",
+            'Answer with a JSON object: {"explanation": "<your short comparison>", "verdict": '
+            f'"A>B"}} where verdict is {_label_list("")}.',
+            ARENA_HARD_LABELS,
+        )
+    raise ValueError(f"verdict_format: labels must be 'abc' or 'arena_hard', got {labels!r}")
 
 
 def prefilled_verdict_text(completion: str) -> str:
@@ -560,12 +625,26 @@ def _is_hedged(text: str, start: int) -> bool:
     return _HEDGE.search(clause) is not None
 
 
+_LABEL_TAIL = re.compile(r"\s*" + _RELATION + r"\s*(?:assistant\s+)?[ab]\b", re.IGNORECASE)
+
+
+def _label_tail_end(text: str, pos: int) -> int:
+    """Where a label that a stated letter starts ends ("A" + ">>B"), or `pos` without one."""
+    tail = _LABEL_TAIL.match(text, pos)
+    return tail.end() if tail else pos
+
+
 def _stated_candidates(text: str) -> list[_Candidate]:
     """Explicit statements: "Final verdict: A", "The winner is B", "It's a tie", last line "A"."""
     candidates: list[_Candidate] = []
     for match in _STATED_VERDICT.finditer(text):
-        if _is_hedged(text, match.start()) or _MARKER_IN_INSTRUCTION.search(
-            text, text.rfind("\n", 0, match.start()) + 1, match.start()
+        if (
+            _is_hedged(text, match.start())
+            or _MARKER_IN_INSTRUCTION.search(
+                text, max(0, text.rfind("\n", 0, match.start()) + 1), match.start()
+            )
+            # A format explained: 'verdict is "A" if A is better', 'verdict is "A>B" if ...'.
+            or _AFTER_DISCOUNT.match(text, _label_tail_end(text, match.end()))
         ):
             continue
         if match.group("letter"):
@@ -614,15 +693,16 @@ def _statement_tokens(text: str, marker: re.Match[str], tokens: Sequence[_Token]
     """Verdict mentions in the final statement that starts at `marker`, in order."""
     end = _statement_end(text, marker.end(), tokens)
     found = _between(tokens, marker.start(), end)
-    stated = _STATED_AFTER_MARKER.match(text, marker.end())
-    if stated and stated.end() <= end:
-        letter = stated.group("letter")
-        verdict = _TOKEN_VERDICT[letter.lower()] if letter else VERDICT_TIE
-        found.append(_Token(stated.start(), stated.end(), verdict, "", stated.group(0).strip()))
     for m in _BARE_LABEL.finditer(text, marker.end(), end):
         value = _label_value(m.group(1), m.group(2), m.group(3))
         if value is not None and not any(t.start <= m.start() < t.end for t in found):
             found.append(_Token(m.start(), m.end(), value[0], value[1], m.group(0)))
+    stated = _STATED_AFTER_MARKER.match(text, marker.end())
+    # A stated letter that starts a label ("verdict is B>>A") is that label, found above.
+    if stated and stated.end() <= end and _label_tail_end(text, stated.end()) == stated.end():
+        letter = stated.group("letter")
+        verdict = _TOKEN_VERDICT[letter.lower()] if letter else VERDICT_TIE
+        found.append(_Token(stated.start(), stated.end(), verdict, "", stated.group(0).strip()))
     return sorted(found, key=lambda t: t.start)
 
 
@@ -780,12 +860,15 @@ def explanation_chars(max_tokens: int) -> int:
     return max(1, max_tokens - JSON_VERDICT_OVERHEAD_TOKENS)
 
 
-def verdict_json_schema(max_explanation_chars: int | None = None) -> dict[str, Any]:
+def verdict_json_schema(
+    max_explanation_chars: int | None = None, choices: Sequence[str] = VERDICT_CHOICES
+) -> dict[str, Any]:
     """JSON schema of a constrained judge answer: the explanation first, then the verdict
     (so the verdict is written after the reasoning, as in explain mode).
 
     `max_explanation_chars` bounds the explanation (`maxLength`) so that an answer cut at the
-    token limit cannot lose its verdict (see `explanation_chars`).
+    token limit cannot lose its verdict (see `explanation_chars`). `choices`: the verdict's
+    enum (VERDICT_CHOICES, or ARENA_HARD_LABELS with judge.labels arena_hard).
     """
     explanation: dict[str, Any] = {"type": "string"}
     if max_explanation_chars is not None:
@@ -796,7 +879,7 @@ def verdict_json_schema(max_explanation_chars: int | None = None) -> dict[str, A
         "type": "object",
         "properties": {
             "explanation": explanation,
-            "verdict": {"type": "string", "enum": list(VERDICT_CHOICES)},
+            "verdict": {"type": "string", "enum": list(choices)},
         },
         "required": ["explanation", "verdict"],
         "additionalProperties": False,
@@ -854,36 +937,43 @@ def read_json_verdict(text: str) -> ParsedVerdict:
     return parsed
 
 
-def read_choice_verdict(text: str) -> ParsedVerdict:
-    """Read a judge answer constrained to one of VERDICT_CHOICES ("A", "B", "C").
+def read_choice_verdict(text: str, choices: Sequence[str] = VERDICT_CHOICES) -> ParsedVerdict:
+    """Read a judge answer constrained to one of `choices` ("A", "B", "C", or the five
+    Arena-Hard labels).
 
-    Surrounding whitespace and brackets are tolerated; a server that ignored the constraint
-    and wrote prose gives INVALID with a reason (it is not guessed from the prose).
+    Surrounding whitespace and brackets, case and spaces inside a label are tolerated; a
+    server that ignored the constraint and wrote prose gives INVALID with a reason (it is not
+    guessed from the prose).
     """
     if not isinstance(text, str):
         raise TypeError(f"read_choice_verdict: text must be str, got {type(text).__name__}")
-    inner = text.strip().strip("[]").strip().upper()
-    if inner in VERDICT_CHOICES:
-        return ParsedVerdict(_TOKEN_VERDICT[inner.lower()])
+    inner = "".join(text.strip().strip("[]").split()).upper()
+    if inner in {c.upper() for c in choices}:
+        parsed = _verdict_value(inner)
+        if parsed is not None:
+            return parsed
     return ParsedVerdict(
         VERDICT_INVALID,
-        reason=f"constrained verdict {text[:40]!r} is not one of {', '.join(VERDICT_CHOICES)}",
+        reason=f"constrained verdict {text[:40]!r} is not one of {', '.join(choices)}",
     )
 
 
 def read_judge_answer(
-    text: str, structured_output: str = "none", verdict_mode: str = "explain"
+    text: str,
+    structured_output: str = "none",
+    verdict_mode: str = "explain",
+    labels: str = "abc",
 ) -> ParsedVerdict:
     """The verdict of a judge's answer, read the way it was asked for (judge settings).
 
     structured_output "json_schema": `read_json_verdict`; "choice"/"guided_choice" in explain
-    mode (a chat answer of one letter): `read_choice_verdict`; otherwise, and in prefill mode
-    (whose text is already "[[" + completion + "]]"): `read_verdict`.
+    mode (a chat answer of one choice of judge.labels): `read_choice_verdict`; otherwise, and
+    in prefill mode (whose text is already "[[" + completion + "]]"): `read_verdict`.
     """
     if structured_output == "json_schema":
         return read_json_verdict(text)
     if structured_output in ("choice", "guided_choice") and verdict_mode == "explain":
-        return read_choice_verdict(text)
+        return read_choice_verdict(text, verdict_format(labels).choices)
     return read_verdict(text)
 
 

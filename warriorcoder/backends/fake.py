@@ -7,7 +7,8 @@ different instructions. Token counts are whitespace word counts.
 Behaviour is chosen with the expert's `model` label: ``fake`` (defaults) or ``fake:FLAG`` with
 flags joined by ``+`` (e.g. ``fake:prefer-longer+flaky``). Any other label acts like ``fake``.
 
-Judge verdict flags (a chat request is a judge prompt when any message contains ``[[A]]``):
+Judge verdict flags (a chat request is a judge prompt when any message contains ``[[A]]``, or
+``[[A>>B]]`` for Arena-Hard labels, answered as ``[[A>B]]``, ``[[B>A]]``, ``[[A=B]]``):
   prefer-first   always ``[[A]]`` (the default; mimics the position bias of small models)
   prefer-second  always ``[[B]]``
   prefer-longer  the longer of the two answers, ``[[C]]`` when equally long or when the answers
@@ -164,6 +165,10 @@ _EXPLANATIONS = (
     "You can call it directly or import it from another module.",
 )
 _JUDGE_MARKER = "[[A]]"
+# A judge prompt that asks for Arena-Hard labels (judge.labels arena_hard): verdicts are given
+# as the weak labels (the fake is never sure).
+_LABELS_MARKER = "[[A>>B]]"
+_LABEL_OF = {"A": "A>B", "B": "B>A", "C": "A=B"}
 _ANSWER_RE = r"\[The Start of (?:Assistant|Answer|Response) {x}(?:'s Answer)?\](.*?)" \
     r"\[The End of (?:Assistant|Answer|Response) {x}(?:'s Answer)?\]"
 
@@ -276,7 +281,8 @@ class FakeBackend(ModelBackend):
         else:
             letter = "A"
         reason = {"A": "Assistant A", "B": "Assistant B", "C": "Neither assistant"}[letter]
-        return f"{reason} gives the more helpful and correct answer.\n\n[[{letter}]]"
+        verdict = _LABEL_OF[letter] if _LABELS_MARKER in content else letter
+        return f"{reason} gives the more helpful and correct answer.\n\n[[{verdict}]]"
 
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
         """One deterministic assistant turn per request (a verdict for judge prompts)."""
@@ -291,7 +297,8 @@ class FakeBackend(ModelBackend):
                 out.append(failure)
                 continue
             rng = _rng("chat", self.model_id, content, seed)
-            if any(_JUDGE_MARKER in m.content for m in req.messages):
+            if any(_JUDGE_MARKER in m.content or _LABELS_MARKER in m.content
+                   for m in req.messages):
                 text = self._verdict(content, rng)
             else:
                 text = _answer_text(rng)
@@ -312,7 +319,9 @@ class FakeBackend(ModelBackend):
                 out.append(failure)
                 continue
             rng = _rng("complete", self.model_id, req.prompt, seed)
-            if _JUDGE_MARKER in req.prompt and req.prompt.endswith("[["):
+            if (_JUDGE_MARKER in req.prompt or _LABELS_MARKER in req.prompt) and (
+                req.prompt.endswith("[[")
+            ):
                 verdict = self._verdict(req.prompt, rng)
                 text = verdict.rsplit("[[", 1)[1] if "[[" in verdict else verdict
             else:

@@ -19,11 +19,6 @@ from warriorcoder.arena.code_extraction import extract_python_code
 from warriorcoder.arena.grounding import execution_id
 from warriorcoder.arena.ids import derive_seed
 from warriorcoder.arena.judging import (
-    JSON_VERDICT_INSTRUCTION,
-    JUDGE_SYSTEM_PROMPT,
-    VERDICT_CHOICES,
-    VERDICT_FIRST_INSTRUCTION,
-    VERDICT_LETTER_INSTRUCTION,
     VERDICT_PREFILL,
     explanation_chars,
     judge_prompt,
@@ -31,6 +26,7 @@ from warriorcoder.arena.judging import (
     prefilled_verdict_text,
     read_judge_answer,
     unswap,
+    verdict_format,
     verdict_json_schema,
     verdict_probabilities,
 )
@@ -157,33 +153,31 @@ class Judge(ModelStage):
         )
         prompt = judge_prompt(pair.instruction, first, second)
         structured = cfg.structured_output
+        form = verdict_format(cfg.labels)
         # Soft votes read the verdict token's probabilities: the top 5 alternatives suffice.
         logprobs = 5 if cfg.soft_votes else None
         choice = (
-            choice_constraint(VERDICT_CHOICES, structured)
+            choice_constraint(form.choices, structured)
             if structured in ("choice", "guided_choice")
             else None
         )
+        system = ChatMessage("system", form.system_prompt)
         if cfg.verdict_mode == "explain":
-            system = ChatMessage("system", JUDGE_SYSTEM_PROMPT)
             if structured == "json_schema":
-                user = ChatMessage("user", f"{prompt}\n\n{JSON_VERDICT_INSTRUCTION}")
+                user = ChatMessage("user", f"{prompt}\n\n{form.json_instruction}")
                 # The explanation is bounded so that the verdict always fits in max_tokens.
-                bounded = verdict_json_schema(explanation_chars(cfg.max_tokens))
+                bounded = verdict_json_schema(explanation_chars(cfg.max_tokens), form.choices)
                 schema = json_schema_format("judge_verdict", bounded)
                 return ChatRequest((system, user), sampling, response_format=schema)
-            if choice is not None:  # the answer is one letter: no explanation
-                user = ChatMessage("user", f"{prompt}\n\n{VERDICT_LETTER_INSTRUCTION}")
+            if choice is not None:  # the answer is one choice: no explanation
+                user = ChatMessage("user", f"{prompt}\n\n{form.choice_instruction}")
                 return ChatRequest((system, user), sampling, extra_body=choice, logprobs=logprobs)
             return ChatRequest((system, ChatMessage("user", prompt)), sampling)
         # Pre-fill the judge's turn with "[[" so that its first tokens are the verdict.
         backend = self.backends[judge]
         text = render_chat(
             backend.chat_template(),
-            [
-                ChatMessage("system", JUDGE_SYSTEM_PROMPT),
-                ChatMessage("user", f"{prompt}\n\n{VERDICT_FIRST_INSTRUCTION}"),
-            ],
+            [system, ChatMessage("user", f"{prompt}\n\n{form.first_instruction}")],
             add_generation_prompt=True,
             bos_token=backend.bos_token(),
         )
@@ -340,7 +334,7 @@ class Judge(ModelStage):
                     if cfg.verdict_mode == "prefill":
                         j.generation.text = prefilled_verdict_text(outcome.text)
                     parsed = read_judge_answer(
-                        j.generation.text, cfg.structured_output, cfg.verdict_mode
+                        j.generation.text, cfg.structured_output, cfg.verdict_mode, cfg.labels
                     )
                     j.position_verdict, j.strong = parsed.verdict, parsed.strong
                     soft = verdict_probabilities(outcome.top_logprobs) if cfg.soft_votes else None
