@@ -574,3 +574,17 @@ def test_tests_text_from_models_never_raises() -> None:
         assert isinstance(clean_tests(text), str)
         assert isinstance(extract_tests(f"```python\n{text}\n```"), str)
         assert check_user_tests(text) is not None or "assert" in text
+
+
+def test_execution_results_store_the_per_test_results() -> None:
+    from warriorcoder.stages.judge import execution_result_pb
+
+    run = run_tests("def f(x):\n    return x * x\n", "assert f(2) == 4\nassert f(3) == 8\n",
+                    LIMITS)
+    pb = execution_result_pb("e1", "alpha", run)
+    assert (pb.tests_passed, pb.tests_total) == (1, 2)
+    assert [(t.name, t.status) for t in pb.tests] == [
+        ("line 1: assert f(2) == 4", arena_pb2.TEST_CASE_STATUS_PASSED),
+        ("line 2: assert f(3) == 8", arena_pb2.TEST_CASE_STATUS_FAILED)]
+    assert pb.tests[1].message == "AssertionError at line 2: assert f(3) == 8"
+    assert execution_score(pb, pb, "fraction") == 0.5
