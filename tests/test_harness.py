@@ -588,3 +588,14 @@ def test_execution_results_store_the_per_test_results() -> None:
         ("line 2: assert f(3) == 8", arena_pb2.TEST_CASE_STATUS_FAILED)]
     assert pb.tests[1].message == "AssertionError at line 2: assert f(3) == 8"
     assert execution_score(pb, pb, "fraction") == 0.5
+
+
+def test_a_lone_surrogate_from_a_server_becomes_a_replacement_character() -> None:
+    # Protobuf, the store and files take only UTF-8: the text is made safe where it enters.
+    from warriorcoder.backends.base import GenerationResult
+    from warriorcoder.stages.model_calls import to_generation_pb
+
+    result = GenerationResult("m", "a\ud800b\udc80é", 1, 1, 0.1, "stop")
+    assert result.text == "a\ufffdb\ufffdé"
+    assert to_generation_pb(result).text == result.text
+    assert GenerationResult("m", "plain é", 1, 1, 0.1, "stop").text == "plain é"

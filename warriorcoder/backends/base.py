@@ -10,6 +10,7 @@ bad request never loses the rest of the batch.
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,23 @@ class GenerationResult:
     # generated tokens (at most TOP_LOGPROB_POSITIONS), its most likely alternatives as
     # (token, logprob), the generated token included. Empty otherwise.
     top_logprobs: tuple[tuple[tuple[str, float], ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        # A server may send a lone surrogate ("\ud800" in JSON): no UTF-8 holds it, so
+        # protobuf, the store and files would refuse the text. It becomes U+FFFD here, once.
+        object.__setattr__(self, "text", utf8_safe(self.text))
+
+
+def utf8_safe(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD (unchanged when it has none)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
