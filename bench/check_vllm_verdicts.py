@@ -3,9 +3,9 @@
 Runs the real Judge stage (three openai experts, all served by the one model at `--endpoint`)
 on a few battles of a right and a wrong answer, once per judge setting: free text (explain and
 prefill), json_schema, choice and guided_choice, with soft votes where they apply. For each
-setting it prints how many judgments held a valid verdict, how many were strong, and how many
-carry soft probabilities, and the request fields the server accepted (an HTTP 400 shows as
-errors). This is how docs/judging.md's vLLM results were measured.
+setting (also with judge.labels arena_hard) it prints how many judgments held a valid verdict,
+how many were strong, how many carry soft probabilities, and the most common error (an HTTP 400
+from a request field the server refuses shows there). This is how docs/judging.md's vLLM results were measured.
 
     python -m vllm.entrypoints.openai.api_server --model DIR --port 8011 ... &
     .venv/bin/python bench/check_vllm_verdicts.py --endpoint http://127.0.0.1:8011/v1 \\
@@ -48,6 +48,11 @@ SETTINGS: list[tuple[str, dict[str, Any]]] = [
      {"verdict_mode": "prefill", "structured_output": "choice", "soft_votes": True}),
     ("prefill, guided_choice + soft votes",
      {"verdict_mode": "prefill", "structured_output": "guided_choice", "soft_votes": True}),
+    ("arena_hard labels, explain, free text", {"labels": "arena_hard"}),
+    ("arena_hard labels, explain, json_schema",
+     {"labels": "arena_hard", "structured_output": "json_schema"}),
+    ("arena_hard labels, prefill, choice",
+     {"labels": "arena_hard", "verdict_mode": "prefill", "structured_output": "choice"}),
 ]
 
 
@@ -88,8 +93,9 @@ def main() -> None:
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--model", required=True, help="the model name the server serves")
     args = parser.parse_args()
-    print("| setting | judgments | valid verdicts | errors (first) | with soft probabilities |")
-    print("|---|---|---|---|---|")
+    print("| setting | judgments | valid verdicts | strong | errors (first) | with soft "
+          "probabilities |")
+    print("|---|---|---|---|---|---|")
     for name, judge in SETTINGS:
         with tempfile.TemporaryDirectory() as tmp:
             judgments = asyncio.run(judge_once(args.endpoint, args.model, judge, Path(tmp)))
@@ -97,8 +103,9 @@ def main() -> None:
         soft = sum(j.HasField("soft") for j in judgments)
         errors = Counter(j.error[:90] for j in judgments if j.error)
         first = errors.most_common(1)[0][0] if errors else ""
-        print(f"| {name} | {len(judgments)} | {valid} | {sum(errors.values())} {first!r} "
-              f"| {soft} |")
+        strong = sum(j.strong for j in judgments)
+        print(f"| {name} | {len(judgments)} | {valid} | {strong} | {sum(errors.values())} "
+              f"{first!r} | {soft} |")
 
 
 if __name__ == "__main__":
