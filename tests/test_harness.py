@@ -68,9 +68,9 @@ CHEATS: dict[str, tuple[str, str]] = {
                     "loading the answer raised SystemExit: 0"),
     "system_exit_in_call": ("def f(x):\n    raise SystemExit(0)\n", "SystemExit: 0"),
     "atexit": ("import atexit, os\natexit.register(os._exit, 0)\ndef f(x):\n    return 0\n",
-               "AssertionError at line 1"),
+               "registered 1 atexit handler(s): the harness ignores that"),
     "excepthook": ("import sys\nsys.excepthook = lambda *a: None\ndef f(x):\n    return 0\n",
-                   "AssertionError at line 1"),
+                   "replaced sys.excepthook: the harness ignores that"),
     "always_equal": (("class A:\n    def __eq__(self, o): return True\n    def __ne__(self, o): "
                      "return False\n    def __sub__(self, o): return 0\n    def __abs__(self): "
                      "return 0\n    def __lt__(self, o): return True\ndef f(x):\n    return A()\n"),

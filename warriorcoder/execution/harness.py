@@ -186,6 +186,8 @@ def interpret(run: RunResult, record: bytes, nonce: str) -> RunResult:
         result = dataclasses.replace(result, exit_code=None)
     load = body.get("load")
     note = f"; loading the answer raised {load}" if isinstance(load, str) and load else ""
+    notes = body.get("notes")
+    note += f"; {notes}" if isinstance(notes, str) and notes else ""
     reason = (f"{passed}/{total} tests passed; {first.name}: {first.status.value}: "
               f"{first.message}{note}")
     return dataclasses.replace(result, status=status, reason=_one_line(reason))

@@ -895,6 +895,7 @@ def _answer_process(code: str, read_fd: int, write_fd: int) -> None:
     module.__file__ = ANSWER_FILE
     sys.modules["solution"] = module
     peer.module = module
+    handlers_before = _atexit_handlers()
     load_error = _load(code, module.__dict__)
     names: dict[str, object] = {}
     for name, value in list(module.__dict__.items()):
@@ -907,7 +908,7 @@ def _answer_process(code: str, read_fd: int, write_fd: int) -> None:
         except BaseException:  # noqa: BLE001, S110 - the answer may have closed them
             pass
     try:
-        send_message(write_fd, ["loaded", load_error, names])
+        send_message(write_fd, ["loaded", load_error, names, _tampering(handlers_before)])
         while True:
             message = receive_message(read_fd, None)
             if not isinstance(message, list) or not message or message[0] != "q":
@@ -920,6 +921,27 @@ def _answer_process(code: str, read_fd: int, write_fd: int) -> None:
                     pass
     except BaseException:  # noqa: BLE001 - P is gone or sent garbage: end
         os._exit(0)
+
+
+def _atexit_handlers() -> int:
+    try:
+        import atexit
+        return int(atexit._ncallbacks())
+    except (ImportError, AttributeError):
+        return 0
+
+
+def _tampering(handlers_before: int) -> str:
+    """What the answer's top level did that would have spoken for it in one program."""
+    done = []
+    if sys.excepthook is not sys.__excepthook__:
+        done.append("replaced sys.excepthook")
+    handlers = _atexit_handlers() - handlers_before
+    if handlers > 0:
+        done.append(f"registered {handlers} atexit handler(s)")
+    if not done:
+        return ""
+    return f"the answer {' and '.join(done)}: the harness ignores that"
 
 
 def _load(code: str, namespace: dict[str, object]) -> str:
@@ -1185,6 +1207,7 @@ class Harness:
         self.pid = 0
         self.deadline = 0.0
         self.load_error = ""
+        self.tampering = ""
         self.names: dict[str, object] = {}
         self.gone_for_good = ""
 
@@ -1214,13 +1237,14 @@ class Harness:
             how = self.ended(peer, err)
             self.gone_for_good = f"not run: the answer process {how} while loading the answer"
             return False
-        if not (isinstance(loaded, list) and len(loaded) == 3 and loaded[0] == "loaded"
+        if not (isinstance(loaded, list) and len(loaded) == 4 and loaded[0] == "loaded"
                 and isinstance(loaded[2], dict)):
             self.kill()
             self.gone_for_good = "not run: the answer process sent no names"
             return False
         if k == 0:
             self.load_error = _short(loaded[1]) if isinstance(loaded[1], str) else ""
+            self.tampering = _short(loaded[3]) if isinstance(loaded[3], str) else ""
         names: dict[str, object] = {}
         for name, data in loaded[2].items():
             if isinstance(data, list) and data and data[0] == "H" and isinstance(data[1], str):
@@ -1545,6 +1569,7 @@ def _run_all(harness: Harness, answer: str, tests: str, body: dict[str, object])
                                                         "running at the time limit")])
         loaded = False
     body["load"] = harness.load_error
+    body["notes"] = harness.tampering
     fake = types.ModuleType("solution")
     fake.__dict__.update(harness.names)
 
