@@ -150,6 +150,14 @@ def test_unanimous_loser() -> None:
     # Execution favoured the side the judges voted down: not unanimous evidence.
     assert unanimous_loser(rated("1", "a", "b", 3, 0, execution=0.0)) is None
     assert unanimous_loser(rated("1", "a", "b", 3, 0, execution=0.5)) == "b"
+    # Fractional execution scores: any lean towards the loser waives the guard.
+    assert unanimous_loser(rated("1", "a", "b", 3, 0, execution=0.4)) is None
+    assert unanimous_loser(rated("1", "a", "b", 0, 3, execution=0.6)) is None
+    assert unanimous_loser(rated("1", "a", "b", 0, 3, execution=0.3)) == "a"
+    # Adaptive judging skipped a judge: its vote is unknown, so the loss is not unanimous.
+    skipped = rated("1", "a", "b", 2, 0)
+    skipped.skipped_judges.append("j3")
+    assert unanimous_loser(skipped) is None
 
 
 def test_the_global_rating_never_overrules_a_unanimous_head_to_head() -> None:

@@ -78,18 +78,23 @@ def unanimous_loser(battle: arena_pb2.RatedBattle) -> str | None:
 
     Unanimous: at least one decisive vote, every decisive vote for the same side, no tie vote
     (a judge whose two orders disagreed votes TIE, so every counted vote was order-consistent),
-    and execution, where it ran, did not favour the other side. Invalid votes are no votes.
+    every eligible judge asked (adaptive judging may have skipped one whose vote is unknown),
+    and execution, where it ran, did not favour the loser at all. Invalid votes are no votes.
     """
-    if battle.status != arena_pb2.BATTLE_STATUS_RATED or battle.ties:
+    if battle.status != arena_pb2.BATTLE_STATUS_RATED or battle.ties or battle.skipped_judges:
         return None
     if battle.votes_a and not battle.votes_b:
-        loser, execution_favours_loser = battle.model_b, 0.0
+        loser = battle.model_b
     elif battle.votes_b and not battle.votes_a:
-        loser, execution_favours_loser = battle.model_a, 1.0
+        loser = battle.model_a
     else:
         return None
-    if battle.HasField("execution_score_a") and battle.execution_score_a == execution_favours_loser:
-        return None
+    if battle.HasField("execution_score_a"):
+        loser_execution = (
+            battle.execution_score_a if loser == battle.model_a else 1 - battle.execution_score_a
+        )
+        if loser_execution > 0.5:
+            return None
     return loser
 
 

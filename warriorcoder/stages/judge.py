@@ -359,9 +359,10 @@ class Judge(ModelStage):
         Works from the store, so it does not matter which batch (or which replica) judged a
         challenge's other battles: whoever stores the last result of a stage sees the whole
         stage and fights the next one. Two replicas that finish a stage at the same moment may
-        both fight it; the battles have deterministic ids, so that costs judge calls but never
-        counts a battle twice. A follow-up battle that ended without a result (a model server
-        down) is fought again once per call, as a redelivered opening battle would be.
+        both fight it; the battles have deterministic ids, so that costs judge calls (and the
+        stored cost then counts one replica's calls) but never counts a battle twice. A
+        follow-up battle that failed (a model server down, no valid verdict) is fought again
+        once per call, as a redelivered opening battle would be.
         """
         mode = self.config.selection.tournament
         out: list[arena_pb2.BattleJudgments] = []
@@ -414,14 +415,18 @@ class Judge(ModelStage):
         self, challenge: arena_pb2.Challenge
     ) -> tuple[dict[Match, float | None], list[Match]]:
         """Results so far of the challenge's battles (model_a's local score, None for a failed
-        battle; absent while incomplete), and the complete battles that failed because a
-        judge's model server failed (worth another try)."""
+        battle; absent while incomplete), and the complete battles that failed (worth one more
+        try per call, as a redelivered opening battle gets: its invalid judgments are asked
+        again)."""
         models = tournament_models(challenge.attacker, challenge.defenders)
         matches = list(itertools.combinations(models, 2))
         pairs = {p.battle_id: p for p in await self._tournament_pairs(challenge, matches)}
         stored = await self.store.call(self.store.judgments_of, list(pairs))
         complete: list[tuple[arena_pb2.ResponsePair, list[arena_pb2.Judgment]]] = []
-        results: dict[Match, float | None] = {}
+        # A battle that cannot be built (an answer missing, no judge to sit it) counts as failed,
+        # so the schedule goes on without it; `_tournament_pairs` logged why.
+        built = {(p.model_a, p.model_b) for p in pairs.values()}
+        results: dict[Match, float | None] = {m: None for m in matches if m not in built}
         for bid, pair in pairs.items():
             match = (pair.model_a, pair.model_b)
             if pair.response_a.error or pair.response_b.error:
@@ -443,7 +448,7 @@ class Judge(ModelStage):
             match = (pair.model_a, pair.model_b)
             rated_ok = rated.status == arena_pb2.BATTLE_STATUS_RATED
             results[match] = rated.local_score_a if rated_ok else None
-            if not rated_ok and any(not j.HasField("generation") for j in judgments):
+            if not rated_ok:
                 retry.append(match)
         return results, retry
 
