@@ -267,6 +267,7 @@ def test_failing_and_slow_model_servers_give_failed_battles_with_reasons(
                   expert("y", slow.base_url, max_retries=1, timeout_s=1)]
         instructions = ROUND_INSTRUCTIONS[: len(roster)]  # each expert attacks once
         config = round_config(models.base_url, "model-faults", instructions, roster)
+        config["selection"] = {"tournament": "none"}  # the failures of attacker vs defenders
         with running_arena(tmp_path, config, kafka_bootstrap=kafka_bootstrap,
                            mongo_uri=mongo_uri, prefix=unique_kafka_prefix) as arena:
             assert start_round(arena) == len(instructions)

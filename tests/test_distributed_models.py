@@ -28,12 +28,14 @@ def play_round(arena: Arena, tmp_path: Path) -> None:
     with channel:
         challenges = stub.StartRound(services_pb2.StartRoundRequest(), timeout=900).challenges
     assert challenges >= len(INSTRUCTIONS)
-    status = arena.wait_round_done(battles=2 * challenges, timeout_s=900)
+    # round_robin with three experts: every pair of answers battles, 3 battles per challenge,
+    # whatever a real model's judges decide.
+    status = arena.wait_round_done(battles=3 * challenges, timeout_s=900)
     assert status.responses == 3 * challenges
     channel, rater = arena.stub("rater", services_pb2_grpc.RaterStub)
     with channel:
         board = rater.GetLeaderboard(services_pb2.GetLeaderboardRequest(), timeout=60)
-    assert board.battles + board.failed_battles == 2 * challenges
+    assert board.battles + board.failed_battles == 3 * challenges
     channel, exporter = arena.stub("exporter", services_pb2_grpc.ExporterStub)
     with channel:
         summary = exporter.WriteExport(
@@ -58,6 +60,7 @@ def test_round_with_smollm2_in_the_services(tmp_path: Path, kafka_bootstrap: str
         "challenger": {"per_setting": 0, "user_instructions": INSTRUCTIONS},
         "judge": {"verdict_mode": "prefill", "max_tokens": 4},
         "rating": {"bootstrap_rounds": 10},
+        "selection": {"tournament": "round_robin"},
     }
     with running_arena(tmp_path, config, kafka_bootstrap=kafka_bootstrap, mongo_uri=mongo_uri,
                        prefix=unique_kafka_prefix) as arena:
@@ -106,6 +109,7 @@ def test_round_against_a_real_vllm_server(tmp_path: Path, kafka_bootstrap: str, 
                            "user_instructions": INSTRUCTIONS},
             "judge": {"verdict_mode": "prefill", "max_tokens": 4},
             "rating": {"bootstrap_rounds": 10},
+            "selection": {"tournament": "round_robin"},
         }
         with running_arena(tmp_path, config, kafka_bootstrap=kafka_bootstrap,
                            mongo_uri=mongo_uri, prefix=unique_kafka_prefix) as arena:

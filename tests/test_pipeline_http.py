@@ -39,6 +39,7 @@ def test_round_over_http_with_a_failing_server(tmp_path: Path) -> None:
             },
             "judge": {"verdict_mode": "prefill", "max_tokens": 4, "retries_on_invalid": 0},
             "rating": {"bootstrap_rounds": 10},
+            "selection": {"tournament": "none"},  # attacker vs defenders: the count below
         })
         result = asyncio.run(run_arena(config, tmp_path))
 
