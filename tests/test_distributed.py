@@ -21,7 +21,7 @@ from fake_openai_server import FakeOpenAIServer
 from kafka import KafkaConsumer, KafkaProducer
 
 from warriorcoder.config import parse_config
-from warriorcoder.pipeline import run_arena
+from warriorcoder.stages.embedded import run_arena
 from warriorcoder.v1 import services_pb2, services_pb2_grpc
 
 

@@ -14,7 +14,7 @@ from distributed_harness import arena_config, running_arena
 from fake_openai_server import FakeOpenAIServer, Reply
 
 from warriorcoder.config import parse_config
-from warriorcoder.pipeline import run_arena
+from warriorcoder.stages.embedded import run_arena
 from warriorcoder.storage.store import from_document
 from warriorcoder.v1 import arena_pb2, services_pb2, services_pb2_grpc
 

@@ -39,18 +39,14 @@ from kafka.structs import TopicPartition
 from kafka_broker import committed_offsets
 
 from warriorcoder.arena.ids import battle_id
-from warriorcoder.bus import Topic
+from warriorcoder.service.errors import is_transient
 from warriorcoder.service.grpc_server import status_for
-from warriorcoder.service.kafka_loop import (
-    DeliveryError,
-    EventProducer,
-    OutgoingRecord,
-    StageLoop,
-    ensure_topics,
-    is_transient,
-)
+from warriorcoder.service.kafka.producer import DeliveryError, EventProducer, OutgoingRecord
+from warriorcoder.service.kafka.stage_loop import StageLoop
+from warriorcoder.service.kafka.topics import ensure_topics
 from warriorcoder.service.metrics import ServiceMetrics
 from warriorcoder.service.settings import ServiceSettings
+from warriorcoder.stages.bus import Topic
 from warriorcoder.stages.challenger import challenge_id_for
 from warriorcoder.v1 import arena_pb2, services_pb2, services_pb2_grpc
 

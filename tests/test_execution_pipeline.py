@@ -20,8 +20,8 @@ from warriorcoder.backends.base import (
     Outcome,
 )
 from warriorcoder.config import ArenaConfig, parse_config
-from warriorcoder.pipeline import run_arena
 from warriorcoder.stages.challenger import Challenger
+from warriorcoder.stages.embedded import run_arena
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 

@@ -28,13 +28,11 @@ from warriorcoder.service.grpc_server import (
     install_signal_handlers,
     serve_until_stopped,
 )
-from warriorcoder.service.servicers import (
-    ChallengerServicer,
-    ExporterServicer,
-    JudgeServicer,
-    RaterServicer,
-    ResponderServicer,
-)
+from warriorcoder.service.servicers.challenger import ChallengerServicer
+from warriorcoder.service.servicers.exporter import ExporterServicer
+from warriorcoder.service.servicers.judge import JudgeServicer
+from warriorcoder.service.servicers.rater import RaterServicer
+from warriorcoder.service.servicers.responder import ResponderServicer
 from warriorcoder.stages.challenger import Challenger, challenge_id_for
 from warriorcoder.stages.exporter import Exporter
 from warriorcoder.stages.judge import Judge

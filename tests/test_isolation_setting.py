@@ -126,9 +126,9 @@ def test_metrics_show_the_mode_in_use() -> None:
 
 
 def test_judge_service_publishes_its_mode_at_start(tmp_path: Path) -> None:
-    from services import judge as judge_service
     from warriorcoder.service.runner import ServiceContext
     from warriorcoder.service.settings import ServiceSettings
+    from warriorcoder.services import judge as judge_service
 
     config = parse_config(arena(min_isolation=SandboxMode.PLAIN.value))
     metrics = ServiceMetrics("judge")

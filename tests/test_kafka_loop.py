@@ -20,16 +20,12 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
 from kafka_broker import committed_offsets
 
-from warriorcoder.bus import Topic
-from warriorcoder.service.kafka_loop import (
-    DEAD_LETTER_HEADERS,
-    EventProducer,
-    StageLoop,
-    ensure_topics,
-    message_key,
-)
+from warriorcoder.service.kafka.producer import EventProducer
+from warriorcoder.service.kafka.stage_loop import DEAD_LETTER_HEADERS, StageLoop
+from warriorcoder.service.kafka.topics import ensure_topics, message_key
 from warriorcoder.service.metrics import ServiceMetrics
 from warriorcoder.service.settings import ServiceSettings
+from warriorcoder.stages.bus import Topic
 from warriorcoder.v1 import arena_pb2
 
 DEADLINE_S = 60.0  # generous: only bounds how long a broken test waits

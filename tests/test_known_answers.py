@@ -27,8 +27,8 @@ from warriorcoder.arena.known_answers import (
     visible_tests,
     without_docstring,
 )
-from warriorcoder.calibration import build_suite, pick_task_ids
 from warriorcoder.config import ConfigError
+from warriorcoder.evaluation.calibration import build_suite, pick_task_ids
 from warriorcoder.execution import SandboxLimits, run_tests
 from warriorcoder.v1 import arena_pb2
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from services import rater as rater_service
 from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
@@ -28,6 +27,7 @@ from warriorcoder.config import SamplingConfig, parse_config
 from warriorcoder.service.metrics import InstrumentedBackend, ServiceMetrics
 from warriorcoder.service.runner import ServiceContext
 from warriorcoder.service.settings import ServiceSettings
+from warriorcoder.services import rater as rater_service
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 

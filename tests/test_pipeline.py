@@ -17,7 +17,7 @@ from warriorcoder.arena.tournament import contenders, opening_battles, pending_b
 from warriorcoder.backends import load_backend
 from warriorcoder.backends.base import ChatRequest, CompletionRequest, ModelBackend, Outcome
 from warriorcoder.config import ArenaConfig, ConfigError, parse_config
-from warriorcoder.pipeline import run_arena
+from warriorcoder.stages.embedded import run_arena
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 

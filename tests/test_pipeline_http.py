@@ -10,7 +10,7 @@ from pathlib import Path
 from fake_openai_server import FakeOpenAIServer
 
 from warriorcoder.config import parse_config
-from warriorcoder.pipeline import run_arena
+from warriorcoder.stages.embedded import run_arena
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 

@@ -12,7 +12,11 @@ import pytest
 from google.protobuf import json_format
 
 from warriorcoder.config import ArenaConfig, parse_config
-from warriorcoder.report import leaderboard_markdown, plot_leaderboard, write_leaderboard
+from warriorcoder.reporting.leaderboard import (
+    leaderboard_markdown,
+    plot_leaderboard,
+    write_leaderboard,
+)
 from warriorcoder.stages.rater import Rater
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2

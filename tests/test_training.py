@@ -27,7 +27,7 @@ from warriorcoder import cli
 from warriorcoder.backends.base import ChatMessage, ChatRequest, GenerationResult
 from warriorcoder.backends.transformers import TransformersBackend
 from warriorcoder.config import ExpertConfig, SamplingConfig, parse_config
-from warriorcoder.pipeline import run_arena
+from warriorcoder.stages.embedded import run_arena
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.training import (
     IGNORE_INDEX,

@@ -25,9 +25,8 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +41,7 @@ from warriorcoder.backends.base import (
     Outcome,
 )
 from warriorcoder.config import SamplingConfig
+from warriorcoder.console.progress import progress_factory
 from warriorcoder.execution import RunResult, RunStatus, SandboxLimits, run_tests
 
 log = logging.getLogger(__name__)
@@ -402,15 +402,6 @@ def execute_samples(
             for pr, rs in zip(problems, by_problem, strict=True)]
 
 
-@contextmanager
-def _bar(desc: str, total: int, enabled: bool) -> Iterator[Callable[[int], object]]:
-    from tqdm import tqdm
-
-    with tqdm(total=total, desc=desc, unit="sample", dynamic_ncols=True,
-              disable=not enabled) as bar:
-        yield bar.update
-
-
 def evaluate_humaneval(
     backend: ModelBackend,
     problems: Sequence[HumanEvalProblem] | None = None,
@@ -458,15 +449,16 @@ async def evaluate_humaneval_async(
                     samples)
     total = len(chosen) * samples
     t0 = time.perf_counter()
-    with _bar("generate", total, progress) as advance:
+    bar = progress_factory(progress, unit="sample")
+    with bar("generate", total) as generated:
         completions = await generate_completions(
             backend, chosen, samples=samples, sampling=sampling, style=style,
-            chunk_size=chunk_size, on_progress=advance)
+            chunk_size=chunk_size, on_progress=generated.update)
     t1 = time.perf_counter()
-    with _bar("execute", total, progress) as advance:
+    with bar("execute", total) as executed:
         results = await asyncio.to_thread(
             execute_samples, chosen, completions, style=style, limits=limits,
-            workers=workers, on_progress=advance)
+            workers=workers, on_progress=executed.update)
     t2 = time.perf_counter()
     return HumanEvalReport(
         model_id=backend.model_id,

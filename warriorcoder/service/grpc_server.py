@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from warriorcoder.config import ConfigError
-from warriorcoder.service.kafka_loop import is_transient
+from warriorcoder.service.errors import is_transient
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """One service process: settings, store, models, Kafka loop, gRPC server, metrics, shutdown.
 
-Each service in services/ is a `build(context) -> ServiceParts` function; `run_service` does the
+Each service in warriorcoder/services/ is a `build(context) -> ServiceParts` function; `run_service` does the
 rest. On SIGTERM or SIGINT the health status turns NOT_SERVING, the Kafka loop finishes its
 batch, commits and leaves its group, the gRPC server drains for `shutdown_grace_s`, and the
 process exits 0. A broken Kafka loop (broker gone, produce not acknowledged) stops the process
@@ -22,17 +22,20 @@ from google.protobuf.message import Message
 
 from warriorcoder.backends import load_backend
 from warriorcoder.backends.base import ModelBackend
-from warriorcoder.bus import Topic
 from warriorcoder.config import ArenaConfig, ConfigError, load_config
+from warriorcoder.console.logs import setup_logging
 from warriorcoder.service.grpc_server import (
     ServicerRegistration,
     build_server,
     install_signal_handlers,
     serve_until_stopped,
 )
-from warriorcoder.service.kafka_loop import EventProducer, StageLoop, ensure_topics
+from warriorcoder.service.kafka.producer import EventProducer
+from warriorcoder.service.kafka.stage_loop import StageLoop
+from warriorcoder.service.kafka.topics import ensure_topics
 from warriorcoder.service.metrics import InstrumentedBackend, ServiceMetrics
 from warriorcoder.service.settings import ServiceName, ServiceSettings, load_settings
+from warriorcoder.stages.bus import Topic
 from warriorcoder.storage.store import ArenaStore
 
 log = logging.getLogger(__name__)
@@ -149,12 +152,7 @@ def main(name: ServiceName, build: Builder, argv: Sequence[str] | None = None) -
     except (FileNotFoundError, ValueError) as err:
         print(f"error: invalid service settings: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format=f"%(asctime)s %(levelname)s {name} %(name)s: %(message)s",
-    )
-    for noisy in ("kafka", "aiohttp"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging(settings.log_level, process=name)
     try:
         return asyncio.run(run_service(name, settings, build))
     except ConfigError as err:

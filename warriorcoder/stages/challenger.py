@@ -33,12 +33,8 @@ from warriorcoder.backends.base import (
 )
 from warriorcoder.backends.chat_templates import prequery_prefix
 from warriorcoder.config import ConfigError, SamplingConfig
-from warriorcoder.stages.model_calls import (
-    ModelStage,
-    ProgressBar,
-    generate_by_model,
-    to_generation_pb,
-)
+from warriorcoder.console.progress import ProgressBar
+from warriorcoder.stages.model_calls import ModelStage, generate_by_model, to_generation_pb
 from warriorcoder.v1 import arena_pb2
 
 log = logging.getLogger(__name__)

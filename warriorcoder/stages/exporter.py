@@ -12,7 +12,7 @@ from typing import Any
 from warriorcoder.arena.rating import RatingScale
 from warriorcoder.arena.selection import select_winners, training_records
 from warriorcoder.config import ArenaConfig
-from warriorcoder.report import write_leaderboard
+from warriorcoder.reporting.leaderboard import write_leaderboard
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Protocol, cast
+from typing import cast
 
 from warriorcoder.backends.base import (
     ChatRequest,
@@ -18,14 +18,6 @@ from warriorcoder.backends.base import (
 from warriorcoder.config import ArenaConfig
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
-
-
-class ProgressBar(Protocol):
-    """What stages need of a progress bar (tqdm satisfies it)."""
-
-    total: float | None
-
-    def update(self, n: float = 1) -> bool | None: ...
 
 
 class ModelStage:

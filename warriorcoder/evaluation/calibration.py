@@ -10,19 +10,17 @@ so a rerun (e.g. with other visible tests or another weight) judges only what is
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import json
 import logging
 import math
 import random
-import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any
 
 from warriorcoder.arena.known_answers import (
     CANONICAL,
@@ -39,9 +37,9 @@ from warriorcoder.arena.known_answers import (
     suite_report,
 )
 from warriorcoder.backends.base import ModelBackend
-from warriorcoder.config import ArenaConfig, ConfigError, load_config
+from warriorcoder.config import ArenaConfig, ConfigError
+from warriorcoder.console.progress import ProgressFactory, no_progress
 from warriorcoder.execution import RunStatus, SandboxLimits, SandboxMode, run_tests
-from warriorcoder.pipeline import ProgressFactory, no_progress
 from warriorcoder.stages.judge import Judge, TestRunner
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
@@ -281,54 +279,3 @@ def format_report(report: Mapping[str, Any]) -> str:
         lines.append(f"  {kind:<20} {_pct(k['alone']['accuracy'])} -> "
                      f"{_pct(k['grounded']['accuracy'])}  ({k['alone']['battles']} battles)")
     return "\n".join(lines)
-
-
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Run the known-answer suite and print its report."""
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from warriorcoder.cli import _setup_logging, tqdm_bar
-
-    config = load_config(args.config)
-    out_dir = Path(args.out)
-    _setup_logging(out_dir, args.verbose)
-    with logging_redirect_tqdm():
-        report = asyncio.run(run_calibration(
-            config, out_dir, problems=args.problems, seed=args.seed,
-            visible=cast(VisibleTests, args.visible_tests), timeout_s=args.timeout_s,
-            progress=no_progress if args.no_progress else tqdm_bar,
-        ))
-    print()
-    print(format_report(report))
-    print(f"\nreport: {out_dir / REPORT_FILE}")
-    return 0
-
-
-def add_calibrate_parser(sub: Any) -> None:
-    """Register `warriorcoder calibrate` on the CLI's subcommand parser."""
-    parser = sub.add_parser(
-        "calibrate",
-        help="measure the roster's judges on known-answer battles (HumanEval canonical "
-             "solutions against broken copies), alone and grounded by execution",
-        description=sys.modules[__name__].__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config", required=True, help="arena YAML: its roster judges, its "
-                        "judge and execution blocks apply")
-    parser.add_argument("--problems", type=int, default=DEFAULT_PROBLEMS,
-                        help="HumanEval problems to draw (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="draws the problems and orders the mutant candidates "
-                             "(default: %(default)s)")
-    parser.add_argument("--out", default="runs/calibration",
-                        help="folder for the judgment store, log and calibration.json; rerun "
-                             "to reuse stored judgments (default: %(default)s)")
-    parser.add_argument("--visible-tests", choices=get_args(VisibleTests), default="half",
-                        help="tests the arena's execution sees: 'half' hides every second "
-                             "assert, so some mutants pass them; 'all' gives the full tests, "
-                             "which every mutant fails by construction (default: %(default)s)")
-    parser.add_argument("--timeout-s", type=float, default=None,
-                        help="sandbox timeout per run (default: the config's execution.timeout_s)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log to the console")
-    parser.set_defaults(func=cmd_calibrate)

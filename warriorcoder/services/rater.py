@@ -6,9 +6,9 @@ import logging
 import math
 import time
 
-from warriorcoder.bus import Topic
 from warriorcoder.service.runner import ServiceContext, ServiceParts
-from warriorcoder.service.servicers import RaterServicer
+from warriorcoder.service.servicers.rater import RaterServicer
+from warriorcoder.stages.bus import Topic
 from warriorcoder.stages.rater import Rater
 from warriorcoder.v1 import arena_pb2, services_pb2_grpc
 

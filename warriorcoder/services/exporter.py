@@ -1,9 +1,9 @@
 """Exporter: training records (SFT and preference pairs) and leaderboard files from the rated
 battles; consumes `battles` to count them, serves StreamRecords and WriteExport."""
 
-from warriorcoder.bus import Topic
 from warriorcoder.service.runner import ServiceContext, ServiceParts
-from warriorcoder.service.servicers import ExporterServicer
+from warriorcoder.service.servicers.exporter import ExporterServicer
+from warriorcoder.stages.bus import Topic
 from warriorcoder.stages.exporter import Exporter
 from warriorcoder.v1 import arena_pb2, services_pb2_grpc
 

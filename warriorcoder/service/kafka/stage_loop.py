@@ -1,8 +1,9 @@
-"""Kafka transport of the distributed services: topics, an event producer, the stage loop.
+"""The stage loop of a distributed service: poll -> handle -> produce -> commit.
 
 Delivery is at-least-once: a batch's offsets are committed only after its outputs (and its
 dead letters) are acknowledged by the broker, and after every batch polled before it, so a
-process killed at any point redelivers what it had not finished. The stages are idempotent, which turns that into effectively-once results.
+process killed at any point redelivers what it had not finished. The stages are idempotent,
+which turns that into effectively-once results.
 
 kafka-python is synchronous. Every consumer call runs on one dedicated worker thread (calls
 stay in order and never overlap, as the consumer requires) and producer flushes run via
@@ -10,8 +11,8 @@ stay in order and never overlap, as the consumer requires) and producer flushes 
 blocks on the broker.
 
 Infrastructure errors are not a message's fault: while MongoDB or the broker is away
-(`is_transient`), a batch is retried with capped exponential backoff until it goes through or
-the service stops, and is never dead-lettered for it.
+(`service.errors.is_transient`), a batch is retried with capped exponential backoff until it
+goes through or the service stops, and is never dead-lettered for it.
 """
 
 from __future__ import annotations
@@ -25,21 +26,20 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import kafka.errors as kafka_errors
-import pymongo.errors as mongo_errors
 from google.protobuf.message import DecodeError, Message
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient
+from kafka import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from warriorcoder.bus import Topic
+from warriorcoder.service.errors import is_transient
+from warriorcoder.service.kafka.producer import EventProducer, OutgoingRecord
+from warriorcoder.service.kafka.topics import KEYED_TYPES, bootstrap_servers, message_key
 from warriorcoder.service.metrics import ServiceMetrics
 from warriorcoder.service.settings import ServiceName, ServiceSettings
-from warriorcoder.v1 import arena_pb2
+from warriorcoder.stages.bus import Topic
 
-__all__ = ["DEAD_LETTER_HEADERS", "DeliveryError", "EventProducer", "Handler", "OutgoingRecord",
-           "OutputTooLarge", "StageLoop", "ensure_topics", "is_transient", "message_key"]
+__all__ = ["DEAD_LETTER_HEADERS", "Handler", "OutputTooLarge", "StageLoop"]
 
 log = logging.getLogger(__name__)
 
@@ -55,51 +55,6 @@ _RECORD_OVERHEAD_BYTES = 1024
 _MAX_BACKOFF_S = 30.0
 # Waits between retries during an outage stay short, so a batch resumes soon after recovery.
 _MAX_OUTAGE_BACKOFF_S = 10.0
-# Error labels MongoDB servers put on errors that a retry can fix.
-_TRANSIENT_MONGO_LABELS = ("RetryableWriteError", "TransientTransactionError")
-_KEYED_TYPES = (arena_pb2.Challenge, arena_pb2.ResponsePair, arena_pb2.RatedBattle,
-                arena_pb2.BattleJudgments)
-
-
-class DeliveryError(RuntimeError):
-    """The broker did not acknowledge produced records (nothing of the batch is committed).
-
-    `causes` are the errors of the records that failed (empty when the flush timed out).
-    """
-
-    def __init__(self, message: str, causes: Sequence[BaseException] = ()) -> None:
-        super().__init__(message)
-        self.causes = tuple(causes)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether `exc` is an infrastructure outage that retrying later fixes, not a fault of the
-    message being handled.
-
-    Transient: pymongo connection errors (ConnectionFailure and its subclasses AutoReconnect,
-    NetworkTimeout, ServerSelectionTimeoutError, NotPrimaryError, WaitQueueTimeoutError) and
-    MongoDB errors labelled RetryableWriteError or TransientTransactionError; Kafka errors
-    marked retriable (KafkaTimeoutError, KafkaConnectionError, NodeNotReadyError, leader
-    changes...); a DeliveryError whose failed records all failed that way (or that timed out).
-    An exception raised `from` a transient one counts as transient too. Everything else (a
-    duplicate key, a record too large, a bug) is not.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:  # a chain of `raise ... from`
-        seen.add(id(current))
-        if isinstance(current, mongo_errors.ConnectionFailure):
-            return True
-        if isinstance(current, mongo_errors.PyMongoError) and any(
-            current.has_error_label(label) for label in _TRANSIENT_MONGO_LABELS
-        ):
-            return True
-        if isinstance(current, kafka_errors.KafkaError) and current.retriable:
-            return True
-        if isinstance(current, DeliveryError):
-            return all(is_transient(cause) for cause in current.causes)
-        current = current.__cause__
-    return False
 
 
 class OutputTooLarge(ValueError):
@@ -109,127 +64,6 @@ class OutputTooLarge(ValueError):
 
 class _Abandoned(Exception):
     """Stop was set while a batch waited for an outage to end: the batch stays uncommitted."""
-
-
-def _bootstrap(settings: ServiceSettings) -> list[str]:
-    servers = [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
-    if not servers:
-        raise ValueError("kafka_bootstrap_servers is empty; expected host:port[,host:port...]")
-    return servers
-
-
-def ensure_topics(
-    settings: ServiceSettings, names: Iterable[str], *, timeout_s: float = 30.0
-) -> list[str]:
-    """Create the topics among `names` (prefixed with settings.topic) that do not exist yet.
-
-    New topics get settings.kafka_partitions and kafka_replication_factor. Idempotent and safe
-    to race with other replicas creating the same topics. Returns the full names created by
-    this call. Blocking: call it via asyncio.to_thread from async code.
-    """
-    given = [str(name) for name in names]
-    if not given or any(not name for name in given):
-        raise ValueError(f"ensure_topics: expected non-empty topic names, got {given!r}")
-    wanted = [settings.topic(name) for name in given]
-    admin = KafkaAdminClient(bootstrap_servers=_bootstrap(settings),
-                             client_id="warriorcoder-admin",
-                             request_timeout_ms=int(timeout_s * 1000))
-    try:
-        existing = set(admin.list_topics())
-        missing = sorted(set(wanted) - existing)
-        if not missing:
-            return []
-        spec = {name: {"num_partitions": settings.kafka_partitions,
-                       "replication_factor": settings.kafka_replication_factor}
-                for name in missing}
-        response = admin.create_topics(spec, timeout_ms=int(timeout_s * 1000), raise_errors=False)
-        created = []
-        for topic in response["topics"]:
-            error = kafka_errors.for_code(topic["error_code"])
-            if error is kafka_errors.NoError:
-                created.append(topic["name"])
-            elif error is not kafka_errors.TopicAlreadyExistsError:  # another replica won
-                raise error(f"cannot create topic {topic['name']!r}: "
-                            f"{topic.get('error_message') or error.__name__}")
-        admin.wait_for_topics(missing, timeout_ms=int(timeout_s * 1000))
-        log.info("created topics %s", created)
-        return created
-    finally:
-        admin.close()
-
-
-def message_key(message: Message) -> bytes:
-    """The partition key of an arena event: its challenge id, so one battle stays in order.
-
-    Challenge, ResponsePair and RatedBattle carry challenge_id; BattleJudgments its pair's.
-    An event without a challenge id is a ValueError; any other message type a TypeError.
-    """
-    if isinstance(message, arena_pb2.BattleJudgments):
-        challenge_id = message.pair.challenge_id
-    elif isinstance(message, (arena_pb2.Challenge, arena_pb2.ResponsePair,
-                              arena_pb2.RatedBattle)):
-        challenge_id = message.challenge_id
-    else:
-        raise TypeError(f"message_key: {type(message).__name__} is not an arena event "
-                        f"(expected one of {', '.join(t.__name__ for t in _KEYED_TYPES)})")
-    if not challenge_id:
-        raise ValueError(f"message_key: {type(message).__name__} has no challenge_id")
-    return challenge_id.encode()
-
-
-@dataclass(frozen=True)
-class OutgoingRecord:
-    """One record to produce: already encoded, with its topic (unprefixed) and key."""
-
-    topic: Topic
-    value: bytes
-    key: bytes | None = None
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-class EventProducer:
-    """Idempotent producer of arena events (acks from all in-sync replicas, no duplicates
-    from the producer's own retries). Thread-safe: the stage loop's concurrent batches and the
-    gRPC handlers share one.
-
-    `publish` and `publish_records` return once every record of *that call* is acknowledged and
-    raise DeliveryError if any was not; concurrent calls never see each other's failures.
-    Blocking: call them via asyncio.to_thread from async code.
-    """
-
-    def __init__(self, settings: ServiceSettings, *, client_id: str = "warriorcoder") -> None:
-        self.settings = settings
-        self._producer = KafkaProducer(
-            bootstrap_servers=_bootstrap(settings),
-            client_id=client_id,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,  # lets a batch of outputs share requests
-            max_request_size=settings.kafka_max_message_bytes,
-        )
-
-    def publish(self, topic: Topic, messages: Iterable[Message],
-                timeout_s: float | None = None) -> None:
-        """Produce arena events on `topic`, each keyed by `message_key`, and wait for the acks."""
-        self.publish_records([OutgoingRecord(topic, m.SerializeToString(), message_key(m))
-                              for m in messages], timeout_s)
-
-    def publish_records(self, records: Sequence[OutgoingRecord],
-                        timeout_s: float | None = None) -> None:
-        """Produce encoded records (topics prefixed by the settings) and wait for the acks."""
-        futures = [self._producer.send(self.settings.topic(r.topic), value=r.value, key=r.key,
-                                       headers=list(r.headers)) for r in records]
-        try:
-            self._producer.flush(timeout=timeout_s)
-        except kafka_errors.KafkaTimeoutError as exc:
-            raise DeliveryError(f"records not acknowledged within {timeout_s}s: {exc}") from exc
-        failures = [f.exception for f in futures if f.failed()]
-        if failures:
-            raise DeliveryError(f"{len(failures)} of {len(futures)} records not delivered; "
-                                f"first error: {failures[0]!r}", failures)
-
-    def close(self) -> None:
-        self._producer.close()
 
 
 @dataclass(frozen=True)
@@ -288,9 +122,9 @@ class StageLoop(Generic[M]):
         retry_backoff_s: float = 0.5,
         poll_timeout_s: float = 0.5,
     ) -> None:
-        if message_type not in _KEYED_TYPES:
+        if message_type not in KEYED_TYPES:
             raise TypeError(f"StageLoop: {message_type.__name__} is not an arena event "
-                            f"(expected one of {', '.join(t.__name__ for t in _KEYED_TYPES)})")
+                            f"(expected one of {', '.join(t.__name__ for t in KEYED_TYPES)})")
         if consumes in (produces, Topic.DEAD_LETTER):
             raise ValueError(f"StageLoop: cannot consume {consumes.value!r}: it must differ "
                              "from the produced topic and from the dead-letter topic")
@@ -410,7 +244,7 @@ class StageLoop(Generic[M]):
     def _open_consumer(self) -> KafkaConsumer:
         s = self.settings
         consumer = KafkaConsumer(
-            bootstrap_servers=_bootstrap(s),
+            bootstrap_servers=bootstrap_servers(s),
             client_id=f"warriorcoder-{self.service}",
             group_id=s.group(self.service),
             enable_auto_commit=False,

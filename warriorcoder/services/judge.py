@@ -1,9 +1,9 @@
 """Judge: uninvolved experts judge each battle in both orders; consumes `responses`, produces
 `judgments` (one BattleJudgments per battle)."""
 
-from warriorcoder.bus import Topic
 from warriorcoder.service.runner import ServiceContext, ServiceParts
-from warriorcoder.service.servicers import JudgeServicer
+from warriorcoder.service.servicers.judge import JudgeServicer
+from warriorcoder.stages.bus import Topic
 from warriorcoder.stages.judge import Judge
 from warriorcoder.v1 import arena_pb2, services_pb2_grpc
 

@@ -35,7 +35,7 @@ EPILOG = """examples:
 """
 
 
-def add_eval_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
     """Register `eval humaneval` on the top-level sub-parsers of `warriorcoder`."""
     evaluate = sub.add_parser("eval", help="benchmark a model (HumanEval pass@k, run in the "
                               "sandbox)")

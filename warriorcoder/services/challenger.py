@@ -3,9 +3,9 @@
 
 from collections.abc import Sequence
 
-from warriorcoder.bus import Topic
 from warriorcoder.service.runner import ServiceContext, ServiceParts
-from warriorcoder.service.servicers import ChallengerServicer
+from warriorcoder.service.servicers.challenger import ChallengerServicer
+from warriorcoder.stages.bus import Topic
 from warriorcoder.stages.challenger import Challenger
 from warriorcoder.v1 import arena_pb2, services_pb2_grpc
 

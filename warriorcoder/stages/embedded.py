@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -17,12 +16,12 @@ import yaml
 from warriorcoder.arena.tournament import Match, pending_battles
 from warriorcoder.backends import load_backend
 from warriorcoder.backends.base import ModelBackend
-from warriorcoder.bus import InMemoryBus, Topic
 from warriorcoder.config import ArenaConfig, ConfigError
+from warriorcoder.console.progress import ProgressFactory, no_progress
+from warriorcoder.stages.bus import InMemoryBus, Topic
 from warriorcoder.stages.challenger import Challenger
 from warriorcoder.stages.exporter import Export, Exporter
 from warriorcoder.stages.judge import Judge
-from warriorcoder.stages.model_calls import ProgressBar
 from warriorcoder.stages.rater import Rater
 from warriorcoder.stages.responder import Responder
 from warriorcoder.storage.store import ArenaStore
@@ -33,20 +32,6 @@ log = logging.getLogger(__name__)
 # Challenges per responder call: big enough to fill a batch on every expert.
 CHALLENGE_BATCH = 8
 PAIR_BATCH = 8
-
-ProgressFactory = Callable[[str, int], AbstractContextManager[Any]]
-
-
-def no_progress(desc: str, total: int) -> AbstractContextManager[Any]:
-    return nullcontext(_SilentBar())
-
-
-class _SilentBar:
-    total: float | None = None
-
-    def update(self, n: float = 1) -> None:
-        return None
-
 
 @dataclass(frozen=True)
 class RunResult:
@@ -106,7 +91,7 @@ async def _run_stages(
     rater = Rater(config, store)
 
     with progress("mine challenges", 0) as bar:
-        challenges = await challenger.prepare_round(cast(ProgressBar, bar))
+        challenges = await challenger.prepare_round(bar)
     pending = unfinished_challenges(config, challenges, store.battles(config.round_id))
     log.info("%d challenges, %d with battles still to fight", len(challenges), len(pending))
     for c in pending:

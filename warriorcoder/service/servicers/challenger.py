@@ -1,44 +1,27 @@
-"""The gRPC APIs of the five services, each a thin layer over its stage and the store.
-
-Servicers check their requests, call the stage, and raise `InvalidArgument` / `NotFound` /
-`NotReady` for the error interceptor of `grpc_server` to turn into statuses. None of them knows
-Kafka: the challenger gets a `publish` callable (the Kafka producer in a service, a list's append
-in tests).
-
-An empty `round_id` in any request means the round of the arena config the service runs with.
-"""
+"""ChallengerServicer: StartRound, SubmitInstructions, GetRoundStatus."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeAlias
-
-import grpc
+from typing import Any
 
 from warriorcoder.arena.challenge_tests import check_user_tests
 from warriorcoder.arena.ids import battle_id
 from warriorcoder.config import ArenaConfig, parse_config
 from warriorcoder.service.grpc_server import InvalidArgument, NotFound, NotReady
+from warriorcoder.service.servicers.checks import Context
 from warriorcoder.stages.challenger import Challenger
-from warriorcoder.stages.exporter import Exporter
-from warriorcoder.stages.judge import Judge
-from warriorcoder.stages.rater import Rater
-from warriorcoder.stages.responder import Responder
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2, services_pb2
 from warriorcoder.v1 import services_pb2_grpc as services_grpc
 
 log = logging.getLogger(__name__)
 
-Context: TypeAlias = grpc.aio.ServicerContext
 # Publishes a batch of challenges and returns once they are durably sent.
 Publish = Callable[[Sequence[arena_pb2.Challenge]], None]
-
-EXPORT_KINDS = ("sft", "preference")
 # Challenge counts by status come from the stored enum names (see storage.store.to_document).
 _RATED = arena_pb2.BattleStatus.Name(arena_pb2.BATTLE_STATUS_RATED)
 _FAILED = arena_pb2.BattleStatus.Name(arena_pb2.BATTLE_STATUS_FAILED)
@@ -79,16 +62,6 @@ def _checked_tests(tests: Sequence[str], instructions: int) -> list[str] | None:
             raise InvalidArgument(f"tests[{i}]: {problem}")
     return [text if text.strip() else "" for text in tests]
 
-
-def _check_roster_member(config: ArenaConfig, field: str, model_id: str) -> None:
-    roster = [e.id for e in config.roster]
-    if not model_id:
-        raise InvalidArgument(f"{field} is required")
-    if model_id not in roster:
-        raise InvalidArgument(f"{field} {model_id!r} is not an expert of the roster {roster}")
-
-
-# -- challenger ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -278,219 +251,3 @@ def _log_task_failure(task: asyncio.Task[int]) -> None:
     # Callers may all have gone (cancelled); the failure must still reach the log.
     if not task.cancelled() and task.exception() is not None:
         log.error("round preparation failed", exc_info=task.exception())
-
-
-# -- responder and judge ---------------------------------------------------------------------
-
-
-class ResponderServicer(services_grpc.ResponderServicer):
-    """Respond: the attacker and defenders answer one challenge (stored answers are reused)."""
-
-    def __init__(self, responder: Responder) -> None:
-        self.responder = responder
-
-    async def Respond(
-        self, request: arena_pb2.Challenge, context: Context
-    ) -> services_pb2.RespondResponse:
-        """One ResponsePair per defender of the challenge."""
-        config = self.responder.config
-        if not request.challenge_id:
-            raise InvalidArgument("challenge_id is required")
-        if not request.instruction.strip():
-            raise InvalidArgument("instruction is required (it is empty or blank)")
-        _check_roster_member(config, "attacker", request.attacker)
-        if not request.defenders:
-            raise InvalidArgument("defenders is empty: a challenge needs at least one defender")
-        for i, defender in enumerate(request.defenders):
-            _check_roster_member(config, f"defenders[{i}]", defender)
-            if defender == request.attacker:
-                raise InvalidArgument(f"defenders[{i}] {defender!r} is the attacker")
-        if len(set(request.defenders)) != len(request.defenders):
-            raise InvalidArgument(f"defenders {list(request.defenders)} has duplicates")
-        pairs = await self.responder.handle([request])
-        return services_pb2.RespondResponse(pairs=pairs)
-
-
-class JudgeServicer(services_grpc.JudgeServicer):
-    """JudgeBattle: every judge of the pair judges it in both orders."""
-
-    def __init__(self, judge: Judge) -> None:
-        self.judge = judge
-
-    async def JudgeBattle(
-        self, request: arena_pb2.ResponsePair, context: Context
-    ) -> arena_pb2.BattleJudgments:
-        """All judgments of the battle (stored valid judgments are reused)."""
-        config = self.judge.config
-        if not request.battle_id:
-            raise InvalidArgument("battle_id is required")
-        for side in ("response_a", "response_b"):
-            if not request.HasField(side):
-                raise InvalidArgument(f"{side} is required")
-        _check_roster_member(config, "model_a", request.model_a)
-        _check_roster_member(config, "model_b", request.model_b)
-        if request.model_a == request.model_b:
-            raise InvalidArgument(f"model_a and model_b are both {request.model_a!r}")
-        if not request.judges:
-            raise InvalidArgument("judges is empty: a battle needs at least one uninvolved judge")
-        for i, judge in enumerate(request.judges):
-            _check_roster_member(config, f"judges[{i}]", judge)
-            if judge in (request.model_a, request.model_b):
-                raise InvalidArgument(f"judges[{i}] {judge!r} competes in this battle")
-        (result,) = await self.judge.judge_battles([request])
-        return result
-
-
-# -- rater -----------------------------------------------------------------------------------
-
-
-class RaterServicer(services_grpc.RaterServicer):
-    """GetBattle reads one rated battle; GetLeaderboard rates a round from the stored battles."""
-
-    def __init__(self, store: ArenaStore, rater: Rater) -> None:
-        self.store = store
-        self.rater = rater
-
-    async def GetBattle(
-        self, request: services_pb2.GetBattleRequest, context: Context
-    ) -> arena_pb2.RatedBattle:
-        """The stored battle, rated or failed."""
-        if not request.battle_id:
-            raise InvalidArgument("battle_id is required")
-        battle = self.store.battle(request.battle_id)
-        if battle is None:
-            raise NotFound(f"battle {request.battle_id!r} not found (not rated yet, or unknown)")
-        return battle
-
-    async def GetLeaderboard(
-        self, request: services_pb2.GetLeaderboardRequest, context: Context
-    ) -> arena_pb2.Leaderboard:
-        """Elo, Bradley-Terry with bootstrap intervals and judge statistics, computed now."""
-        round_id = request.round_id or self.rater.config.round_id
-        return _fresh_leaderboard(self.store, self.rater, round_id)
-
-
-def _fresh_leaderboard(store: ArenaStore, rater: Rater, round_id: str) -> arena_pb2.Leaderboard:
-    if store.count("battles", {"round_id": round_id}) == 0:
-        raise NotFound(f"round {round_id!r} has no battles (unknown round, or none rated yet)")
-    return rater.leaderboard(round_id)
-
-
-# -- exporter --------------------------------------------------------------------------------
-
-
-def to_training_record(kind: str, record: dict[str, Any]) -> arena_pb2.TrainingRecord:
-    """An exporter record (see arena.selection.training_records) as a TrainingRecord message."""
-    prov = record["provenance"]
-    provenance = arena_pb2.Provenance(
-        round_id=prov["round_id"],
-        challenge_id=prov["challenge_id"],
-        battle_ids=prov["battle_ids"],
-        models=prov["models"],
-        judges=prov["judges"],
-        config_hash=prov["config_hash"],
-    )
-    for vote in prov["votes"]:
-        provenance.votes.add(
-            judge=vote["judge"],
-            verdict=arena_pb2.Verdict.Value("VERDICT_" + vote["verdict"].upper()),
-        )
-    for score in prov["scores"]:
-        provenance.scores[score["model"]] = score["score"]
-    if kind == "sft":
-        return arena_pb2.TrainingRecord(
-            record_id=record["id"],
-            kind=kind,
-            prompt=record["messages"][0]["content"],
-            chosen=record["messages"][-1]["content"],
-            chosen_model=record["model"],
-            provenance=provenance,
-        )
-    if kind == "preference":
-        return arena_pb2.TrainingRecord(
-            record_id=record["id"],
-            kind=kind,
-            prompt=record["prompt"][0]["content"],
-            chosen=record["chosen"][0]["content"],
-            rejected=record["rejected"][0]["content"],
-            chosen_model=record["chosen_model"],
-            rejected_model=record["rejected_model"],
-            provenance=provenance,
-        )
-    raise ValueError(f"kind must be one of {EXPORT_KINDS}, got {kind!r}")
-
-
-def _checked_kinds(kind: str) -> tuple[str, ...]:
-    if not kind:
-        return EXPORT_KINDS
-    if kind not in EXPORT_KINDS:
-        raise InvalidArgument(f"kind must be 'sft', 'preference' or empty (both), got {kind!r}")
-    return (kind,)
-
-
-class ExporterServicer(services_grpc.ExporterServicer):
-    """StreamRecords streams a round's training records; WriteExport writes the dataset files.
-
-    Both rate the round from the stored battles first, so records follow the newest ratings.
-    `export_root`, when given, confines WriteExport's output_dir to that folder.
-    """
-
-    def __init__(
-        self,
-        config: ArenaConfig,
-        store: ArenaStore,
-        exporter: Exporter,
-        *,
-        rater: Rater | None = None,
-        export_root: Path | None = None,
-    ) -> None:
-        self.config = config
-        self.store = store
-        self.exporter = exporter
-        self.rater = rater if rater is not None else Rater(config, store)
-        self.export_root = export_root.resolve() if export_root is not None else None
-
-    def _records(self, round_id: str) -> dict[str, Iterable[dict[str, Any]]]:
-        board = _fresh_leaderboard(self.store, self.rater, round_id or self.config.round_id)
-        sft, preference = self.exporter.records(board)
-        return {"sft": sft, "preference": preference}
-
-    async def StreamRecords(
-        self, request: services_pb2.ExportRequest, context: Context
-    ) -> AsyncIterator[arena_pb2.TrainingRecord]:
-        """SFT records, then preference records (or only the requested kind)."""
-        kinds = _checked_kinds(request.kind)
-        records = self._records(request.round_id)
-        for kind in kinds:
-            for record in records[kind]:
-                yield to_training_record(kind, record)
-
-    async def WriteExport(
-        self, request: services_pb2.ExportRequest, context: Context
-    ) -> services_pb2.ExportSummary:
-        """Write sft.jsonl, preference.jsonl and the leaderboard files into output_dir.
-
-        Every file is written whatever `kind` says (it is checked, for the same errors as
-        StreamRecords); the summary counts both kinds.
-        """
-        _checked_kinds(request.kind)
-        if not request.output_dir.strip():
-            raise InvalidArgument("output_dir is required (a folder on the exporter's machine)")
-        out_dir = Path(request.output_dir).expanduser().resolve()
-        if self.export_root is not None and not out_dir.is_relative_to(self.export_root):
-            raise InvalidArgument(
-                f"output_dir {request.output_dir!r} is outside the export root {self.export_root}"
-            )
-        board = _fresh_leaderboard(
-            self.store, self.rater, request.round_id or self.config.round_id
-        )
-        try:
-            export = self.exporter.export(board, out_dir)
-        except (PermissionError, NotADirectoryError, FileExistsError) as error:
-            message = f"output_dir {request.output_dir!r}: cannot write: {error}"
-            raise InvalidArgument(message) from error
-        return services_pb2.ExportSummary(
-            sft_records=len(export.sft),
-            preference_records=len(export.preference),
-            files=[str(f) for f in export.files],
-        )

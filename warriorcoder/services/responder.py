@@ -1,9 +1,9 @@
 """Responder: attacker and defenders answer each challenge; consumes `challenges`, produces
 `responses` (one ResponsePair per battle)."""
 
-from warriorcoder.bus import Topic
 from warriorcoder.service.runner import ServiceContext, ServiceParts
-from warriorcoder.service.servicers import ResponderServicer
+from warriorcoder.service.servicers.responder import ResponderServicer
+from warriorcoder.stages.bus import Topic
 from warriorcoder.stages.responder import Responder
 from warriorcoder.v1 import arena_pb2, services_pb2_grpc
 

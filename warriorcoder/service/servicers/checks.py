@@ -1,0 +1,21 @@
+"""What the servicers share: the context type and the checks of roster fields."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import grpc
+
+from warriorcoder.config import ArenaConfig
+from warriorcoder.service.grpc_server import InvalidArgument
+
+Context: TypeAlias = grpc.aio.ServicerContext
+
+
+def check_roster_member(config: ArenaConfig, field: str, model_id: str) -> None:
+    """InvalidArgument unless `model_id` (the request's `field`) is an expert of the roster."""
+    roster = [e.id for e in config.roster]
+    if not model_id:
+        raise InvalidArgument(f"{field} is required")
+    if model_id not in roster:
+        raise InvalidArgument(f"{field} {model_id!r} is not an expert of the roster {roster}")

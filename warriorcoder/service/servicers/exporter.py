@@ -1,0 +1,136 @@
+"""ExporterServicer: StreamRecords, WriteExport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+from warriorcoder.config import ArenaConfig
+from warriorcoder.service.grpc_server import InvalidArgument
+from warriorcoder.service.servicers.checks import Context
+from warriorcoder.service.servicers.rater import _fresh_leaderboard
+from warriorcoder.stages.exporter import Exporter
+from warriorcoder.stages.rater import Rater
+from warriorcoder.storage.store import ArenaStore
+from warriorcoder.v1 import arena_pb2, services_pb2
+from warriorcoder.v1 import services_pb2_grpc as services_grpc
+
+EXPORT_KINDS = ("sft", "preference")
+
+
+def to_training_record(kind: str, record: dict[str, Any]) -> arena_pb2.TrainingRecord:
+    """An exporter record (see arena.selection.training_records) as a TrainingRecord message."""
+    prov = record["provenance"]
+    provenance = arena_pb2.Provenance(
+        round_id=prov["round_id"],
+        challenge_id=prov["challenge_id"],
+        battle_ids=prov["battle_ids"],
+        models=prov["models"],
+        judges=prov["judges"],
+        config_hash=prov["config_hash"],
+    )
+    for vote in prov["votes"]:
+        provenance.votes.add(
+            judge=vote["judge"],
+            verdict=arena_pb2.Verdict.Value("VERDICT_" + vote["verdict"].upper()),
+        )
+    for score in prov["scores"]:
+        provenance.scores[score["model"]] = score["score"]
+    if kind == "sft":
+        return arena_pb2.TrainingRecord(
+            record_id=record["id"],
+            kind=kind,
+            prompt=record["messages"][0]["content"],
+            chosen=record["messages"][-1]["content"],
+            chosen_model=record["model"],
+            provenance=provenance,
+        )
+    if kind == "preference":
+        return arena_pb2.TrainingRecord(
+            record_id=record["id"],
+            kind=kind,
+            prompt=record["prompt"][0]["content"],
+            chosen=record["chosen"][0]["content"],
+            rejected=record["rejected"][0]["content"],
+            chosen_model=record["chosen_model"],
+            rejected_model=record["rejected_model"],
+            provenance=provenance,
+        )
+    raise ValueError(f"kind must be one of {EXPORT_KINDS}, got {kind!r}")
+
+
+def _checked_kinds(kind: str) -> tuple[str, ...]:
+    if not kind:
+        return EXPORT_KINDS
+    if kind not in EXPORT_KINDS:
+        raise InvalidArgument(f"kind must be 'sft', 'preference' or empty (both), got {kind!r}")
+    return (kind,)
+
+
+class ExporterServicer(services_grpc.ExporterServicer):
+    """StreamRecords streams a round's training records; WriteExport writes the dataset files.
+
+    Both rate the round from the stored battles first, so records follow the newest ratings.
+    `export_root`, when given, confines WriteExport's output_dir to that folder.
+    """
+
+    def __init__(
+        self,
+        config: ArenaConfig,
+        store: ArenaStore,
+        exporter: Exporter,
+        *,
+        rater: Rater | None = None,
+        export_root: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.exporter = exporter
+        self.rater = rater if rater is not None else Rater(config, store)
+        self.export_root = export_root.resolve() if export_root is not None else None
+
+    def _records(self, round_id: str) -> dict[str, Iterable[dict[str, Any]]]:
+        board = _fresh_leaderboard(self.store, self.rater, round_id or self.config.round_id)
+        sft, preference = self.exporter.records(board)
+        return {"sft": sft, "preference": preference}
+
+    async def StreamRecords(
+        self, request: services_pb2.ExportRequest, context: Context
+    ) -> AsyncIterator[arena_pb2.TrainingRecord]:
+        """SFT records, then preference records (or only the requested kind)."""
+        kinds = _checked_kinds(request.kind)
+        records = self._records(request.round_id)
+        for kind in kinds:
+            for record in records[kind]:
+                yield to_training_record(kind, record)
+
+    async def WriteExport(
+        self, request: services_pb2.ExportRequest, context: Context
+    ) -> services_pb2.ExportSummary:
+        """Write sft.jsonl, preference.jsonl and the leaderboard files into output_dir.
+
+        Every file is written whatever `kind` says (it is checked, for the same errors as
+        StreamRecords); the summary counts both kinds.
+        """
+        _checked_kinds(request.kind)
+        if not request.output_dir.strip():
+            raise InvalidArgument("output_dir is required (a folder on the exporter's machine)")
+        out_dir = Path(request.output_dir).expanduser().resolve()
+        if self.export_root is not None and not out_dir.is_relative_to(self.export_root):
+            raise InvalidArgument(
+                f"output_dir {request.output_dir!r} is outside the export root {self.export_root}"
+            )
+        board = _fresh_leaderboard(
+            self.store, self.rater, request.round_id or self.config.round_id
+        )
+        try:
+            export = self.exporter.export(board, out_dir)
+        except (PermissionError, NotADirectoryError, FileExistsError) as error:
+            message = f"output_dir {request.output_dir!r}: cannot write: {error}"
+            raise InvalidArgument(message) from error
+        return services_pb2.ExportSummary(
+            sft_records=len(export.sft),
+            preference_records=len(export.preference),
+            files=[str(f) for f in export.files],
+        )
