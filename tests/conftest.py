@@ -1,4 +1,5 @@
-"""Shared fixtures: the MongoDB wire server (nx-27017) started for the tests that use it."""
+"""Shared fixtures: the MongoDB wire server (nx-27017) started for the tests that use it, and
+the `unit` / `integration` markers (see `pytest_collection_modifyitems`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,23 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["kafka_broker"]
+
+# Fixtures that start a server. A test that uses one, directly or through another fixture, is
+# an integration test, and so is one that loads a real model; `make test-fast` deselects them
+# (-m "not integration and not model") and so needs no server. A test that reaches a server
+# another way (e.g. request.getfixturevalue) marks itself `integration`.
+SERVER_FIXTURES = frozenset({"mongo_uri", "kafka_bootstrap"})
+INTEGRATION_MARKERS = ("integration", "model", "vllm")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test `integration` (it needs a server or a real model) or else `unit`."""
+    for item in items:
+        uses_server = bool(SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        if uses_server or any(item.get_closest_marker(m) for m in INTEGRATION_MARKERS):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
 
 
 def free_port() -> int:

@@ -13,9 +13,16 @@ ROSTER = [
 ]
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
 def test_examples_are_valid() -> None:
-    for path in Path("examples").glob("*.yaml"):
-        assert load_config(path).roster
+    # From the repository root whatever the working directory: a glob that finds nothing
+    # would pass without checking anything.
+    examples = sorted(EXAMPLES.glob("*.yaml"))
+    assert len(examples) >= 2, f"no example configs found in {EXAMPLES}"
+    for path in examples:
+        assert len(load_config(path).roster) >= 3, path
 
 
 def test_minimal_config_gets_paper_defaults() -> None:

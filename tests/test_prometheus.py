@@ -17,6 +17,7 @@ from distributed_harness import SERVICES, Arena
 from test_distributed import arena, start_round  # noqa: F401  (the fixture)
 
 PROMETHEUS = shutil.which("prometheus")
+pytestmark = pytest.mark.integration  # a Prometheus server, besides the arena's broker and MongoDB
 
 
 def query(port: int, expr: str) -> list[dict]:

@@ -37,6 +37,7 @@ from warriorcoder.execution.sandbox import (
     base_interpreter,
     drops_uid,
     exception_reason,
+    protections_of,
     require_isolation,
 )
 
@@ -107,7 +108,13 @@ def needs(protection: str) -> pytest.MarkDecorator:
 
 def test_probe_records_mode_and_protections() -> None:
     info = sandbox_info()
-    assert info.mode in set(SandboxMode)
+    assert info.protections == protections_of(info.mode)
+    # Modes are tried strongest first: each rejected one is stronger than the mode in use and
+    # comes with its reason, and jail is either in use or rejected.
+    rejected = [SandboxMode(reason.split(":", 1)[0]) for reason in info.rejected]
+    assert all(at_least(mode, info.mode) and mode is not info.mode for mode in rejected)
+    assert all(reason.split(":", 1)[1].strip() for reason in info.rejected)
+    assert info.mode is SandboxMode.JAIL or SandboxMode.JAIL in rejected
     assert "empty-environment" in info.protections
     assert "resource-limits" in info.protections
     if os.geteuid() == 0:

@@ -124,7 +124,8 @@ def optimal_bands(
         collide = 1.0 - (1.0 - s**rows) ** bands
         y = 1.0 - collide if miss else collide
         # Trapezoid rule over the uniform grid, one row per layout.
-        return (y[:, :-1] + y[:, 1:]).sum(axis=1) * (hi - lo) / 2000.0
+        areas: np.ndarray = (y[:, :-1] + y[:, 1:]).sum(axis=1) * (hi - lo) / 2000.0
+        return areas
 
     error = false_positive_weight * area(0.0, threshold, miss=False)
     if threshold < 1.0:

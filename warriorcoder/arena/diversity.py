@@ -75,10 +75,13 @@ def k_center_greedy(
         return []
 
     def distance_to(center: int) -> np.ndarray:
+        distances: np.ndarray
         if metric == "cosine":
-            return 1.0 - points @ points[center]
-        diff = points - points[center]
-        return np.einsum("ij,ij->i", diff, diff)  # squared: same argmax, no sqrt
+            distances = 1.0 - points @ points[center]
+        else:
+            diff = points - points[center]
+            distances = np.einsum("ij,ij->i", diff, diff)  # squared: same argmax, no sqrt
+        return distances
 
     nearest = np.full(n, np.inf)
     for center in selected:

@@ -1028,14 +1028,14 @@ def _check_verdict(verdict: Verdict, what: str) -> None:
 
 def _verdict_name(verdict: int) -> str:
     try:
-        return arena_pb2.Verdict.Name(verdict)
+        return str(arena_pb2.Verdict.Name(verdict))
     except ValueError:
         return str(verdict)
 
 
 def _order_name(order: int) -> str:
     try:
-        return arena_pb2.Order.Name(order)
+        return str(arena_pb2.Order.Name(order))
     except ValueError:
         return str(order)
 

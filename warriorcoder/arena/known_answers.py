@@ -145,11 +145,16 @@ class _Source:
                 self.line_starts.append(i + 1)
         self.tree = ast.parse(code)
 
+    # ast.AST declares no positions; the nodes passed here are expressions and statements.
     def start(self, node: ast.AST) -> int:
-        return self.line_starts[node.lineno - 1] + node.col_offset  # type: ignore[attr-defined]
+        line: int = node.lineno  # type: ignore[attr-defined]
+        column: int = node.col_offset  # type: ignore[attr-defined]
+        return self.line_starts[line - 1] + column
 
     def end(self, node: ast.AST) -> int:
-        return self.line_starts[node.end_lineno - 1] + node.end_col_offset  # type: ignore[attr-defined]
+        line: int = node.end_lineno  # type: ignore[attr-defined]
+        column: int = node.end_col_offset  # type: ignore[attr-defined]
+        return self.line_starts[line - 1] + column
 
     def text(self, start: int, end: int) -> str:
         return self.data[start:end].decode("utf-8")
@@ -304,7 +309,7 @@ def _missing_edge_case_mutants(src: _Source) -> Iterator[tuple[str, str]]:
                 rest = [src.node_text(v) for j, v in enumerate(node.values) if j != i]
                 new = joiner.join(rest)
                 code = src.replace(src.start(node), src.end(node), f"({new})")
-                yield code, (f"line {node.lineno}: condition "  # type: ignore[attr-defined]
+                yield code, (f"line {node.lineno}: condition "
                              f"`{src.node_text(dropped)}` dropped")
 
 

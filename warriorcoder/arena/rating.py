@@ -139,7 +139,7 @@ class RatingScale:
 
 def win_probability(rating_a: float, rating_b: float, scale: RatingScale = RatingScale()) -> float:
     """Expected score of A against B: ``1 / (1 + base ** ((rating_b - rating_a) / scale))``."""
-    return 1.0 / (1.0 + scale.base ** ((rating_b - rating_a) / scale.scale))
+    return 1.0 / (1.0 + math.pow(scale.base, (rating_b - rating_a) / scale.scale))
 
 
 @dataclass(frozen=True, eq=False)
@@ -446,7 +446,8 @@ def _fit_logits(wins: np.ndarray, l2: float, start: np.ndarray | None = None) ->
     logits = _newton(
         lambda x: pairs.loss(x, l2), centred_derivatives, logits, "Bradley-Terry fit", rounding
     )
-    return logits - logits.mean()
+    centred: np.ndarray = logits - logits.mean()
+    return centred
 
 
 def _check_l2(l2: float) -> None:
@@ -515,12 +516,14 @@ def _anchor_set(wins: np.ndarray) -> np.ndarray:
     anchor = label == best
     if anchor.sum() < 2:
         return np.ones(len(wins), dtype=bool)
-    return anchor
+    found: np.ndarray = anchor
+    return found
 
 
 def _anchored(logits: np.ndarray, anchor: np.ndarray) -> np.ndarray:
     """Logits shifted so that the anchor set's mean is zero (last axis = models)."""
-    return logits - logits[..., anchor].mean(axis=-1, keepdims=True)
+    shifted: np.ndarray = logits - logits[..., anchor].mean(axis=-1, keepdims=True)
+    return shifted
 
 
 def _anchored_point(battles: BattleOutcomes, l2: float) -> tuple[np.ndarray, list[_Group]]:
