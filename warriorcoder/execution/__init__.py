@@ -1,5 +1,6 @@
 """Running untrusted code: the sandbox that executes programs from model answers."""
 
+from warriorcoder.execution.harness import run_tests
 from warriorcoder.execution.sandbox import (
     RunResult,
     RunStatus,
@@ -11,7 +12,6 @@ from warriorcoder.execution.sandbox import (
     TestStatus,
     require_isolation,
     run_python,
-    run_tests,
     sandbox_info,
     sandbox_protections,
 )

@@ -29,12 +29,14 @@ from warriorcoder.execution.sandbox import (
     TestResult,
     TestStatus,
     _run,
+    resolve_mode,
 )
 
 PROGRAM = Path(__file__).with_name("harness_program.py")
 # A record longer than this is not the harness's (it keeps its record under 60 kB).
 MAX_RECORD_BYTES = 1 << 20
 _REASON_CHARS = 300
+_DEFAULT_LIMITS = SandboxLimits()
 
 
 @cache
@@ -53,6 +55,17 @@ def harness_program_text() -> str:
     """
     code = compile(harness_source(), PROGRAM.name, "exec", dont_inherit=True, optimize=0)
     return f"import marshal\nexec(marshal.loads({marshal.dumps(code)!r}))\n"
+
+
+def run_tests(solution: str, tests: str, limits: SandboxLimits = _DEFAULT_LIMITS, *,
+              mode: SandboxMode | None = None) -> RunResult:
+    """Run the answer `solution` against `tests` with the trusted harness (thread-safe).
+
+    The harness, not the answer, decides: the answer is loaded as a module in its own process
+    and every test runs in the harness, which records each result (`RunResult.tests`). PASSED
+    only when its record says every test passed.
+    """
+    return run_harness(solution, tests, limits, resolve_mode(limits, mode))
 
 
 def run_harness(solution: str, tests: str, limits: SandboxLimits, mode: SandboxMode) -> RunResult:

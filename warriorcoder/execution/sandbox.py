@@ -517,19 +517,6 @@ def resolve_mode(limits: SandboxLimits, mode: SandboxMode | None = None) -> Sand
     return mode
 
 
-def run_tests(solution: str, tests: str, limits: SandboxLimits = SandboxLimits(), *,
-              mode: SandboxMode | None = None) -> RunResult:
-    """Run the answer `solution` against `tests` with the trusted harness (thread-safe).
-
-    The harness, not the answer, decides: the answer is loaded as a module in its own process
-    and every test runs in the harness, which records each result (`RunResult.tests`). PASSED
-    only when its record says every test passed. See warriorcoder/execution/harness.py.
-    """
-    from warriorcoder.execution.harness import run_harness  # the harness imports this module
-
-    return run_harness(solution, tests, limits, resolve_mode(limits, mode))
-
-
 class _Capture:
     """Keeps the first and the last `cap` bytes of a stream, and counts the rest."""
 
