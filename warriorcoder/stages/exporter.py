@@ -7,10 +7,10 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from warriorcoder.arena.rating import RatingScale
 from warriorcoder.arena.selection import select_winners, training_records
+from warriorcoder.arena.training_record import record_json
 from warriorcoder.config import ArenaConfig
 from warriorcoder.reporting.leaderboard import write_leaderboard
 from warriorcoder.storage.store import ArenaStore
@@ -19,17 +19,19 @@ from warriorcoder.v1 import arena_pb2
 
 @dataclass(frozen=True)
 class Export:
-    sft: list[dict[str, Any]]
-    preference: list[dict[str, Any]]
+    sft: list[arena_pb2.TrainingRecord]
+    preference: list[arena_pb2.TrainingRecord]
     files: list[Path]
 
 
-def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    """Write atomically: a crash mid-write leaves the previous file, never half a file."""
+def write_jsonl(path: Path, records: Iterable[arena_pb2.TrainingRecord]) -> None:
+    """Write the records' JSON form (arena.training_record.record_json), one per line.
+
+    Atomic: a crash mid-write leaves the previous file, never half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w") as f:
         for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            f.write(json.dumps(record_json(r), ensure_ascii=False) + "\n")
     os.replace(tmp, path)
 
 
@@ -38,7 +40,10 @@ class Exporter:
         self.config = config
         self.store = store
 
-    def records(self, board: arena_pb2.Leaderboard) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def records(
+        self, board: arena_pb2.Leaderboard
+    ) -> tuple[list[arena_pb2.TrainingRecord], list[arena_pb2.TrainingRecord]]:
+        """The round's SFT records and preference pairs under the leaderboard's ratings."""
         cfg = self.config
         sel = cfg.selection
         ratings = {r.model_id: getattr(r, sel.rating) for r in board.ratings}

@@ -237,16 +237,18 @@ class VerdictProbabilities(_message.Message):
     def __init__(self, a: _Optional[float] = ..., b: _Optional[float] = ..., tie: _Optional[float] = ...) -> None: ...
 
 class Vote(_message.Message):
-    __slots__ = ("judge", "verdict", "strong", "weight")
+    __slots__ = ("judge", "verdict", "strong", "weight", "battle_id")
     JUDGE_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     STRONG_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BATTLE_ID_FIELD_NUMBER: _ClassVar[int]
     judge: str
     verdict: Verdict
     strong: bool
     weight: float
-    def __init__(self, judge: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., strong: _Optional[bool] = ..., weight: _Optional[float] = ...) -> None: ...
+    battle_id: str
+    def __init__(self, judge: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., strong: _Optional[bool] = ..., weight: _Optional[float] = ..., battle_id: _Optional[str] = ...) -> None: ...
 
 class BattleJudgments(_message.Message):
     __slots__ = ("pair", "judgments", "execution_a", "execution_b")
@@ -385,7 +387,7 @@ class Leaderboard(_message.Message):
     def __init__(self, round_id: _Optional[str] = ..., ratings: _Optional[_Iterable[_Union[ModelRating, _Mapping]]] = ..., judges: _Optional[_Iterable[_Union[JudgeStats, _Mapping]]] = ..., battles: _Optional[int] = ..., failed_battles: _Optional[int] = ..., bootstrap_rounds: _Optional[int] = ..., judge_calls: _Optional[int] = ..., judge_tokens: _Optional[int] = ..., judge_tokens_per_record: _Optional[float] = ..., records: _Optional[int] = ..., interval_method: _Optional[str] = ...) -> None: ...
 
 class Provenance(_message.Message):
-    __slots__ = ("round_id", "challenge_id", "battle_ids", "models", "judges", "votes", "scores", "config_hash")
+    __slots__ = ("round_id", "challenge_id", "battle_ids", "models", "judges", "votes", "scores", "config_hash", "local_scores", "head_to_head_losers")
     class ScoresEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -401,6 +403,8 @@ class Provenance(_message.Message):
     VOTES_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
     CONFIG_HASH_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_SCORES_FIELD_NUMBER: _ClassVar[int]
+    HEAD_TO_HEAD_LOSERS_FIELD_NUMBER: _ClassVar[int]
     round_id: str
     challenge_id: str
     battle_ids: _containers.RepeatedScalarFieldContainer[str]
@@ -409,10 +413,32 @@ class Provenance(_message.Message):
     votes: _containers.RepeatedCompositeFieldContainer[Vote]
     scores: _containers.ScalarMap[str, float]
     config_hash: str
-    def __init__(self, round_id: _Optional[str] = ..., challenge_id: _Optional[str] = ..., battle_ids: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[str]] = ..., judges: _Optional[_Iterable[str]] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., scores: _Optional[_Mapping[str, float]] = ..., config_hash: _Optional[str] = ...) -> None: ...
+    local_scores: _containers.RepeatedCompositeFieldContainer[LocalScore]
+    head_to_head_losers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, round_id: _Optional[str] = ..., challenge_id: _Optional[str] = ..., battle_ids: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[str]] = ..., judges: _Optional[_Iterable[str]] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., scores: _Optional[_Mapping[str, float]] = ..., config_hash: _Optional[str] = ..., local_scores: _Optional[_Iterable[_Union[LocalScore, _Mapping]]] = ..., head_to_head_losers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LocalScore(_message.Message):
+    __slots__ = ("battle_id", "model_a", "model_b", "x_a")
+    BATTLE_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_A_FIELD_NUMBER: _ClassVar[int]
+    MODEL_B_FIELD_NUMBER: _ClassVar[int]
+    X_A_FIELD_NUMBER: _ClassVar[int]
+    battle_id: str
+    model_a: str
+    model_b: str
+    x_a: float
+    def __init__(self, battle_id: _Optional[str] = ..., model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., x_a: _Optional[float] = ...) -> None: ...
+
+class ChatTurn(_message.Message):
+    __slots__ = ("role", "content")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    content: str
+    def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class TrainingRecord(_message.Message):
-    __slots__ = ("record_id", "kind", "prompt", "chosen", "rejected", "chosen_model", "rejected_model", "provenance")
+    __slots__ = ("record_id", "kind", "prompt", "chosen", "rejected", "chosen_model", "rejected_model", "provenance", "prompt_messages", "score", "margin")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -421,6 +447,9 @@ class TrainingRecord(_message.Message):
     CHOSEN_MODEL_FIELD_NUMBER: _ClassVar[int]
     REJECTED_MODEL_FIELD_NUMBER: _ClassVar[int]
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FIELD_NUMBER: _ClassVar[int]
     record_id: str
     kind: str
     prompt: str
@@ -429,4 +458,7 @@ class TrainingRecord(_message.Message):
     chosen_model: str
     rejected_model: str
     provenance: Provenance
-    def __init__(self, record_id: _Optional[str] = ..., kind: _Optional[str] = ..., prompt: _Optional[str] = ..., chosen: _Optional[str] = ..., rejected: _Optional[str] = ..., chosen_model: _Optional[str] = ..., rejected_model: _Optional[str] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ...) -> None: ...
+    prompt_messages: _containers.RepeatedCompositeFieldContainer[ChatTurn]
+    score: float
+    margin: float
+    def __init__(self, record_id: _Optional[str] = ..., kind: _Optional[str] = ..., prompt: _Optional[str] = ..., chosen: _Optional[str] = ..., rejected: _Optional[str] = ..., chosen_model: _Optional[str] = ..., rejected_model: _Optional[str] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., prompt_messages: _Optional[_Iterable[_Union[ChatTurn, _Mapping]]] = ..., score: _Optional[float] = ..., margin: _Optional[float] = ...) -> None: ...

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
 
+from warriorcoder.arena.training_record import KINDS
 from warriorcoder.config import ArenaConfig
 from warriorcoder.service.grpc_server import InvalidArgument
 from warriorcoder.service.servicers.checks import Context
@@ -16,54 +16,11 @@ from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2, services_pb2
 from warriorcoder.v1 import services_pb2_grpc as services_grpc
 
-EXPORT_KINDS = ("sft", "preference")
-
-
-def to_training_record(kind: str, record: dict[str, Any]) -> arena_pb2.TrainingRecord:
-    """An exporter record (see arena.selection.training_records) as a TrainingRecord message."""
-    prov = record["provenance"]
-    provenance = arena_pb2.Provenance(
-        round_id=prov["round_id"],
-        challenge_id=prov["challenge_id"],
-        battle_ids=prov["battle_ids"],
-        models=prov["models"],
-        judges=prov["judges"],
-        config_hash=prov["config_hash"],
-    )
-    for vote in prov["votes"]:
-        provenance.votes.add(
-            judge=vote["judge"],
-            verdict=arena_pb2.Verdict.Value("VERDICT_" + vote["verdict"].upper()),
-        )
-    for score in prov["scores"]:
-        provenance.scores[score["model"]] = score["score"]
-    if kind == "sft":
-        return arena_pb2.TrainingRecord(
-            record_id=record["id"],
-            kind=kind,
-            prompt=record["messages"][0]["content"],
-            chosen=record["messages"][-1]["content"],
-            chosen_model=record["model"],
-            provenance=provenance,
-        )
-    if kind == "preference":
-        return arena_pb2.TrainingRecord(
-            record_id=record["id"],
-            kind=kind,
-            prompt=record["prompt"][0]["content"],
-            chosen=record["chosen"][0]["content"],
-            rejected=record["rejected"][0]["content"],
-            chosen_model=record["chosen_model"],
-            rejected_model=record["rejected_model"],
-            provenance=provenance,
-        )
-    raise ValueError(f"kind must be one of {EXPORT_KINDS}, got {kind!r}")
-
 
 def _checked_kinds(kind: str) -> tuple[str, ...]:
     if not kind:
-        return EXPORT_KINDS
-    if kind not in EXPORT_KINDS:
+        return KINDS
+    if kind not in KINDS:
         raise InvalidArgument(f"kind must be 'sft', 'preference' or empty (both), got {kind!r}")
     return (kind,)
 
@@ -90,7 +47,7 @@ class ExporterServicer(services_grpc.ExporterServicer):
         self.rater = rater if rater is not None else Rater(config, store)
         self.export_root = export_root.resolve() if export_root is not None else None
 
-    def _records(self, round_id: str) -> dict[str, Iterable[dict[str, Any]]]:
+    def _records(self, round_id: str) -> dict[str, Iterable[arena_pb2.TrainingRecord]]:
         board = _fresh_leaderboard(self.store, self.rater, round_id or self.config.round_id)
         sft, preference = self.exporter.records(board)
         return {"sft": sft, "preference": preference}
@@ -103,7 +60,7 @@ class ExporterServicer(services_grpc.ExporterServicer):
         records = self._records(request.round_id)
         for kind in kinds:
             for record in records[kind]:
-                yield to_training_record(kind, record)
+                yield record
 
     async def WriteExport(
         self, request: services_pb2.ExportRequest, context: Context
