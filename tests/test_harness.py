@@ -411,11 +411,19 @@ def test_malformed_wire_data_is_a_protocol_error(junk: object) -> None:
 def test_the_answer_cannot_name_arbitrary_objects_in_the_harness() -> None:
     receiver = hp.Peer(-1, -1, strict=True)
     for wire in (["R", "unittest.mock", "ANY"], ["R", "os", "_exit"], ["M", "os"],
-                 ["R", "math", "pi"], ["Y", "f"], ["Y", 7], ["R", "math", "sqrt.__globals__"]):
+                 ["Y", "f"], ["Y", 7], ["R", "math", "sqrt.__globals__"], ["R", "math"]):
         with pytest.raises(hp.ProtocolError):
             receiver.decode(wire)
-    import math
-    assert receiver.decode(["R", "math", "sqrt"]) is math.sqrt
+    # A shared function or module the answer names is its own copy (a proxy), never the
+    # harness's: builtins.exec from the answer is not the harness's exec.
+    for wire in (["R", "builtins", "exec"], ["R", "builtins", "getattr"], ["R", "math", "sqrt"],
+                 ["M", "builtins"], ["R", "math", "pi"]):
+        value = receiver.decode(wire)
+        assert isinstance(value, hp.Proxy) and value._wc_ref() == wire
+    from collections import Counter
+    assert receiver.decode(["R", "builtins", "int"]) is int  # value types compare as themselves
+    assert receiver.decode(["R", "collections", "Counter"]) is Counter
+    assert receiver.decode(["R", "builtins", "ValueError"]) is ValueError
 
 
 def test_a_handle_never_equals_plain_data() -> None:
@@ -429,6 +437,176 @@ def test_a_handle_never_equals_plain_data() -> None:
             operation()
     shadowed: Any = hp.Proxy(peer, 2, "I", 0)  # an int subclass: its built-in value counts
     assert shadowed == 0 and shadowed != 4 and shadowed - 4 == -4
+    assert isinstance(shadowed, int) and not isinstance(handle, int) and type(shadowed) is hp.Proxy
+
+
+# -- the answer's process speaks the protocol: every message it sends is the answer's -------
+
+# Finds the answer process's end of the channel, as an answer can (gc, the harness's globals).
+_PEER = "    import gc\n    peer = next(o for o in gc.get_objects() if type(o).__name__ == 'Peer')\n"
+# Harness code that, run in the harness, would mark every test passed in its record.
+_PATCH_RECORD = (
+    "g = globals()\n"
+    "if '_wc_orig' not in g:\n"
+    "    g['_wc_orig'] = g['_record']\n"
+    "    def patched(fd, nonce, body, orig=g['_wc_orig']):\n"
+    "        for t in body['tests']:\n"
+    "            t[1] = 'passed'\n"
+    "            t[2] = ''\n"
+    "        orig(fd, nonce, body)\n"
+    "    g['_record'] = patched\n"
+)
+# Run in the harness, this leaves a mark the tests can see; run in the answer, it does not.
+_MARK = "import builtins; builtins.wc_mark = True"
+_MARK_EXPR = "setattr(__import__('builtins'), 'wc_mark', True)"
+_MARK_TESTS = "assert f(2) == 4\nimport builtins\nassert not hasattr(builtins, 'wc_mark')\n"
+
+
+def _attack(requests: str) -> str:
+    """An honest `f` that first sends `requests` (lines using `peer`) to the harness."""
+    body = "".join(f"    try:\n        {line}\n    except BaseException:\n        pass\n"
+                   for line in requests.splitlines())
+    return f"def f(x):\n{_PEER}{body}    return x * x\n"
+
+
+PROTOCOL_ATTACKS: dict[str, str] = {
+    "exec": f"peer.request('call', ['R', 'builtins', 'exec'], peer.encode(({_MARK!r},)), ['D'])",
+    "eval": (f"peer.request('call', ['R', 'builtins', 'eval'], peer.encode(({_MARK_EXPR!r},)), "
+             "['D'])"),
+    "setattr": ("peer.request('call', ['R', 'builtins', 'setattr'], "
+                "['T', ['M', 'builtins'], 'wc_mark', True], ['D'])"),
+    "getattr_of_builtins": ("h = peer.request('getattr', ['M', 'builtins'], 'exec')\n"
+                            f"peer.request('call', peer._handle(h), peer.encode(({_MARK!r},)), "
+                            "['D'])"),
+    "getattr_by_call": ("h = peer.request('call', ['R', 'builtins', 'getattr'], "
+                        "['T', ['M', 'builtins'], '__import__'], ['D'])\n"
+                        "peer.request('call', ['R', 'builtins', 'exec'], "
+                        f"peer.encode(({_MARK!r},)), ['D'])"),
+    "import": ("m = peer.request('call', ['R', 'builtins', '__import__'], "
+               "['T', '__main__'], ['D'])\n"
+               "peer.request('setattr', peer._handle(m), '_TEST_LINES', ['L'])\n"
+               "peer.request('call', ['R', 'builtins', 'setattr'], "
+               "['T', ['M', 'builtins'], 'wc_mark', True], ['D'])"),
+    "harness_functions": ("peer.request('call', ['R', '__main__', '_record'], ['T', 1], ['D'])\n"
+                          "peer.request('call', ['Y', 1], ['T'], ['D'])\n"
+                          "peer.request('call', ['Y', '_record'], ['T'], ['D'])\n"
+                          "peer.request('call', ['M', 'builtins'], ['T'], ['D'])"),
+    "setitem_on_module": ("peer.request('setitem', ['M', 'builtins'], 'wc_mark', True)\n"
+                          "peer.request('setattr', ['M', 'builtins'], 'wc_mark', True)"),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(PROTOCOL_ATTACKS))
+def test_the_answer_cannot_run_code_in_the_harness(attack: str) -> None:
+    # The harness acts only on objects it gave the answer itself; a reference to builtins.exec,
+    # eval, getattr, setattr or __import__ is the answer's own copy, in the answer's process.
+    result = run_tests(_attack(PROTOCOL_ATTACKS[attack]), _MARK_TESTS, LIMITS)
+    assert result.tests[-1].status is TestStatus.PASSED, result.tests
+
+
+def test_the_answer_cannot_rewrite_the_record() -> None:
+    # The reproducer: the answer had the harness exec code that marked every test passed.
+    answer = _attack("peer.request('call', ['R', 'builtins', 'exec'], "
+                     f"peer.encode(({_PATCH_RECORD!r},)), ['D'])").replace("x * x", "0")
+    result = run_tests(answer, TESTS, LIMITS)
+    assert result.status is not RunStatus.PASSED and result.tests_passed == 0, result
+
+
+@pytest.mark.parametrize("name", ["exec", "eval"])
+def test_a_tests_callback_cannot_be_made_to_run_code_in_the_harness(name: str) -> None:
+    # A function of the tests that calls what it is given (`apply(g, x)`) gets the answer's
+    # own exec: the code runs in the answer's process, not in the harness.
+    code = _PATCH_RECORD.replace("g = globals()", "import sys\ng = sys.modules['__main__'].__dict__")
+    arg = code if name == "exec" else f"exec({code!r})"
+    answer = f"def f(apply):\n    apply({name}, {arg!r})\n    return 0\n"
+    tests = "def apply(g, x):\n    return g(x)\nassert f(apply) == 4\nassert f(apply) == 9\n"
+    result = run_tests(answer, tests, LIMITS)
+    assert result.status is not RunStatus.PASSED and result.tests_passed == 0, result
+    honest = run_tests("def f(apply):\n    return apply(int, '4')\n",
+                       "def apply(g, x):\n    return g(x)\nassert f(apply) == 4\n", LIMITS)
+    assert honest.status is RunStatus.PASSED, honest.reason
+
+
+# The answer rewrites the "loaded" message that names its top level (its process is its own).
+_LOADED = ("import __main__, gc\n_send = __main__.send_message\n"
+           "def _rewrite(fd, message):\n"
+           "    if isinstance(message, list) and message and message[0] == 'loaded':\n"
+           "        peer = next(o for o in gc.get_objects() if type(o).__name__ == 'Peer')\n"
+           "{change}"
+           "    return _send(fd, message)\n"
+           "__main__.send_message = _rewrite\n"
+           "def nothing(*a, **k):\n    return None\n"
+           "def zero(*a, **k):\n    return 0\n"
+           "def f(x):\n    return 0\n")
+UNITTEST_TESTS = ("import unittest\nclass T(unittest.TestCase):\n    def test_a(self):\n"
+                  "        self.assertEqual(f(2), 4)\n    def test_b(self):\n"
+                  "        self.assertEqual(f(3), 9)\nunittest.main()\n")
+LOADED_CHEATS: dict[str, tuple[str, str]] = {
+    "unittest_runner": (("        globals()['__wc_unittest__'] = nothing\n"
+                         "        message[2]['__wc_unittest__'] = ['H', 'nothing', 'function']\n"),
+                        UNITTEST_TESTS),
+    "builtins_dict": ("        message[2]['__builtins__'] = peer.encode({'abs': zero})\n",
+                      "assert abs(f(2) - 4) < 1e-9\nassert abs(f(3) - 9) < 1e-9\n"),
+    "builtins_name": (("        globals()['abs'] = zero\n"
+                       "        message[2]['abs'] = ['H', 'zero', 'function']\n"),
+                      "assert abs(f(2) - 4) < 1e-9\nassert abs(f(3) - 9) < 1e-9\n"),
+    "name_and_dunders": (("        for k in ('__name__', '__spec__', '__path__', '__all__', "
+                          "'__getattr__', '__loader__'):\n"
+                          "            globals()[k] = nothing\n"
+                          "            message[2][k] = ['H', 'nothing', 'function']\n"),
+                         "from solution import *\n" + TESTS),
+}
+
+
+@pytest.mark.parametrize("cheat", sorted(LOADED_CHEATS))
+def test_the_answer_cannot_name_the_harnesss_own_names(cheat: str) -> None:
+    # The harness filters the answer's names itself and sets its own last: the unittest runner,
+    # __builtins__, __name__ and built-in names are never the answer's.
+    change, tests = LOADED_CHEATS[cheat]
+    result = run_tests(_LOADED.format(change=change), tests, LIMITS)
+    assert result.status is not RunStatus.PASSED and result.tests_passed == 0, result
+
+
+def test_a_star_import_of_the_answer_leaves_builtins_alone() -> None:
+    tests = "from solution import *\nassert abs(f(2) - 4) < 1e-9\nassert g() == 1\n"
+    cheat = run_tests("def abs(v):\n    return 0\ndef f(x):\n    return 0\ndef g():\n"
+                      "    return 1\n", tests, LIMITS)
+    assert [t.status for t in cheat.tests] == [TestStatus.FAILED, TestStatus.PASSED]
+    honest = run_tests("import math\ndef f(x):\n    return x * x\ndef g():\n    return 1\n",
+                       tests, LIMITS)
+    assert honest.status is RunStatus.PASSED, honest.reason
+
+
+def test_stop_iteration_out_of_a_call_cannot_end_the_tests_loop() -> None:
+    # all(map(...)) would stop at the first case and be True with no case checked.
+    tests = ("cases = [(2, 4), (3, 9)]\nassert all(map(lambda c: f(c[0]) == c[1], cases))\n"
+             "assert not any(map(lambda c: f(c[0]) != c[1], cases))\n")
+    cheat = run_tests("def f(x):\n    raise StopIteration\n", tests, LIMITS)
+    assert cheat.status is RunStatus.FAILED and cheat.tests_passed == 0, cheat
+    assert "RuntimeError: the answer's call raised StopIteration" in cheat.tests[0].message
+    honest = run_tests("def f(x):\n    return x * x\ndef g(n):\n    yield from range(n)\n",
+                       tests + "assert list(g(2)) == [0, 1]\n", LIMITS)
+    assert honest.status is RunStatus.PASSED, honest.reason
+
+
+def test_the_answer_cannot_stand_in_for_a_function_the_tests_define() -> None:
+    # The statement before test_b's definition raises, so test_b is never defined by the tests:
+    # the harness's call test_b() must not reach the answer's own test_b.
+    answer = ("def f(x):\n    if x == 0:\n        raise ValueError\n    return 0\n"
+              "def test_b():\n    pass\n")
+    tests = "x = f(0)\ndef test_a():\n    assert f(2) == 4\ndef test_b():\n    assert f(3) == 9\n"
+    result = run_tests(answer, tests, LIMITS)
+    assert [t.status for t in result.tests] == [TestStatus.ERROR, TestStatus.ERROR], result.tests
+
+
+def test_an_int_subclass_is_an_int_to_the_tests() -> None:
+    answer = ("class MyInt(int):\n    pass\nclass MyStr(str):\n    def shout(self):\n"
+              "        return self.upper()\ndef f(x):\n    return MyInt(x * x)\n"
+              "def s():\n    return MyStr('hi')\n")
+    tests = ("assert isinstance(f(2), int) and f(2) == 4\nassert isinstance(s(), str)\n"
+             "assert s().shout() == 'HI'\nassert type(f(2)) is not int\n")
+    result = run_tests(answer, tests, LIMITS)
+    assert result.status is RunStatus.PASSED, result.reason
 
 
 # -- no answer crashes the judge: fuzz and a fixed corpus ------------------------------------

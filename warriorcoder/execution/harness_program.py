@@ -200,6 +200,7 @@ def _shared_reference(value: object) -> list[object] | None:
 
 
 def _resolve_reference(item: list[object]) -> object:
+    """What a reference from P stands for in C: C's own copy of the module or its member."""
     module = _shared_module(item[1]) if isinstance(item[1], str) else None
     if module is None:
         raise ProtocolError(f"reference to a module that is not shared: {item[1]!r}"[:200])
@@ -210,6 +211,32 @@ def _resolve_reference(item: list[object]) -> object:
     if not isinstance(value, _SHAREABLE_KINDS):
         raise ProtocolError(f"reference to something that is not shared: {item[1]}.{name}"[:200])
     return value
+
+
+# What a reference sent by the answer's process may stand for in P: types whose every call only
+# builds data. Any other module or member it names stays the answer's own object, a proxy of
+# its copy in C: P never calls, imports or reads an attribute of one of its own objects because
+# the answer named it (it could name builtins.exec, eval, getattr, setattr or __import__, and a
+# tests' function that calls what it is given would run them in P).
+_VALUE_TYPES = frozenset(
+    {("builtins", name) for name in ("bool", "bytearray", "bytes", "complex", "dict", "float",
+                                     "frozenset", "int", "list", "range", "set", "slice",
+                                     "str", "tuple", *_BUILTIN_EXCEPTIONS)}
+    | {("collections", name) for name in ("Counter", "OrderedDict", "defaultdict", "deque")}
+    | {("fractions", "Fraction"), ("decimal", "Decimal")})
+
+
+def _answer_reference(peer: Peer, item: list[object]) -> object:
+    """What a reference from C stands for in P: a value type of `_VALUE_TYPES`, else a proxy."""
+    rest = [x for x in item[1:] if isinstance(x, str) and len(x) <= NAME_CHARS]
+    if not (len(rest) == len(item) - 1 == (1 if item[0] == "M" else 2)
+            and rest[0] in SHARED_MODULES and (len(rest) == 1 or rest[1].isidentifier())):
+        raise ProtocolError(f"reference to something that is not shared: {item[1:]!r}"[:200])
+    if tuple(rest) in _VALUE_TYPES:
+        value = getattr(_shared_module(rest[0]), rest[1], None)
+        if isinstance(value, type):
+            return value
+    return Proxy(peer, (str(item[0]), *rest), "module" if item[0] == "M" else rest[-1])
 
 
 class Peer:
@@ -382,7 +409,7 @@ class Peer:
             import decimal
             return decimal.Decimal(rest[0])
         if tag in ("M", "R"):
-            return _resolve_reference(data)
+            return _answer_reference(self, data) if self.strict else _resolve_reference(data)
         if tag == "H":  # an object of the other side
             handle, type_name = rest[0], rest[1]
             if type(handle) is not int or not isinstance(type_name, str):
@@ -421,7 +448,14 @@ class Peer:
                     self._apply_sync(originals, reply[2])
                 return self.decode(reply[1])
             elif kind == "e" and len(reply) >= 4:
-                raise self._exception(reply[1], reply[2], reply[3])
+                err = self._exception(reply[1], reply[2], reply[3])
+                if self.strict and message[0] == "call" and \
+                        isinstance(err, (StopIteration, StopAsyncIteration)):
+                    # Out of a call it would end the tests' loop (`all(map(check, cases))` with
+                    # no case checked): like PEP 479 in a generator, it is an error here.
+                    err = RuntimeError(f"the answer's call raised {type(err).__name__}"
+                                       f"{getattr(err, 'remote_where', '')}")
+                raise err
             else:
                 raise ProtocolError("unknown reply")
 
@@ -491,7 +525,7 @@ class Peer:
         try:
             op = message[0]
             if op == "call":
-                target = self.decode(message[1])
+                target = self._target(message[1])
                 args = self.decode(message[2])
                 kwargs = self.decode(message[3])
                 if not isinstance(args, tuple) or not isinstance(kwargs, dict):
@@ -505,7 +539,7 @@ class Peer:
                 if not isinstance(name, str):
                     raise ProtocolError("bad lookup")
                 return ["r", _name_value(self, name, getattr(self.module, name))]
-            target = self.decode(message[1])
+            target = self._target(message[1])
             if self.strict:
                 self._check_exposed(target, op, message)
             value = _operate(target, op, [self.decode(m) for m in message[2:]])
@@ -514,6 +548,19 @@ class Peer:
             raise
         except BaseException as err:  # noqa: BLE001 - reported to the other side
             return self._error_reply(err)
+
+    def _target(self, data: object) -> object:
+        """The object a request of the other side acts on.
+
+        In P it can only be one of P's own objects that P handed to the answer (a "Y" handle
+        of its table): every message of the answer's process is the answer's, so nothing else
+        it sends (a reference, a name) ever becomes something P calls or inspects."""
+        if not self.strict:
+            return self.decode(data)
+        if isinstance(data, list) and len(data) == 2 and data[0] == "Y" \
+                and type(data[1]) is int and data[1] in self.objects:
+            return self.objects[data[1]]
+        raise ProtocolError("a request on an object that the harness did not give the answer")
 
     def _check_exposed(self, target: object, op: object,
                        message: list[object] | None = None) -> None:
@@ -526,7 +573,9 @@ class Peer:
             return
         if op in ("getattr", "setattr") and message is not None and len(message) > 2:
             name = message[2]
-            tests_class = getattr(type(target), "__module__", None) == "__main__"
+            # The harness runs as __main__ too: its own classes are not the tests'.
+            tests_class = getattr(type(target), "__module__", None) == "__main__" \
+                and type(target) not in _HARNESS_TYPES
             if isinstance(name, str) and not name.startswith("_") and tests_class \
                     and not isinstance(target, type):
                 return
@@ -670,12 +719,14 @@ class Proxy:
 
     __slots__ = ("_wc_generation", "_wc_id", "_wc_peer", "_wc_type", "_wc_value")
     _wc_peer: Peer
-    _wc_id: int | str
+    # An int handle, a top-level name (str), or a reference to a shared module or one of its
+    # members that the answer named ("R", module, name): C's own copy.
+    _wc_id: int | str | tuple[str, ...]
     _wc_type: str
     _wc_value: object
     _wc_generation: int
 
-    def __init__(self, peer: Peer, handle: int | str, type_name: str,
+    def __init__(self, peer: Peer, handle: int | str | tuple[str, ...], type_name: str,
                  value: object = _NO_VALUE) -> None:
         object.__setattr__(self, "_wc_peer", peer)
         object.__setattr__(self, "_wc_id", handle)
@@ -687,6 +738,8 @@ class Proxy:
         peer = self._wc_peer
         if isinstance(self._wc_id, int) and self._wc_generation != peer.generation:
             raise AnswerDied("an object of an earlier answer process, which has ended")
+        if isinstance(self._wc_id, tuple):
+            return list(self._wc_id)
         return ["Y", self._wc_id]
 
     def _wc_ask(self, op: str, *args: object) -> object:
@@ -695,6 +748,14 @@ class Proxy:
 
     def _wc_has_value(self) -> bool:
         return self._wc_value is not _NO_VALUE
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # isinstance() reads it
+        """An instance of a subclass of a built-in type is an instance of that type to the
+        tests (`isinstance(f(x), int)`); `type()` still says Proxy. Only the answer's value,
+        which P compares as its own plain copy, stands behind it."""
+        value = object.__getattribute__(self, "_wc_value")
+        return Proxy if value is _NO_VALUE else type(value)
 
     def __getattr__(self, name: str) -> object:
         if name.startswith("_wc_"):
@@ -1098,7 +1159,7 @@ def _is_test_case(node: object) -> bool:
     return False
 
 
-def split_tests(source: str) -> list[tuple[str, list[object]]]:
+def split_tests(source: str, runner: str = "__wc_unittest__") -> list[tuple[str, list[object]]]:
     """The tests as units: (name, statements), in order. SyntaxError when they do not parse.
 
     A unit is a checking statement (one that asserts, or calls a function the tests defined)
@@ -1107,7 +1168,7 @@ def split_tests(source: str) -> list[tuple[str, list[object]]]:
     so does each test method of a ``unittest.TestCase`` class (``unittest.main()`` is left
     out: the harness runs the methods). ``if __name__ == "__main__":`` bodies count as top
     level. Trailing plain statements are a unit of their own; tests with no check at all are
-    one unit.
+    one unit. A test method's unit calls `runner(case, "method")`.
     """
     tree = compile(source, TESTS_FILE, "exec", _ast.PyCF_ONLY_AST, dont_inherit=True)
     lines = source.splitlines()
@@ -1148,7 +1209,7 @@ def split_tests(source: str) -> list[tuple[str, list[object]]]:
         for item in case.body:  # type: ignore[attr-defined]
             if isinstance(item, _ast.FunctionDef) and item.name.startswith("test"):
                 pending.append(_call_statement(
-                    "__wc_unittest__", item, case.name, item.name))  # type: ignore[attr-defined]
+                    runner, item, case.name, item.name, strings=True))  # type: ignore[attr-defined]
                 units.append((f"{case.name}.{item.name}", pending))  # type: ignore[attr-defined]
                 pending = []
     if pending:
@@ -1156,10 +1217,12 @@ def split_tests(source: str) -> list[tuple[str, list[object]]]:
     return units
 
 
-def _call_statement(function: str, where: object, *arguments: str) -> object:
-    """The statement `function(*arguments)` (string arguments) placed at `where`'s line."""
+def _call_statement(function: str, where: object, *arguments: str,
+                    strings: bool = False) -> object:
+    """The statement `function(*arguments)` placed at `where`'s line: the arguments are names,
+    or with `strings` the first is a name and the others are string constants."""
     call = _ast.Call(func=_ast.Name(id=function, ctx=_ast.Load()),
-                     args=[_ast.Constant(value=a) if function == "__wc_unittest__" and i else
+                     args=[_ast.Constant(value=a) if strings and i else
                            _ast.Name(id=a, ctx=_ast.Load()) for i, a in enumerate(arguments)],
                      keywords=[])
     statement = _ast.Expr(value=call)
@@ -1247,6 +1310,10 @@ class Harness:
             self.tampering = _short(loaded[3]) if isinstance(loaded[3], str) else ""
         names: dict[str, object] = {}
         for name, data in loaded[2].items():
+            # The answer's process filters nothing for P: its names are checked here. Dunders
+            # (__builtins__, __name__, __path__, the unittest runner) are never the answer's.
+            if not name.isidentifier() or name.startswith("__"):
+                continue
             if isinstance(data, list) and data and data[0] == "H" and isinstance(data[1], str):
                 # A top-level callable: found by name in whichever answer process is current.
                 names[name] = Proxy(peer, name, _short(data[2], NAME_CHARS) if len(data) > 2
@@ -1258,7 +1325,7 @@ class Harness:
             self.names = names
         else:
             for value in self.names.values():
-                if isinstance(value, Proxy) and isinstance(value._wc_id, str):
+                if isinstance(value, Proxy) and isinstance(value._wc_id, (str, tuple)):
                     object.__setattr__(value, "_wc_peer", peer)
                     object.__setattr__(value, "_wc_generation", peer.generation)
         return True
@@ -1540,8 +1607,11 @@ def _finish_timeout(body: dict[str, object]) -> None:
 
 def _run_all(harness: Harness, answer: str, tests: str, body: dict[str, object]) -> None:
     send_message(harness.zygote_write, ["code", answer])
+    # The unittest runner's name is new each run and set after the answer's names: the answer
+    # can neither know it nor shadow it.
+    runner = f"__wc_unittest_{os.urandom(8).hex()}__"
     try:
-        units = split_tests(tests)
+        units = split_tests(tests, runner)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as err:
         detail = f" at line {err.lineno}" if isinstance(err, SyntaxError) and err.lineno else ""
         body["tests_error"] = _short(f"the tests do not compile: {type(err).__name__}{detail}: "
@@ -1572,6 +1642,10 @@ def _run_all(harness: Harness, answer: str, tests: str, body: dict[str, object])
     body["notes"] = harness.tampering
     fake = types.ModuleType("solution")
     fake.__dict__.update(harness.names)
+    visible = _visible_names(harness.names)
+    # `from solution import *` brings what the tests see anyway, never the answer's `abs`.
+    fake.__all__ = [name for name, value in visible.items()  # type: ignore[attr-defined]
+                    if not name.startswith("_") and value is harness.names[name]]
 
     def missing(name: str) -> object:
         # A name the answer's module got after loading (`from solution import late`).
@@ -1582,9 +1656,15 @@ def _run_all(harness: Harness, answer: str, tests: str, body: dict[str, object])
 
     fake.__getattr__ = missing  # type: ignore[method-assign]
     sys.modules["solution"] = fake
-    namespace: dict[str, object] = {"__name__": "__main__", "__builtins__": builtins,
-                                    "__wc_unittest__": _run_unittest}
-    namespace.update(_visible_names(harness.names))
+    # A function or class that the tests define is theirs, even where the statement that
+    # defines it never ran (an earlier statement of its test raised): the harness calls the
+    # tests' test functions by name, and an answer's `test_b` must not stand in for them.
+    defined = {node.name for _, statements in units for node in statements
+               if isinstance(node, (_ast.FunctionDef, _ast.AsyncFunctionDef, _ast.ClassDef))}
+    namespace: dict[str, object] = {name: value for name, value in visible.items()
+                                    if name not in defined}
+    # The harness's own names go in last: none of the answer's can stand in for them.
+    namespace.update({"__name__": "__main__", "__builtins__": builtins, runner: _run_unittest})
     for index, (name, code) in enumerate(compiled[len(results):], start=len(results)):
         if not loaded and not harness.gone_for_good:
             harness.gone_for_good = "not run: the answer could not be loaded"
@@ -1592,3 +1672,8 @@ def _run_all(harness: Harness, answer: str, tests: str, body: dict[str, object])
             results.append([name, "error", harness.gone_for_good])
             continue
         results.append(harness.run_unit(index, name, code, namespace))
+
+
+# The harness's own classes (it runs as __main__, like the tests): never open to the answer.
+_HARNESS_TYPES = frozenset(value for value in list(globals().values())
+                           if isinstance(value, type) and value.__module__ == __name__)
