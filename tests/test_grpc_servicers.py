@@ -106,10 +106,12 @@ async def serving(
     config: ArenaConfig | None = None,
     backends: Mapping[str, ModelBackend] | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    store: ArenaStore | None = None,
 ) -> AsyncIterator[Arena]:
-    """All five servicers on one server on a free port, and a channel to it."""
+    """All five servicers on one server on a free port, and a channel to it; the store is an
+    embedded file unless one is given."""
     config = config or make_config()
-    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    store = store or ArenaStore.open_embedded(tmp_path / "arena.db")
     if backends is None:
         backends = {e.id: load_backend(e) for e in config.roster}
     rater = Rater(config, store)

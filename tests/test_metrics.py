@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from warriorcoder.arena.judging import judge_statistics
 from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
@@ -122,6 +123,27 @@ def test_judge_verdicts_consistency_and_invalid_rate() -> None:
     assert value(m, "warriorcoder_judge_verdicts_total", judge="j3", verdict="invalid") == 1
     assert value(m, "warriorcoder_judge_invalid_rate", judge="j3") == 1.0
     assert value(m, "warriorcoder_judge_consistency", judge="j3") is None  # no pair yet
+
+
+def test_judge_gauges_agree_with_the_leaderboards_judge_statistics() -> None:
+    # One computation (arena.judging) behind both: the metric and the leaderboard's table.
+    items = [
+        battle("b1", judgment("j1", AB, B, attempts=1), judgment("j1", AB, A, attempts=2),
+               judgment("j1", BA, A), judgment("j2", AB, A), judgment("j2", BA, B)),
+        battle("b2", judgment("j1", AB, TIE, battle="b2"), judgment("j1", BA, TIE, battle="b2"),
+               judgment("j2", AB, INVALID, battle="b2")),
+        battle("b3", judgment("j2", AB, B, battle="b3"), judgment("j2", BA, A, battle="b3")),
+    ]
+    m = ServiceMetrics("rater")
+    m.record_judgments(items)
+    stats = judge_statistics((item.pair, item.judgments) for item in items)
+    assert [s.judge for s in stats] == ["j1", "j2"]
+    for s in stats:
+        for gauge, rate in (("warriorcoder_judge_consistency", s.consistency),
+                            ("warriorcoder_judge_invalid_rate", s.invalid_rate)):
+            assert value(m, gauge, judge=s.judge) == (None if math.isnan(rate) else rate)
+    # j1 disagrees with itself on b1 (a, then b) and agrees on b2 (tie, tie).
+    assert value(m, "warriorcoder_judge_consistency", judge="j1") == 0.5
 
 
 def test_judge_stats_from_the_leaderboard_set_the_gauges() -> None:

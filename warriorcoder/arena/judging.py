@@ -55,18 +55,22 @@ __all__ = [
     "VERDICT_FIRST_INSTRUCTION",
     "VERDICT_LETTER_INSTRUCTION",
     "VERDICT_PREFILL",
+    "JudgeTally",
     "ParsedVerdict",
     "VerdictFormat",
     "VoteCounts",
     "battle_id",
+    "battle_judge_tallies",
     "combine_orders",
     "explanation_chars",
     "judge_cost",
     "judge_prompt",
     "judge_statistics",
+    "judge_stats",
     "judge_votes",
     "judgment_battle_verdict",
     "judgment_id",
+    "latest_judgments",
     "local_score",
     "parse_verdict",
     "prefilled_verdict_text",
@@ -1094,7 +1098,7 @@ def judgment_battle_verdict(judgment: Judgment) -> Verdict:
     return unswap(judgment.position_verdict, judgment.order)
 
 
-def _latest_judgments(judgments: Iterable[Judgment]) -> dict[tuple[str, int], Judgment]:
+def latest_judgments(judgments: Iterable[Judgment]) -> dict[tuple[str, int], Judgment]:
     """The latest attempt per (judge, order): highest `attempts`, later in the input on a tie."""
     latest: dict[tuple[str, int], Judgment] = {}
     for judgment in judgments:
@@ -1180,7 +1184,7 @@ def judge_votes(judgments: Sequence[Judgment], *, strong_weight: float = 1.0) ->
     battle_ids = {j.battle_id for j in judgments}
     if len(battle_ids) > 1:
         raise ValueError(f"judge_votes: judgments of several battles: {sorted(battle_ids)}")
-    latest = _latest_judgments(judgments)
+    latest = latest_judgments(judgments)
     judges = sorted({judge for judge, _ in latest})
     return [_vote_of(latest, judge, strong_weight) for judge in judges]
 
@@ -1317,7 +1321,7 @@ def judge_cost(judgments: Iterable[Judgment]) -> tuple[int, int]:
     judgment written before these fields existed counts its `attempts` as calls.
     """
     calls = tokens = 0
-    for judgment in _latest_judgments(judgments).values():
+    for judgment in latest_judgments(judgments).values():
         calls += judgment.spent_calls or judgment.attempts
         tokens += judgment.spent_tokens
     return calls, tokens
@@ -1329,7 +1333,9 @@ def judge_cost(judgments: Iterable[Judgment]) -> tuple[int, int]:
 
 
 @dataclass
-class _JudgeTally:
+class JudgeTally:
+    """The counts behind a judge's statistics; tallies of different battles add up."""
+
     judgments: int = 0
     invalid_judgments: int = 0
     pairs: int = 0
@@ -1341,10 +1347,58 @@ class _JudgeTally:
     position_verdicts: int = 0
     first_picks: int = 0
 
+    def add(self, other: JudgeTally) -> None:
+        """Count `other`'s battles in this tally too."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 def _ratio(part: int, whole: int) -> float:
     # NaN, not 0.0, when there is nothing to measure: 0.0 would read as a strong bias.
     return part / whole if whole else math.nan
+
+
+def battle_judge_tallies(pair: ResponsePair, judgments: Sequence[Judgment]) -> dict[str, JudgeTally]:
+    """Each judge's tally over one battle (its latest attempt per order counts); ValueError
+    when the pair and its judgments do not fit together (see `judge_statistics`)."""
+    _check_pair(pair, judgments)
+    tokens_a = pair.response_a.generation.completion_tokens
+    tokens_b = pair.response_b.generation.completion_tokens
+    latest = latest_judgments(judgments)
+    tallies: dict[str, JudgeTally] = {}
+    for judge in sorted({judge for judge, _ in latest}):
+        tally = tallies[judge] = JudgeTally()
+        mine = [latest[key] for key in ((judge, ORDER_AB), (judge, ORDER_BA)) if key in latest]
+        battle_verdicts = [judgment_battle_verdict(j) for j in mine]
+        tally.judgments += len(mine)
+        tally.invalid_judgments += battle_verdicts.count(VERDICT_INVALID)
+        for judgment, verdict in zip(mine, battle_verdicts, strict=True):
+            if verdict in (VERDICT_A, VERDICT_B):
+                tally.position_verdicts += 1
+                tally.first_picks += judgment.position_verdict == VERDICT_A
+        if len(mine) == 2:
+            tally.pairs += 1
+            tally.consistent_pairs += battle_verdicts[0] == battle_verdicts[1] != VERDICT_INVALID
+        vote = _vote_of(latest, judge).verdict
+        tally.votes += 1
+        tally.tie_votes += vote == VERDICT_TIE
+        if vote in (VERDICT_A, VERDICT_B) and tokens_a != tokens_b:
+            tally.length_votes += 1
+            tally.longer_picks += (vote == VERDICT_A) == (tokens_a > tokens_b)
+    return tallies
+
+
+def judge_stats(judge: str, tally: JudgeTally) -> JudgeStats:
+    """A judge's statistics from its tally (rates as in `judge_statistics`)."""
+    return JudgeStats(
+        judge=judge,
+        pairs=tally.pairs,
+        consistency=_ratio(tally.consistent_pairs, tally.pairs),
+        tie_rate=_ratio(tally.tie_votes, tally.votes),
+        invalid_rate=_ratio(tally.invalid_judgments, tally.judgments),
+        longer_pick_rate=_ratio(tally.longer_picks, tally.length_votes),
+        first_position_rate=_ratio(tally.first_picks, tally.position_verdicts),
+    )
 
 
 def judge_statistics(
@@ -1365,42 +1419,8 @@ def judge_statistics(
       that picked the answer shown first (position bias; 0.5 is unbiased).
     A rate with nothing to count (e.g. no decisive votes) is NaN.
     """
-    tallies: dict[str, _JudgeTally] = {}
+    tallies: dict[str, JudgeTally] = {}
     for pair, judgments in pairs_and_judgments:
-        _check_pair(pair, judgments)
-        tokens_a = pair.response_a.generation.completion_tokens
-        tokens_b = pair.response_b.generation.completion_tokens
-        latest = _latest_judgments(judgments)
-        for judge in sorted({judge for judge, _ in latest}):
-            tally = tallies.setdefault(judge, _JudgeTally())
-            mine = [latest[key] for key in ((judge, ORDER_AB), (judge, ORDER_BA)) if key in latest]
-            battle_verdicts = [judgment_battle_verdict(j) for j in mine]
-            tally.judgments += len(mine)
-            tally.invalid_judgments += battle_verdicts.count(VERDICT_INVALID)
-            for judgment, verdict in zip(mine, battle_verdicts, strict=True):
-                if verdict in (VERDICT_A, VERDICT_B):
-                    tally.position_verdicts += 1
-                    tally.first_picks += judgment.position_verdict == VERDICT_A
-            if len(mine) == 2:
-                tally.pairs += 1
-                tally.consistent_pairs += (
-                    battle_verdicts[0] == battle_verdicts[1] != VERDICT_INVALID
-                )
-            vote = _vote_of(latest, judge).verdict
-            tally.votes += 1
-            tally.tie_votes += vote == VERDICT_TIE
-            if vote in (VERDICT_A, VERDICT_B) and tokens_a != tokens_b:
-                tally.length_votes += 1
-                tally.longer_picks += (vote == VERDICT_A) == (tokens_a > tokens_b)
-    return [
-        JudgeStats(
-            judge=judge,
-            pairs=t.pairs,
-            consistency=_ratio(t.consistent_pairs, t.pairs),
-            tie_rate=_ratio(t.tie_votes, t.votes),
-            invalid_rate=_ratio(t.invalid_judgments, t.judgments),
-            longer_pick_rate=_ratio(t.longer_picks, t.length_votes),
-            first_position_rate=_ratio(t.first_picks, t.position_verdicts),
-        )
-        for judge, t in sorted(tallies.items())
-    ]
+        for judge, tally in battle_judge_tallies(pair, judgments).items():
+            tallies.setdefault(judge, JudgeTally()).add(tally)
+    return [judge_stats(judge, tally) for judge, tally in sorted(tallies.items())]

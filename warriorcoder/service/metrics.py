@@ -11,7 +11,6 @@ import math
 import threading
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -27,7 +26,13 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from warriorcoder.arena.judging import judgment_battle_verdict
+from warriorcoder.arena.judging import (
+    JudgeTally,
+    battle_judge_tallies,
+    judge_stats,
+    judgment_battle_verdict,
+    latest_judgments,
+)
 from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
@@ -54,14 +59,6 @@ _STATUS_LABELS: dict[int, str] = {
 }
 
 
-@dataclass
-class _JudgeTally:
-    judgments: int = 0
-    invalid: int = 0
-    pairs: int = 0
-    consistent_pairs: int = 0
-
-
 class ServiceMetrics:
     """All metrics of one service instance, in a registry of its own.
 
@@ -80,7 +77,7 @@ class ServiceMetrics:
             GCCollector(registry=registry)
         self.registry = registry
         self._http: WSGIServer | None = None
-        self._judges: dict[str, _JudgeTally] = {}
+        self._judges: dict[str, JudgeTally] = {}
         self._judges_lock = threading.Lock()  # recorded from the loop and from executor threads
 
         r = registry
@@ -189,31 +186,32 @@ class ServiceMetrics:
     def record_judgments(self, items: Iterable[arena_pb2.BattleJudgments]) -> None:
         """Count verdicts per judge and update its running consistency and invalid rate.
 
-        Per battle only each judge's latest attempt per order counts (as in the leaderboard's
-        judge statistics); the rates cover everything this instance recorded since it started.
+        Per battle only each judge's latest attempt per order counts, as in the leaderboard's
+        judge statistics (arena.judging computes both); the rates cover everything this
+        instance recorded since it started. A battle the arena cannot read (a judgment
+        without an order, a judge not listed on the pair) counts every judgment of it as
+        unreadable: metrics never raise.
         """
         for item in items:
-            latest: dict[tuple[str, int], arena_pb2.Judgment] = {}
-            for judgment in item.judgments:
-                key = (judgment.judge, judgment.order)
-                if key not in latest or judgment.attempts >= latest[key].attempts:
-                    latest[key] = judgment
-            by_judge: dict[str, dict[int, int]] = {}
-            for (judge, order), judgment in latest.items():
-                by_judge.setdefault(judge, {})[order] = _battle_verdict(judgment)
+            try:
+                tallies = battle_judge_tallies(item.pair, item.judgments)
+                verdicts = [(judge, judgment_battle_verdict(judgment)) for (judge, _), judgment
+                            in latest_judgments(item.judgments).items()]
+            except ValueError:
+                tallies = {}
+                verdicts = []
+                for judgment in item.judgments:
+                    tally = tallies.setdefault(judgment.judge, JudgeTally())
+                    tally.judgments += 1
+                    tally.invalid_judgments += 1
+                    verdicts.append((judgment.judge, arena_pb2.VERDICT_INVALID))
             with self._judges_lock:
-                for judge, verdicts in by_judge.items():
-                    tally = self._judges.setdefault(judge, _JudgeTally())
-                    for verdict in verdicts.values():
-                        self.judge_verdicts.labels(
-                            self.service, judge, _VERDICT_LABELS[verdict]).inc()
-                        tally.judgments += 1
-                        tally.invalid += verdict == arena_pb2.VERDICT_INVALID
-                    both = [verdicts.get(arena_pb2.ORDER_AB), verdicts.get(arena_pb2.ORDER_BA)]
-                    if None not in both:
-                        tally.pairs += 1
-                        tally.consistent_pairs += both[0] == both[1] != arena_pb2.VERDICT_INVALID
-                    self._publish_judge(judge, tally)
+                for judge, verdict in verdicts:
+                    self.judge_verdicts.labels(self.service, judge, _VERDICT_LABELS[verdict]).inc()
+                for judge, tally in tallies.items():
+                    total = self._judges.setdefault(judge, JudgeTally())
+                    total.add(tally)
+                    self.set_judge_stats([judge_stats(judge, total)])
 
     def set_judge_stats(self, stats: Iterable[arena_pb2.JudgeStats]) -> None:
         """Set the judge gauges from leaderboard statistics (the rater's view over all battles).
@@ -241,13 +239,6 @@ class ServiceMetrics:
         """Publish the sandbox mode answers run in (probed once per process: it never changes)."""
         self.sandbox_isolation.labels(self.service, mode).set(1)
 
-    def _publish_judge(self, judge: str, tally: _JudgeTally) -> None:
-        if tally.pairs:
-            self.judge_consistency.labels(self.service, judge).set(
-                tally.consistent_pairs / tally.pairs)
-        if tally.judgments:
-            self.judge_invalid_rate.labels(self.service, judge).set(tally.invalid / tally.judgments)
-
     # -- exposition -----------------------------------------------------------------------
 
     def exposition(self) -> bytes:
@@ -274,13 +265,6 @@ class ServiceMetrics:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
-
-
-def _battle_verdict(judgment: arena_pb2.Judgment) -> int:
-    try:
-        return judgment_battle_verdict(judgment)
-    except ValueError:
-        return arena_pb2.VERDICT_INVALID  # no usable order: counts as unreadable, never raises
 
 
 class InstrumentedBackend(ModelBackend):

@@ -51,7 +51,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
         scheduled = asyncio.get_running_loop().call_later(delay, start)
 
     async def handle(items: list[arena_pb2.BattleJudgments]) -> list[arena_pb2.RatedBattle]:
-        battles = rater.handle(items)
+        battles = await ctx.store.call(rater.handle, items)  # MongoDB: off the event loop
         ctx.metrics.record_judgments(items)
         ctx.metrics.record_battles(battles)
         if battles:

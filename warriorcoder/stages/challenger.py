@@ -13,11 +13,13 @@ record, so a rerun does not ask again. User instructions bring their own tests, 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from warriorcoder.arena.challenge_tests import check_user_tests, extract_tests, prompt_for_tests
 from warriorcoder.arena.decontamination import BenchmarkIndex, decontaminate
@@ -32,7 +34,7 @@ from warriorcoder.backends.base import (
     GenerationError,
 )
 from warriorcoder.backends.chat_templates import prequery_prefix
-from warriorcoder.config import ConfigError, SamplingConfig
+from warriorcoder.config import ArenaConfig, ConfigError, SamplingConfig, parse_config
 from warriorcoder.console.progress import ProgressBar
 from warriorcoder.stages.model_calls import ModelStage, generate_by_model, to_generation_pb
 from warriorcoder.v1 import arena_pb2
@@ -111,6 +113,38 @@ class Funnel:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
 
+@dataclass(frozen=True)
+class RoundStart:
+    """How a round is started: challenges to mine per attacker (0 keeps the config's) and seed
+    instructions added to the configured user instructions. Two equal starts are one start."""
+
+    challenges_per_attacker: int = 0
+    seed_instructions: tuple[str, ...] = ()
+
+    def round_config(self, config: ArenaConfig) -> ArenaConfig:
+        """`config` with this start's overrides, validated like the YAML file (ConfigError).
+
+        Mining draws per_setting instructions for every setting of the sampling grid, so
+        `challenges_per_attacker` n becomes per_setting = ceil(n / grid size).
+        """
+        if self.challenges_per_attacker < 0:
+            raise ConfigError(
+                f"challenges_per_attacker must be >= 0 (0 keeps the configured number), "
+                f"got {self.challenges_per_attacker}"
+            )
+        ch = config.challenger
+        update: dict[str, Any] = {}
+        if self.challenges_per_attacker:
+            update["per_setting"] = -(-self.challenges_per_attacker // len(ch.sampling_grid))
+        if self.seed_instructions:
+            update["user_instructions"] = [*ch.user_instructions, *self.seed_instructions]
+        if not update:
+            return config
+        data = config.model_dump(mode="json")
+        data["challenger"].update(update)
+        return parse_config(data, "(round start)")
+
+
 class Challenger(ModelStage):
     _benchmark: BenchmarkIndex | None = None
 
@@ -135,7 +169,7 @@ class Challenger(ModelStage):
     async def mine(self, progress: ProgressBar | None = None) -> int:
         """Mine every raw instruction not stored yet; returns how many failed."""
         cfg = self.config
-        done = self.store.mined(cfg.round_id)
+        done = await self.store.call(self.store.mined, cfg.round_id)
         plan = self._mining_plan()
         todo = [p for p in plan if p[0] not in done]
         if progress is not None:
@@ -158,21 +192,20 @@ class Challenger(ModelStage):
                 outcomes = await backend.complete(
                     [CompletionRequest(prefix, sampling, stop) for _, _, sampling in part]
                 )
+                mined: list[tuple[str, arena_pb2.Challenge]] = []
                 for (mined_id, _, _), outcome in zip(part, outcomes, strict=True):
                     if isinstance(outcome, GenerationError):
                         failures += 1
                         log.warning("mining by %s failed: %s", attacker, outcome.reason)
                         continue
-                    self.store.save_mined(
-                        mined_id,
-                        arena_pb2.Challenge(
-                            round_id=cfg.round_id,
-                            instruction=outcome.text,
-                            attacker=attacker,
-                            source="mined",
-                            mining=to_generation_pb(outcome),
-                        ),
-                    )
+                    mined.append((mined_id, arena_pb2.Challenge(
+                        round_id=cfg.round_id,
+                        instruction=outcome.text,
+                        attacker=attacker,
+                        source="mined",
+                        mining=to_generation_pb(outcome),
+                    )))
+                await self.store.call(self.store.save_mined_many, mined)
                 if progress is not None:
                     progress.update(len(part))
         return failures
@@ -214,7 +247,7 @@ class Challenger(ModelStage):
             )
         # Cleaned instruction -> mined id (the first of exact duplicates, as dedup keeps it).
         origin: dict[str, str] = {}
-        mined = self.store.mined(cfg.round_id)
+        mined = await self.store.call(self.store.mined, cfg.round_id)
         for mined_id in sorted(mined):
             raw = mined[mined_id]
             funnel.mined += 1
@@ -305,8 +338,9 @@ class Challenger(ModelStage):
         outcomes = await generate_by_model(
             self.backends, [(c.attacker, self._tests_request(c)) for c in asked]
         )
-        stored = self.store.mined(self.config.round_id) if asked else {}
+        stored = await self.store.call(self.store.mined, self.config.round_id) if asked else {}
         failures = 0
+        answered: list[tuple[str, arena_pb2.Challenge]] = []
         for c, outcome in zip(asked, outcomes, strict=True):
             if isinstance(outcome, GenerationError):
                 failures += 1
@@ -315,7 +349,8 @@ class Challenger(ModelStage):
             c.tests_generation.CopyFrom(to_generation_pb(outcome))
             raw = stored[mined_ids[c.challenge_id]]  # as mined: the instruction uncleaned
             raw.tests_generation.CopyFrom(c.tests_generation)
-            self.store.save_mined(mined_ids[c.challenge_id], raw)
+            answered.append((mined_ids[c.challenge_id], raw))
+        await self.store.call(self.store.save_mined_many, answered)
         if progress is not None:
             progress.update(len(asked))
         for c in todo:
@@ -416,21 +451,57 @@ class Challenger(ModelStage):
     ) -> list[arena_pb2.Challenge]:
         """Mine (resuming), then filter and pair once; later calls return the stored challenges."""
         cfg = self.config
-        info = self.store.round_info(cfg.round_id) or {}
+        info = await self.store.call(self.store.round_info, cfg.round_id) or {}
         if info.get("challenges_ready"):
-            return self.store.challenges(cfg.round_id)
+            return await self.store.call(self.store.challenges, cfg.round_id)
         funnel = Funnel()
         funnel.mining_failures = await self.mine(progress)
         challenges, mined_ids = await self._select(funnel)
         if cfg.execution.enabled and cfg.execution.generate_tests:
             funnel.tests_failures = await self.write_tests(challenges, mined_ids, progress)
         funnel.with_tests = sum(1 for c in challenges if c.tests)
-        self.store.save_challenges(challenges)
+        await self.store.call(self.store.save_challenges, challenges)
         # Only a round whose mining (and test writing) fully succeeded is sealed; otherwise a
         # rerun does the rest.
-        self.store.save_round_info(
+        await self.store.call(functools.partial(
+            self.store.save_round_info,
             cfg.round_id,
             challenges_ready=funnel.mining_failures == 0 and funnel.tests_failures == 0,
             funnel=funnel.__dict__,
-        )
+        ))
         return challenges
+
+    async def start_round(
+        self, start: RoundStart = RoundStart(), progress: ProgressBar | None = None
+    ) -> list[arena_pb2.Challenge]:
+        """Prepare the round as `start` asks and return every challenge to publish.
+
+        The first start mines with its settings; a round already prepared (sealed) keeps its
+        mining settings and is read back from the store, and seed instructions given for it are
+        submitted like user instructions (`submit_instructions`) and returned after the stored
+        challenges. The start is recorded on the round's record.
+        """
+        config = start.round_config(self.config)
+        round_id = config.round_id
+        info = await self.store.call(self.store.round_info, round_id) or {}
+        started_with = {"challenges_per_attacker": start.challenges_per_attacker,
+                        "seed_instructions": list(start.seed_instructions)}
+        await self.store.call(
+            functools.partial(self.store.save_round_info, round_id, started_with=started_with))
+        stage = self if config is self.config else Challenger(config, self.backends, self.store)
+        challenges = await stage.prepare_round(progress)
+        if info.get("challenges_ready") and start.seed_instructions:
+            # prepare_round returns a sealed round as stored and would drop new seeds.
+            challenges += await self.submit_instructions(list(start.seed_instructions))
+        return challenges
+
+    async def submit_instructions(
+        self, texts: list[str], tests: list[str] | None = None
+    ) -> list[arena_pb2.Challenge]:
+        """Filter, pair and store instructions submitted to the running round; returns the
+        accepted challenges (see `user_challenges` for what is dropped)."""
+        round_id = self.config.round_id
+        stored = await self.store.call(self.store.challenges, round_id)
+        accepted = self.user_challenges(round_id, texts, stored, tests)
+        await self.store.call(self.store.save_challenges, accepted)
+        return accepted

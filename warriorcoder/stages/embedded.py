@@ -91,7 +91,7 @@ async def _run_stages(
     rater = Rater(config, store)
 
     with progress("mine challenges", 0) as bar:
-        challenges = await challenger.prepare_round(bar)
+        challenges = await challenger.start_round(progress=bar)
     pending = unfinished_challenges(config, challenges, store.battles(config.round_id))
     log.info("%d challenges, %d with battles still to fight", len(challenges), len(pending))
     for c in pending:

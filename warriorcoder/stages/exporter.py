@@ -56,13 +56,15 @@ class Exporter:
             aggregate=sel.aggregate,
             head_to_head_guard=sel.head_to_head_guard,
         )
-        instructions, answers = {}, {}
-        for o in outcomes:
-            challenge = self.store.challenge(o.challenge_id)
-            assert challenge is not None, f"battle of unknown challenge {o.challenge_id}"
-            instructions[o.challenge_id] = challenge.instruction
-            for response in self.store.responses(o.challenge_id):
-                answers[(o.challenge_id, response.model_id)] = response.generation.text
+        ids = [o.challenge_id for o in outcomes]
+        challenges = self.store.challenges_of(ids)  # one read for the round, not one per record
+        missing = [cid for cid in ids if cid not in challenges]
+        if missing:
+            raise LookupError(f"battles of unknown challenges: {', '.join(missing[:5])}")
+        instructions = {cid: challenges[cid].instruction for cid in ids}
+        answers = {(cid, response.model_id): response.generation.text
+                   for cid, responses in self.store.responses_to(ids).items()
+                   for response in responses}
         return training_records(
             outcomes,
             instructions,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from warriorcoder.arena.grounding import rate_grounded_battle
@@ -43,7 +44,21 @@ def rate_judged_battle(
     )
 
 
+def battles_digest(config_hash: str, battles: Sequence[arena_pb2.RatedBattle]) -> str:
+    """What a leaderboard was computed from: the arena config's hash and the round's stored
+    battles (in store order). Equal digests give equal leaderboards."""
+    digest = hashlib.sha256(config_hash.encode())
+    for battle in battles:
+        data = battle.SerializeToString(deterministic=True)
+        digest.update(len(data).to_bytes(8, "big"))  # framed: two battles never read as one
+        digest.update(data)
+    return digest.hexdigest()
+
+
 class Rater:
+    """Rates battles as their judgments arrive and writes the round's leaderboard: the only
+    writer of leaderboards (the exporter reads the stored one, `current_leaderboard`)."""
+
     def __init__(self, config: ArenaConfig, store: ArenaStore) -> None:
         self.config = config
         self.store = store
@@ -77,12 +92,34 @@ class Rater:
         return rated
 
     def leaderboard(self, round_id: str) -> arena_pb2.Leaderboard:
+        """The round's leaderboard computed from the stored battles now, and stored."""
+        board = self._compute(round_id, self.store.battles(round_id))
+        self.store.save_leaderboard(board)
+        return board
+
+    def current_leaderboard(self, round_id: str) -> arena_pb2.Leaderboard | None:
+        """The stored leaderboard when it was computed from the battles stored now (the rater
+        service refreshes it as battles arrive); otherwise one computed now and not stored.
+        None when the round has no battles."""
+        battles = self.store.battles(round_id)
+        if not battles:
+            return None
+        stored = self.store.leaderboard(round_id)
+        if stored is not None and stored.battles_digest == battles_digest(
+                self.config.config_hash(), battles):
+            return stored
+        return self._compute(round_id, battles)
+
+    def _compute(
+        self, round_id: str, battles: Sequence[arena_pb2.RatedBattle]
+    ) -> arena_pb2.Leaderboard:
         """Elo (online, in battle-id order), Bradley-Terry with 95% intervals, judge stats.
 
-        Models are listed by comparison group (models that never met, directly or through
-        others, are in different groups, each on its own scale), then by Bradley-Terry rating.
+        `battles` are the round's stored battles, sorted by battle id (a deterministic Elo
+        order). Models are listed by comparison group (models that never met, directly or
+        through others, are in different groups, each on its own scale), then by Bradley-Terry
+        rating.
         """
-        battles = self.store.battles(round_id)  # sorted by battle id: a deterministic Elo order
         ok = [b for b in battles if b.status == arena_pb2.BATTLE_STATUS_RATED]
         outcomes = [(b.model_a, b.model_b, b.local_score_a) for b in ok]
         cfg = self.config.rating
@@ -113,6 +150,7 @@ class Rater:
             judge_tokens=sum(b.judge_tokens for b in battles),
             # One SFT record per challenge with a rated battle (arena.selection).
             records=len({b.challenge_id for b in ok}),
+            battles_digest=battles_digest(self.config.config_hash(), battles),
         )
         if board.records:
             board.judge_tokens_per_record = board.judge_tokens / board.records
@@ -137,7 +175,6 @@ class Rater:
             )
         # Failed battles count too: a judge that never writes a verdict must show it.
         board.judges.extend(judge_statistics(self._judged_pairs(battles)))
-        self.store.save_leaderboard(board)
         return board
 
     def _judged_pairs(

@@ -144,6 +144,10 @@ class ArenaStore:
     def save_mined(self, mined_id: str, challenge: arena_pb2.Challenge) -> None:
         self._put("mined", mined_id, challenge)
 
+    def save_mined_many(self, items: Iterable[tuple[str, arena_pb2.Challenge]]) -> None:
+        """Upsert many (mined_id, raw challenge) in one request."""
+        self._put_many("mined", items)
+
     def mined(self, round_id: str) -> dict[str, arena_pb2.Challenge]:
         docs = self.db["mined"].find({"round_id": round_id})
         return {str(d["_id"]): from_document(d, arena_pb2.Challenge) for d in docs}
@@ -157,6 +161,10 @@ class ArenaStore:
 
     def challenge(self, challenge_id: str) -> arena_pb2.Challenge | None:
         return self._get("challenges", challenge_id, arena_pb2.Challenge)
+
+    def challenges_of(self, challenge_ids: Iterable[str]) -> dict[str, arena_pb2.Challenge]:
+        """Stored challenges among `challenge_ids`, in one request; missing ones absent."""
+        return self._get_many("challenges", challenge_ids, arena_pb2.Challenge)
 
     # -- responses ------------------------------------------------------------------------------
     @staticmethod
@@ -184,6 +192,17 @@ class ArenaStore:
 
     def responses(self, challenge_id: str) -> list[arena_pb2.Response]:
         return self._find("responses", {"challenge_id": challenge_id}, arena_pb2.Response)
+
+    def responses_to(self, challenge_ids: Iterable[str]) -> dict[str, list[arena_pb2.Response]]:
+        """Every stored response to each of many challenges (by challenge id, each list sorted
+        by response id), one request per 1000 challenges."""
+        ids = list(dict.fromkeys(challenge_ids))
+        out: dict[str, list[arena_pb2.Response]] = {c: [] for c in ids}
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = {"challenge_id": {"$in": ids[start : start + _IN_CHUNK]}}
+            for response in self._find("responses", query, arena_pb2.Response):
+                out[response.challenge_id].append(response)
+        return out
 
     # -- judgments ------------------------------------------------------------------------------
     def save_judgment(self, judgment: arena_pb2.Judgment) -> None:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from warriorcoder.arena.challenge_tests import check_user_tests
 from warriorcoder.arena.ids import battle_id
-from warriorcoder.config import ArenaConfig, parse_config
+from warriorcoder.config import ArenaConfig
 from warriorcoder.service.grpc_server import InvalidArgument, NotFound, NotReady
 from warriorcoder.service.servicers.checks import Context
-from warriorcoder.stages.challenger import Challenger
+from warriorcoder.stages.challenger import Challenger, RoundStart
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2, services_pb2
 from warriorcoder.v1 import services_pb2_grpc as services_grpc
@@ -63,15 +61,6 @@ def _checked_tests(tests: Sequence[str], instructions: int) -> list[str] | None:
     return [text if text.strip() else "" for text in tests]
 
 
-
-@dataclass(frozen=True)
-class _RoundStart:
-    """What a StartRound asked for; a second identical call joins the one in progress."""
-
-    challenges_per_attacker: int
-    seed_instructions: tuple[str, ...]
-
-
 class ChallengerServicer(services_grpc.ChallengerServicer):
     """StartRound mines, filters and publishes a round; SubmitInstructions adds user challenges."""
 
@@ -85,7 +74,7 @@ class ChallengerServicer(services_grpc.ChallengerServicer):
         # One preparation at a time; it runs as its own task so that a client that gives up
         # (deadline, disconnect) does not cancel mining half-way.
         self._preparing: asyncio.Task[int] | None = None
-        self._preparing_request: _RoundStart | None = None
+        self._preparing_request: RoundStart | None = None
 
     def _own_round(self, round_id: str) -> str:
         if round_id and round_id != self.config.round_id:
@@ -107,20 +96,15 @@ class ChallengerServicer(services_grpc.ChallengerServicer):
         to the one in progress waits for it; a different one gets UNAVAILABLE.
         """
         round_id = self._own_round(request.round_id)
-        if request.challenges_per_attacker < 0:
-            raise InvalidArgument(
-                f"challenges_per_attacker must be >= 0 (0 keeps the configured number), "
-                f"got {request.challenges_per_attacker}"
-            )
-        wanted = _RoundStart(
+        wanted = RoundStart(
             request.challenges_per_attacker,
             tuple(_checked_instructions(
                 request.seed_instructions, "seed_instructions", self.config.challenger.max_chars
             )),
         )
+        wanted.round_config(self.config)  # ConfigError (INVALID_ARGUMENT) before anything starts
         if self._preparing is None or self._preparing.done():
-            config = self._round_config(wanted)  # ConfigError -> INVALID_ARGUMENT
-            self._preparing = asyncio.create_task(self._prepare(config, wanted))
+            self._preparing = asyncio.create_task(self._prepare(wanted))
             self._preparing.add_done_callback(_log_task_failure)
             self._preparing_request = wanted
         elif wanted != self._preparing_request:
@@ -150,41 +134,11 @@ class ChallengerServicer(services_grpc.ChallengerServicer):
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    def _round_config(self, wanted: _RoundStart) -> ArenaConfig:
-        """The arena config with this request's overrides, validated like the YAML file."""
-        ch = self.config.challenger
-        update: dict[str, Any] = {}
-        if wanted.challenges_per_attacker:
-            # Mining draws per_setting instructions for every setting of the sampling grid.
-            grid = len(ch.sampling_grid)
-            update["per_setting"] = -(-wanted.challenges_per_attacker // grid)
-        if wanted.seed_instructions:
-            update["user_instructions"] = [*ch.user_instructions, *wanted.seed_instructions]
-        if not update:
-            return self.config
-        data = self.config.model_dump(mode="json")
-        data["challenger"].update(update)
-        return parse_config(data, "(StartRound request)")
-
-    async def _prepare(self, config: ArenaConfig, wanted: _RoundStart) -> int:
-        round_id = config.round_id
-        sealed = bool((self.store.round_info(round_id) or {}).get("challenges_ready"))
-        self.store.save_round_info(
-            round_id,
-            started_with={
-                "challenges_per_attacker": wanted.challenges_per_attacker,
-                "seed_instructions": list(wanted.seed_instructions),
-            },
-        )
-        stage = Challenger(config, self.challenger.backends, self.store)
-        challenges = await stage.prepare_round()
-        self.publish(challenges)
-        published = len(challenges)
-        if sealed and wanted.seed_instructions:
-            # prepare_round returns a sealed round as stored and would drop new seeds.
-            published += len(self._submit(round_id, list(wanted.seed_instructions)))
-        log.info("round %s: %d challenges published", round_id, published)
-        return published
+    async def _prepare(self, wanted: RoundStart) -> int:
+        challenges = await self.challenger.start_round(wanted)
+        await asyncio.to_thread(self.publish, challenges)  # waits for the broker's acks
+        log.info("round %s: %d challenges published", self.config.round_id, len(challenges))
+        return len(challenges)
 
     async def SubmitInstructions(
         self, request: services_pb2.SubmitInstructionsRequest, context: Context
@@ -196,55 +150,53 @@ class ChallengerServicer(services_grpc.ChallengerServicer):
         duplicates when dedup is on) and instructions that overlap a benchmark. `tests`, when
         given, holds one entry per instruction: its plain-Python asserts, or "" for none.
         """
-        round_id = self._own_round(request.round_id)
+        self._own_round(request.round_id)
         if not request.instructions:
             raise InvalidArgument("instructions is empty: give at least one instruction")
         texts = _checked_instructions(
             request.instructions, "instructions", self.config.challenger.max_chars
         )
         tests = _checked_tests(request.tests, len(texts))
-        accepted = self._submit(round_id, texts, tests)
+        accepted = await self.challenger.submit_instructions(texts, tests)
+        if accepted:
+            await asyncio.to_thread(self.publish, accepted)
         return services_pb2.SubmitInstructionsResponse(
             accepted=len(accepted), rejected=len(texts) - len(accepted)
         )
-
-    def _submit(
-        self, round_id: str, texts: list[str], tests: list[str] | None = None
-    ) -> list[arena_pb2.Challenge]:
-        """Filter, pair, store and publish user instructions; returns the accepted challenges."""
-        accepted = self.challenger.user_challenges(
-            round_id, texts, self.store.challenges(round_id), tests
-        )
-        self.store.save_challenges(accepted)
-        if accepted:
-            self.publish(accepted)
-        return accepted
 
     async def GetRoundStatus(
         self, request: services_pb2.GetRoundStatusRequest, context: Context
     ) -> services_pb2.RoundStatus:
         """Counts of the round's challenges, responses, judgments and battles in the store."""
         round_id = request.round_id or self.config.round_id
-        challenges = self.store.challenges(round_id)
-        if not challenges and self.store.round_info(round_id) is None:
+        status = await self.store.call(round_status, self.store, round_id)
+        if status is None:
             raise NotFound(f"round {round_id!r} is unknown: no challenges and no round record")
-        challenge_ids = [c.challenge_id for c in challenges]
-        battle_ids = [battle_id(c.challenge_id, c.attacker, d) for c in challenges
-                      for d in c.defenders]
-        return services_pb2.RoundStatus(
-            round_id=round_id,
-            challenges=len(challenges),
-            responses=self._count_in("responses", "challenge_id", challenge_ids),
-            judgments=self._count_in("judgments", "battle_id", battle_ids),
-            rated_battles=self.store.count("battles", {"round_id": round_id, "status": _RATED}),
-            failed_battles=self.store.count("battles", {"round_id": round_id, "status": _FAILED}),
-        )
+        return status
 
-    def _count_in(self, collection: str, field: str, values: Sequence[str]) -> int:
-        return sum(
-            self.store.count(collection, {field: {"$in": list(values[i : i + _IN_CHUNK])}})
-            for i in range(0, len(values), _IN_CHUNK)
-        )
+
+def round_status(store: ArenaStore, round_id: str) -> services_pb2.RoundStatus | None:
+    """Counts of the round's challenges, responses, judgments and battles in the store; None
+    when the round is unknown (no challenges and no round record). Blocking: several reads."""
+    challenges = store.challenges(round_id)
+    if not challenges and store.round_info(round_id) is None:
+        return None
+    challenge_ids = [c.challenge_id for c in challenges]
+    battle_ids = [battle_id(c.challenge_id, c.attacker, d) for c in challenges
+                  for d in c.defenders]
+
+    def count_in(collection: str, field: str, values: Sequence[str]) -> int:
+        return sum(store.count(collection, {field: {"$in": list(values[i : i + _IN_CHUNK])}})
+                   for i in range(0, len(values), _IN_CHUNK))
+
+    return services_pb2.RoundStatus(
+        round_id=round_id,
+        challenges=len(challenges),
+        responses=count_in("responses", "challenge_id", challenge_ids),
+        judgments=count_in("judgments", "battle_id", battle_ids),
+        rated_battles=store.count("battles", {"round_id": round_id, "status": _RATED}),
+        failed_battles=store.count("battles", {"round_id": round_id, "status": _FAILED}),
+    )
 
 
 def _log_task_failure(task: asyncio.Task[int]) -> None:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from warriorcoder.arena.training_record import KINDS
 from warriorcoder.config import ArenaConfig
-from warriorcoder.service.grpc_server import InvalidArgument
+from warriorcoder.service.grpc_server import InvalidArgument, NotFound
 from warriorcoder.service.servicers.checks import Context
-from warriorcoder.service.servicers.rater import _fresh_leaderboard
 from warriorcoder.stages.exporter import Exporter
 from warriorcoder.stages.rater import Rater
 from warriorcoder.storage.store import ArenaStore
@@ -28,7 +27,10 @@ def _checked_kinds(kind: str) -> tuple[str, ...]:
 class ExporterServicer(services_grpc.ExporterServicer):
     """StreamRecords streams a round's training records; WriteExport writes the dataset files.
 
-    Both rate the round from the stored battles first, so records follow the newest ratings.
+    Both use the rater's stored leaderboard when it was computed from the battles stored now,
+    and otherwise one computed now and not saved (`Rater.current_leaderboard`): records follow
+    the newest ratings, and the rater service stays the only writer of leaderboards. Store
+    reads and file writes run off the event loop (`ArenaStore.call`).
     `export_root`, when given, confines WriteExport's output_dir to that folder.
     """
 
@@ -47,9 +49,16 @@ class ExporterServicer(services_grpc.ExporterServicer):
         self.rater = rater if rater is not None else Rater(config, store)
         self.export_root = export_root.resolve() if export_root is not None else None
 
+    def _leaderboard(self, round_id: str) -> arena_pb2.Leaderboard:
+        """The leaderboard records are selected by (blocking: reads the round's battles)."""
+        round_id = round_id or self.config.round_id
+        board = self.rater.current_leaderboard(round_id)
+        if board is None:
+            raise NotFound(f"round {round_id!r} has no battles (unknown round, or none rated yet)")
+        return board
+
     def _records(self, round_id: str) -> dict[str, Iterable[arena_pb2.TrainingRecord]]:
-        board = _fresh_leaderboard(self.store, self.rater, round_id or self.config.round_id)
-        sft, preference = self.exporter.records(board)
+        sft, preference = self.exporter.records(self._leaderboard(round_id))
         return {"sft": sft, "preference": preference}
 
     async def StreamRecords(
@@ -57,7 +66,7 @@ class ExporterServicer(services_grpc.ExporterServicer):
     ) -> AsyncIterator[arena_pb2.TrainingRecord]:
         """SFT records, then preference records (or only the requested kind)."""
         kinds = _checked_kinds(request.kind)
-        records = self._records(request.round_id)
+        records = await self.store.call(self._records, request.round_id)
         for kind in kinds:
             for record in records[kind]:
                 yield record
@@ -78,11 +87,9 @@ class ExporterServicer(services_grpc.ExporterServicer):
             raise InvalidArgument(
                 f"output_dir {request.output_dir!r} is outside the export root {self.export_root}"
             )
-        board = _fresh_leaderboard(
-            self.store, self.rater, request.round_id or self.config.round_id
-        )
+        board = await self.store.call(self._leaderboard, request.round_id)
         try:
-            export = self.exporter.export(board, out_dir)
+            export = await self.store.call(self.exporter.export, board, out_dir)
         except (PermissionError, NotADirectoryError, FileExistsError) as error:
             message = f"output_dir {request.output_dir!r}: cannot write: {error}"
             raise InvalidArgument(message) from error

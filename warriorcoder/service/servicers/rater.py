@@ -23,7 +23,7 @@ class RaterServicer(services_grpc.RaterServicer):
         """The stored battle, rated or failed."""
         if not request.battle_id:
             raise InvalidArgument("battle_id is required")
-        battle = self.store.battle(request.battle_id)
+        battle = await self.store.call(self.store.battle, request.battle_id)
         if battle is None:
             raise NotFound(f"battle {request.battle_id!r} not found (not rated yet, or unknown)")
         return battle
@@ -31,12 +31,16 @@ class RaterServicer(services_grpc.RaterServicer):
     async def GetLeaderboard(
         self, request: services_pb2.GetLeaderboardRequest, context: Context
     ) -> arena_pb2.Leaderboard:
-        """Elo, Bradley-Terry with bootstrap intervals and judge statistics, computed now."""
+        """Elo, Bradley-Terry with intervals and judge statistics, computed now and stored (the
+        exporter reuses it while no battle changes)."""
         round_id = request.round_id or self.rater.config.round_id
-        return _fresh_leaderboard(self.store, self.rater, round_id)
+        # Off the event loop: the intervals take a while on a large round.
+        board = await self.store.call(self._leaderboard, round_id)
+        if board is None:
+            raise NotFound(f"round {round_id!r} has no battles (unknown round, or none rated yet)")
+        return board
 
-
-def _fresh_leaderboard(store: ArenaStore, rater: Rater, round_id: str) -> arena_pb2.Leaderboard:
-    if store.count("battles", {"round_id": round_id}) == 0:
-        raise NotFound(f"round {round_id!r} has no battles (unknown round, or none rated yet)")
-    return rater.leaderboard(round_id)
+    def _leaderboard(self, round_id: str) -> arena_pb2.Leaderboard | None:
+        if self.store.count("battles", {"round_id": round_id}) == 0:
+            return None
+        return self.rater.leaderboard(round_id)
