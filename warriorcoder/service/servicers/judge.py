@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from warriorcoder.service.grpc_server import InvalidArgument
-from warriorcoder.service.servicers.checks import Context, check_roster_member
+from warriorcoder.service.servicers.checks import Context, check_roster_member, check_seats
 from warriorcoder.stages.judge import Judge
 from warriorcoder.v1 import arena_pb2
 from warriorcoder.v1 import services_pb2_grpc as services_grpc
@@ -29,11 +29,8 @@ class JudgeServicer(services_grpc.JudgeServicer):
         check_roster_member(config, "model_b", request.model_b)
         if request.model_a == request.model_b:
             raise InvalidArgument(f"model_a and model_b are both {request.model_a!r}")
-        if not request.judges:
-            raise InvalidArgument("judges is empty: a battle needs at least one uninvolved judge")
-        for i, judge in enumerate(request.judges):
-            check_roster_member(config, f"judges[{i}]", judge)
-            if judge in (request.model_a, request.model_b):
-                raise InvalidArgument(f"judges[{i}] {judge!r} competes in this battle")
+        check_seats(config, "judges", request.judges, taken=(request.model_a, request.model_b),
+                    taken_as="competes in this battle",
+                    empty="a battle needs at least one uninvolved judge")
         (result,) = await self.judge.judge_battles([request])
         return result

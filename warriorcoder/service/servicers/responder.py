@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from warriorcoder.service.grpc_server import InvalidArgument
-from warriorcoder.service.servicers.checks import Context, check_roster_member
+from warriorcoder.service.servicers.checks import Context, check_roster_member, check_seats
 from warriorcoder.stages.responder import Responder
 from warriorcoder.v1 import arena_pb2, services_pb2
 from warriorcoder.v1 import services_pb2_grpc as services_grpc
@@ -25,12 +25,8 @@ class ResponderServicer(services_grpc.ResponderServicer):
         if not request.instruction.strip():
             raise InvalidArgument("instruction is required (it is empty or blank)")
         check_roster_member(config, "attacker", request.attacker)
-        if not request.defenders:
-            raise InvalidArgument("defenders is empty: a challenge needs at least one defender")
-        for i, defender in enumerate(request.defenders):
-            check_roster_member(config, f"defenders[{i}]", defender)
-            if defender == request.attacker:
-                raise InvalidArgument(f"defenders[{i}] {defender!r} is the attacker")
+        check_seats(config, "defenders", request.defenders, taken=(request.attacker,),
+                    taken_as="is the attacker", empty="a challenge needs at least one defender")
         if len(set(request.defenders)) != len(request.defenders):
             raise InvalidArgument(f"defenders {list(request.defenders)} has duplicates")
         pairs = await self.responder.handle([request])
