@@ -1272,3 +1272,49 @@ def test_json_schema_enum_follows_the_format() -> None:
     assert schema["properties"]["verdict"]["enum"] == list(ARENA_HARD_LABELS)
     got = read_json_verdict('{"explanation": "x", "verdict": "B>>A"}')
     assert (got.verdict, got.strong) == (B, True)
+
+
+# A verdict taken back and corrected: the correction decides (never the retracted one).
+RETRACTION_CASES: list[tuple[str, int]] = [
+    ("Final verdict: [[A]]? No. [[B]].", B),
+    ("Final verdict: [[A]]? No, [[B]]", B),
+    ("[[A]]... no wait, [[B]]", B),
+    ("Final verdict: [[A]]... no wait, [[B]]", B),
+    ("Final verdict: [[A]]. Actually, [[B]].", B),
+    ("My final verdict is [[A]]. Scratch that: [[B]].", B),
+    ("Final verdict: [[A]], or rather [[B]].", B),
+    ("Final verdict: [[A>B]]. Sorry, I mean [[B>A]].", B),
+    ("Final verdict: [[A]]. No, [[B]]. No wait, [[C]].", TIE),
+    ("Final verdict: [[A]]. Actually, [[B]] is better.", B),
+    # Not retractions: no corrected verdict follows, or what follows is no verdict.
+    ("Final verdict: [[A]]. No other answer comes close.", A),
+    ("Final verdict: [[A]]. Actually, [[B]] also has a bug.", A),
+    ("Final verdict: [[B]]. Actually, [[A]] was close.", B),
+    ("It's [[B]], no contest.", B),
+    ("Final verdict: [[A]]. No doubt [[B]] tried.", A),
+]
+
+
+@pytest.mark.parametrize(("text", "verdict"), RETRACTION_CASES)
+def test_a_retracted_verdict_gives_way_to_its_correction(text: str, verdict: int) -> None:
+    assert parse_verdict(text) == verdict, read_verdict(text)
+
+
+# Two final statements: the same verdict counts, different verdicts are INVALID.
+FINAL_STATEMENTS_CASES: list[tuple[str, int]] = [
+    ("My final verdict is [[A]].\nFinal verdict: [[B]]", INVALID),
+    ("Final verdict: [[B]]\n\nSome notes on style.\n\nMy final verdict is [[A]].", INVALID),
+    ("Verdict: [[A]]\n...\nIn conclusion, [[B]].", INVALID),
+    ("My final verdict is [[A]].\nFinal verdict: [[A]]", A),
+    ("In conclusion, my final verdict is [[B>>A]]. Final verdict: [[B>>A]]", B),
+    # A verdict on one criterion is no final statement: the overall one decides.
+    ("Correctness verdict: [[B]]\nStyle verdict: [[A]]\nFinal verdict: [[B]]", B),
+]
+
+
+@pytest.mark.parametrize(("text", "verdict"), FINAL_STATEMENTS_CASES)
+def test_final_statements_that_disagree_are_invalid(text: str, verdict: int) -> None:
+    parsed = read_verdict(text)
+    assert parsed.verdict == verdict, parsed
+    if verdict == INVALID:
+        assert parsed.reason.startswith("conflicting final statements:"), parsed.reason

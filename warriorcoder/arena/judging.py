@@ -432,6 +432,44 @@ _AFTER_DISCOUNT = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 
+# A verdict taken back by what follows it: "[[A]]? No. [[B]]", "[[A]]... no wait, [[B]]",
+# "[[A]]. Actually, [[B]].", "[[A]], or rather [[B]]", "[[A]]. Scratch that: [[B]]". It only
+# takes the mention back when a corrected verdict follows (see _is_correction).
+_RETRACTION = re.compile(
+    r"""[ \t"'*)\]]*(?:[.,;:!?…—–-]+[ \t]*|\n+[ \t]*)*(?:
+      no\s*(?:[,.!;:—–-]|…|wait\b|actually\b|sorry\b|i\s+mean\b|make\s+that\b)
+      | nope\b | wait\b | actually\b | scratch\s+that\b | strike\s+that\b | correction\b
+      | sorry\b | oops\b | i\s+mean\b | make\s+that\b | (?:or\s+)?rather\b
+      | on\s+second\s+thought\b | i\s+take\s+(?:that|it)\s+back\b
+      | let\s+me\s+(?:correct|reconsider|rephrase)\b
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+# How far after the retraction its correction may start.
+_CORRECTION_WINDOW = 120
+# A correction ends its sentence or says that side is better: "Actually, [[B]].", "No, [[B]]
+# is better"; "Actually, [[B]] also has a bug" corrects nothing.
+_CORRECTION_END = re.compile(
+    r"""[ \t"'*)\]]*(?:[.!;]|\n|$|\s+wins\b|\s+(?:is|was)\s+(?:\w+\s+)?(?:better|superior
+    |preferable|stronger|the\s+winner)\b)""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def _retraction_end(text: str, token: _Token) -> int | None:
+    """Where a retraction right after `token` ends ("? No.", "... no wait,"), or None."""
+    found = _RETRACTION.match(text, token.end)
+    return found.end() if found else None
+
+
+def _is_correction(text: str, retraction_end: int, token: _Token) -> bool:
+    """True when `token` corrects a verdict whose retraction ended at `retraction_end`."""
+    return (
+        0 <= token.start - retraction_end <= _CORRECTION_WINDOW
+        and _CORRECTION_END.match(text, token.end) is not None
+    )
+
+
 # --- Final statements ------------------------------------------------------------------------
 # "My final verdict is ...", "Verdict: ...", "Decision - ...", "In conclusion, ...", "## Verdict".
 _FINAL_MARKER = re.compile(
@@ -569,14 +607,18 @@ def _discount(text: str, token: _Token, floor: int, previous_end: int) -> str | 
 
 
 def _counted(text: str, tokens: Sequence[_Token], floor: int = 0) -> list[_Token]:
-    """The tokens (sorted by position) that count as decisions."""
-    kept = []
+    """The tokens (sorted by position) that count as decisions; a mention that is taken back
+    and corrected by the next one ("[[A]]? No. [[B]]") does not count."""
+    counts = []
     previous_end = floor
     for token in tokens:
-        if _discount(text, token, floor, previous_end) is None:
-            kept.append(token)
+        counts.append(_discount(text, token, floor, previous_end) is None)
         previous_end = token.end
-    return kept
+    for i in range(len(tokens) - 1):
+        end = _retraction_end(text, tokens[i]) if counts[i] else None
+        if end is not None and counts[i + 1] and _is_correction(text, end, tokens[i + 1]):
+            counts[i] = False
+    return [token for token, counts_ in zip(tokens, counts, strict=True) if counts_]
 
 
 def _ends_line(text: str, token: _Token) -> bool:
@@ -694,8 +736,18 @@ def _statement_end(text: str, start: int, tokens: Sequence[_Token]) -> int:
 
 
 def _statement_tokens(text: str, marker: re.Match[str], tokens: Sequence[_Token]) -> list[_Token]:
-    """Verdict mentions in the final statement that starts at `marker`, in order."""
+    """Verdict mentions in the final statement that starts at `marker`, in order. A statement
+    whose last mention is taken back runs on to the sentence of its correction ("Final
+    verdict: [[A]]. Actually, [[B]].")."""
     end = _statement_end(text, marker.end(), tokens)
+    while True:
+        inside = _between(tokens, marker.start(), end)
+        retraction = _retraction_end(text, inside[-1]) if inside else None
+        after = _between(tokens, end, len(text))[:1] if retraction is not None else []
+        if retraction is None or not after or not _is_correction(text, retraction, after[0]):
+            break
+        found_end = _SENTENCE_END.search(text, after[0].end)
+        end = found_end.end() if found_end else len(text)
     found = _between(tokens, marker.start(), end)
     for m in _BARE_LABEL.finditer(text, marker.end(), end):
         value = _label_value(m.group(1), m.group(2), m.group(3))
@@ -710,33 +762,59 @@ def _statement_tokens(text: str, marker: re.Match[str], tokens: Sequence[_Token]
     return sorted(found, key=lambda t: t.start)
 
 
+def _qualified(text: str, marker: re.Match[str]) -> bool:
+    """True for a verdict on one criterion ("Correctness verdict: [[B]]"), not the overall one:
+    a bare marker word right after another word ("final", "overall", "the" do not qualify)."""
+    if _EXPLICIT_FINAL.match(marker.group(0)):
+        return False
+    before = _WORD_BEFORE.search(text, max(0, marker.start() - 40), marker.start())
+    return before is not None and before.group(1).lower() not in _NOT_QUALIFIERS
+
+
+_EXPLICIT_FINAL = re.compile(r"(?:final|my|our|in|to|all|on)\b", re.IGNORECASE)
+_WORD_BEFORE = re.compile(r"([A-Za-z]+)[ \t]+$")
+_NOT_QUALIFIERS = frozenset(
+    {"the", "overall", "and", "so", "thus", "therefore", "hence", "then", "here", "is"}
+)
+
+
 def _final_statement(text: str, tokens: Sequence[_Token]) -> ParsedVerdict | None:
-    """The verdict of the last final statement that names one, or None without such a
-    statement. Conflicting verdicts in it are INVALID."""
+    """The verdict of the final statements, or None without one that names a verdict.
+
+    The last statement decides (the last overall one when there is one: a verdict on one
+    criterion does not); conflicting verdicts in it, or another overall final statement that
+    disagrees with it ("My final verdict is [[A]]. ... Final verdict: [[B]]"), are INVALID."""
     markers = [
         m
         for m in _FINAL_MARKER.finditer(text)
         if not _MARKER_IN_INSTRUCTION.search(text, max(0, m.start() - 80), m.start())
         and not _MARKER_FOLLOWED_BY_INSTRUCTION.match(text, m.end())
     ]
-    for marker in reversed(markers):
+    statements: list[tuple[bool, list[_Token]]] = []  # (qualified, counted mentions)
+    for marker in markers:
         as_token = _Token(marker.start(), marker.end(), VERDICT_INVALID, "", marker.group(0))
         if _discount(text, as_token, 0, 0) not in (None, "discounted by what follows"):
             continue  # "If my final verdict were [[A]] ..." states nothing
         counted = _counted(text, _statement_tokens(text, marker, tokens), marker.start())
-        if not counted:
-            continue
-        verdicts = {t.verdict for t in counted}
-        if len(verdicts) > 1:
-            names = ", ".join(dict.fromkeys(t.text for t in counted))
-            return ParsedVerdict(
-                VERDICT_INVALID, reason=f"conflicting verdicts in the final statement: {names}"
-            )
-        # Strong only when some mention says ">>" and none says ">" (a plain [[A]] is neutral).
-        strengths = {t.strength for t in counted}
-        strong = "strong" in strengths and "weak" not in strengths
-        return ParsedVerdict(counted[0].verdict, strong=strong)
-    return None
+        if counted:
+            statements.append((_qualified(text, marker), counted))
+    if not statements:
+        return None
+    overall = [counted for qualified, counted in statements if not qualified]
+    last = overall[-1] if overall else statements[-1][1]
+    if len({t.verdict for t in last}) > 1:
+        names = ", ".join(dict.fromkeys(t.text for t in last))
+        return ParsedVerdict(
+            VERDICT_INVALID, reason=f"conflicting verdicts in the final statement: {names}"
+        )
+    others = [t for counted in overall for t in counted if t.verdict != last[0].verdict]
+    if others:
+        names = ", ".join(dict.fromkeys(t.text for t in [*others, last[0]]))
+        return ParsedVerdict(VERDICT_INVALID, reason=f"conflicting final statements: {names}")
+    # Strong only when some mention says ">>" and none says ">" (a plain [[A]] is neutral).
+    strengths = {t.strength for t in last}
+    strong = "strong" in strengths and "weak" not in strengths
+    return ParsedVerdict(last[0].verdict, strong=strong)
 
 
 def read_verdict(text: str) -> ParsedVerdict:
@@ -803,7 +881,10 @@ def parse_verdict(text: str) -> Verdict:
     - conditional: "if / unless / otherwise / e.g. ... [[A]]", a sentence that opens with a
       condition ("If A handled None, it would be [[A]]"), "[[A]] would have won", and format
       explanations ('"[[A]]" if assistant A is better', "[[C]] for a tie"). Forced-choice
-      idioms ("if I had to choose", "if anything") are not conditions.
+      idioms ("if I had to choose", "if anything") are not conditions;
+    - retracted: a retraction and a correction follow it ("[[A]]? No. [[B]]", "[[A]]... no
+      wait, [[B]]", "[[A]]. Actually, [[B]].", "[[A]], or rather [[B]]"); a final statement
+      runs on to its correction.
 
     Then the first rule that finds anything decides:
 
@@ -815,7 +896,9 @@ def parse_verdict(text: str) -> Verdict:
        ("Final verdict: [[A]] or [[B]]") are INVALID, never a guess. The last marker whose
        sentence has a counted mention is the final statement; markers inside instructions or
        examples ("Output your final verdict by ...", 'Example: "My final verdict is ..."') and
-       markers whose sentence names only taken-back verdicts are skipped.
+       markers whose sentence names only taken-back verdicts are skipped. Another final
+       statement that disagrees ("My final verdict is [[A]]. ... Final verdict: [[B]]") makes
+       it INVALID too; a verdict on one criterion ("Correctness verdict: [[B]]") does not.
     1. Double brackets and labels, the requested format: the LAST counted one wins (judges
        restate the format before deciding). Runs of different options ('"[[A]]", "[[B]]", or
        "[[C]]"') are the format echoed, not a verdict.
