@@ -154,8 +154,11 @@ def trainer_config(settings: TrainingSettings, scratch: Path, *, use_cpu: bool, 
         "max_grad_norm": settings.max_grad_norm if settings.max_grad_norm > 0 else None,
         "use_cpu": use_cpu,
         "bf16": bf16,
-        # As the hand-written loop did: activations kept, no recomputation.
-        "gradient_checkpointing": False,
+        # Activations kept, no recomputation (TRL turns it on by default). transformers 5 names
+        # it activation_checkpointing; TRL's default for the old name is cleared so that the
+        # deprecated alias is not set at all.
+        "activation_checkpointing": False,
+        "gradient_checkpointing": None,
         "eval_strategy": "epoch" if has_eval else "no",
         "save_strategy": "no",
         "logging_steps": 1,
