@@ -599,6 +599,20 @@ def test_the_answer_cannot_stand_in_for_a_function_the_tests_define() -> None:
     assert [t.status for t in result.tests] == [TestStatus.ERROR, TestStatus.ERROR], result.tests
 
 
+def test_an_assert_of_the_tests_that_the_answer_catches_still_fails() -> None:
+    # The tests hand the answer a checking callback; the answer calls it and swallows its
+    # AssertionError. The assert failed in the harness: the test fails.
+    tests = ("def check(v):\n    assert v == 4\nassert f(2, check) is None\n"
+             "import unittest\nclass T(unittest.TestCase):\n    def test_cb(self):\n"
+             "        def cb(v):\n            self.assertEqual(v, 9)\n        f(3, cb)\n")
+    cheat = run_tests("def f(x, cb):\n    try:\n        cb(0)\n    except AssertionError:\n"
+                      "        pass\n", tests, LIMITS)
+    assert [t.status for t in cheat.tests] == [TestStatus.FAILED, TestStatus.FAILED], cheat.tests
+    assert "in a function of the tests that the answer called" in cheat.tests[0].message
+    honest = run_tests("def f(x, cb):\n    cb(x * x)\n", tests, LIMITS)
+    assert honest.status is RunStatus.PASSED, honest.reason
+
+
 def test_an_int_subclass_is_an_int_to_the_tests() -> None:
     answer = ("class MyInt(int):\n    pass\nclass MyStr(str):\n    def shout(self):\n"
               "        return self.upper()\ndef f(x):\n    return MyInt(x * x)\n"

@@ -258,6 +258,9 @@ class Peer:
         self.dead: str | None = None  # why the peer can no longer be used
         self.ended: str | None = None  # how its process ended, once known
         self.module: object = None  # the answer's module (C), or its proxy (P)
+        # P: the first assert of the tests that failed in a tests' function the answer called
+        # (the answer may catch the AssertionError; the test has failed all the same).
+        self.failed_assert: str | None = None
 
     # -- encoding
     def encode(self, value: object) -> object:
@@ -547,6 +550,8 @@ class Peer:
         except _Stop:
             raise
         except BaseException as err:  # noqa: BLE001 - reported to the other side
+            if self.strict and isinstance(err, AssertionError) and self.failed_assert is None:
+                self.failed_assert = _assertion_message(err)
             return self._error_reply(err)
 
     def _target(self, data: object) -> object:
@@ -1396,6 +1401,7 @@ class Harness:
                 return [name, "error", self.gone_for_good]
         peer = self.peer
         assert peer is not None
+        peer.failed_assert = None
         try:
             exec(code, namespace)  # noqa: S102 - the tests, in P
         except AssertionError as err:
@@ -1431,6 +1437,9 @@ class Harness:
         if peer.dead is not None:
             how = self.ended(peer)
             return [outcome[0], "error", f"the answer process {how} during test {index + 1}"]
+        if peer.failed_assert is not None and outcome[1] == "passed":
+            return [outcome[0], "failed", _short(f"{peer.failed_assert} (in a function of the "
+                                                 "tests that the answer called)")]
         if time.monotonic() >= self.deadline:
             self.kill()
             self.gone_for_good = "not run: the time limit was reached"
