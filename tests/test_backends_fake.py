@@ -66,6 +66,32 @@ def test_importing_backends_does_not_import_torch() -> None:
     assert result.stdout.strip() == "False"
 
 
+def test_transformers_backend_without_torch_is_a_backend_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Simulates a machine without torch: `import torch` fails, and the backend module is
+    # imported afresh (the original comes back after the test).
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.delitem(sys.modules, "warriorcoder.backends.transformers", raising=False)
+    expert = ExpertConfig(id="local", backend="transformers", model="smollm2")
+    with pytest.raises(BackendError) as caught:
+        load_backend(expert)
+    message = str(caught.value)
+    assert message.startswith("expert 'local': backend 'transformers' needs torch and ")
+    assert "torch is not installed" in message
+    assert "pip install torch==2.13.0 && pip install -e '.[local]'" in message
+
+
+def test_an_import_error_of_our_own_code_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only a missing third-party package becomes a BackendError; a broken import of ours stays.
+    monkeypatch.setitem(sys.modules, "warriorcoder.backends.chat_templates", None)
+    monkeypatch.delitem(sys.modules, "warriorcoder.backends.transformers", raising=False)
+    with pytest.raises(ImportError) as caught:
+        load_backend(ExpertConfig(id="local", backend="transformers", model="smollm2"))
+    assert not isinstance(caught.value, BackendError)
+    assert caught.value.name == "warriorcoder.backends.chat_templates"
+
+
 def test_chat_answer_is_deterministic_with_code_block() -> None:
     a = chat(fake(), "Sort a list", seed=1)[0]
     assert isinstance(a, GenerationResult)

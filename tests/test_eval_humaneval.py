@@ -12,9 +12,9 @@ from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
     GenerationError,
+    GenerationOutcome,
     GenerationResult,
     ModelBackend,
-    Outcome,
 )
 from warriorcoder.cli import main
 from warriorcoder.config import SamplingConfig
@@ -49,7 +49,7 @@ class ScriptedBackend(ModelBackend):
     def chat_template(self) -> str:
         return ""
 
-    def _reply(self, prompt_text: str, sampling: SamplingConfig) -> Outcome:
+    def _reply(self, prompt_text: str, sampling: SamplingConfig) -> GenerationOutcome:
         self.requests += 1
         # The longest matching prompt: some prompts are prefixes of others' text.
         problem = max((p for p in ALL if p.prompt in prompt_text), key=lambda p: len(p.prompt))
@@ -58,10 +58,10 @@ class ScriptedBackend(ModelBackend):
             return GenerationError(self.model_id, "injected failure")
         return GenerationResult(self.model_id, text, 0, len(text.split()), 0.0, "stop")
 
-    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
         return [self._reply(r.messages[-1].content, r.sampling) for r in requests]
 
-    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         return [self._reply(r.prompt, r.sampling) for r in requests]
 
 

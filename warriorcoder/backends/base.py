@@ -101,11 +101,17 @@ class GenerationError:
     details: dict[str, str] = field(default_factory=dict)
 
 
-Outcome = GenerationResult | GenerationError
+# What a backend returns per request: the generation, or why it failed.
+GenerationOutcome = GenerationResult | GenerationError
 
 
 class BackendError(RuntimeError):
     """A backend could not be set up (bad path, missing package); raised at load time."""
+
+
+# How to install the in-process model stack: torch first, pinned to its CPU build (an unpinned
+# torch pulls a multi-GB CUDA build), then the `local` extra.
+LOCAL_INSTALL_HINT = "pip install torch==2.13.0 && pip install -e '.[local]'"
 
 
 class ModelBackend(abc.ABC):
@@ -114,11 +120,11 @@ class ModelBackend(abc.ABC):
     model_id: str
 
     @abc.abstractmethod
-    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
         """Generate one assistant turn per request (chat template applied by the backend)."""
 
     @abc.abstractmethod
-    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         """Continue each raw prompt (used by pre-query mining)."""
 
     @abc.abstractmethod

@@ -38,9 +38,9 @@ from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
     GenerationError,
+    GenerationOutcome,
     GenerationResult,
     ModelBackend,
-    Outcome,
 )
 from warriorcoder.backends.chat_templates import (
     BUILTIN_TEMPLATES,
@@ -246,7 +246,7 @@ class FakeBackend(ModelBackend):
             return GenerationError(self.model_id, "injected failure (fake:flaky)", attempts=1)
         return None
 
-    def _result(self, prompt: str, text: str, sampling: SamplingConfig, t0: float) -> Outcome:
+    def _result(self, prompt: str, text: str, sampling: SamplingConfig, t0: float) -> GenerationOutcome:
         finish = "stop"
         if _words(text) > sampling.max_tokens:
             # Cut right after the max_tokens-th word so completion_tokens == max_tokens.
@@ -284,9 +284,9 @@ class FakeBackend(ModelBackend):
         verdict = _LABEL_OF[letter] if _LABELS_MARKER in content else letter
         return f"{reason} gives the more helpful and correct answer.\n\n[[{verdict}]]"
 
-    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
         """One deterministic assistant turn per request (a verdict for judge prompts)."""
-        out: list[Outcome] = []
+        out: list[GenerationOutcome] = []
         for req in requests:
             t0 = time.perf_counter()
             self.calls += 1
@@ -306,10 +306,10 @@ class FakeBackend(ModelBackend):
         await asyncio.sleep(0)  # behave like a real async backend: let other tasks run
         return out
 
-    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         """A coding instruction per request, as a model would write a user turn when mining; a
         judge prompt pre-filled with "[[" gets the rest of a verdict ("A]]")."""
-        out: list[Outcome] = []
+        out: list[GenerationOutcome] = []
         for req in requests:
             t0 = time.perf_counter()
             self.calls += 1

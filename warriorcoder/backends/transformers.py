@@ -16,33 +16,12 @@ greedy decoding. Identical requests with identical seeds give identical texts: v
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from warriorcoder.backends.base import (
-    BackendError,
-    ChatRequest,
-    CompletionRequest,
-    GenerationError,
-    GenerationResult,
-    ModelBackend,
-    Outcome,
-)
-from warriorcoder.backends.chat_templates import (
-    ChatTemplateError,
-    end_of_user_turn,
-    load_template,
-    render_chat,
-)
-from warriorcoder.config import ExpertConfig, SamplingConfig
-
-# Before transformers / huggingface_hub are imported: they read it at import time.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 import transformers
@@ -55,6 +34,23 @@ from transformers import (
     StoppingCriteria,
     StoppingCriteriaList,
 )
+
+from warriorcoder.backends.base import (
+    BackendError,
+    ChatRequest,
+    CompletionRequest,
+    GenerationError,
+    GenerationOutcome,
+    GenerationResult,
+    ModelBackend,
+)
+from warriorcoder.backends.chat_templates import (
+    ChatTemplateError,
+    end_of_user_turn,
+    load_template,
+    render_chat,
+)
+from warriorcoder.config import ExpertConfig, SamplingConfig
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 
@@ -101,6 +97,7 @@ def _load(path: Path, dtype: str, device: str) -> SharedModel:
         )
     dtype_kw = "dtype" if _version_at_least(4, 56) else "torch_dtype"
     try:
+        # Local files only: never a hub request (and no HF_HUB_OFFLINE set for the process).
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(
             str(path), local_files_only=True, **{dtype_kw: _DTYPES[dtype]}
@@ -317,7 +314,7 @@ class TransformersBackend(ModelBackend):
         return render_chat(self.chat_template(), messages, add_generation_prompt=True,
                            **self._special)
 
-    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
         """One assistant turn per request, generated in batches."""
         jobs: list[_Job | GenerationError] = []
         for i, r in enumerate(requests):
@@ -327,14 +324,14 @@ class TransformersBackend(ModelBackend):
                 jobs.append(GenerationError(self.model_id, f"chat template: {err}"))
         return await self._run(jobs)
 
-    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         """Continue each raw prompt (sent as is: no special tokens added)."""
         return await self._run(
             [_Job(i, r.prompt, r.sampling, tuple(r.stop)) for i, r in enumerate(requests)]
         )
 
-    async def _run(self, jobs: Sequence[_Job | GenerationError]) -> list[Outcome]:
-        results: list[Outcome | None] = [None] * len(jobs)
+    async def _run(self, jobs: Sequence[_Job | GenerationError]) -> list[GenerationOutcome]:
+        results: list[GenerationOutcome | None] = [None] * len(jobs)
         todo: list[tuple[int, _Job]] = []
         tokenizer = self._shared.tokenizer
         for i, job in enumerate(jobs):
@@ -360,7 +357,7 @@ class TransformersBackend(ModelBackend):
                 results[job.index] = outcome
         return [r for r in results if r is not None]
 
-    def _generate(self, chunk: Sequence[_Job]) -> list[Outcome]:
+    def _generate(self, chunk: Sequence[_Job]) -> list[GenerationOutcome]:
         """Generate one batch, in a worker thread, holding the shared model's lock."""
         shared = self._shared
         with shared.lock:
@@ -371,7 +368,7 @@ class TransformersBackend(ModelBackend):
                 reason = f"generation failed: {type(err).__name__}: {err}"
                 return [GenerationError(self.model_id, reason) for _ in chunk]
 
-    def _generate_locked(self, chunk: Sequence[_Job], t0: float) -> list[Outcome]:
+    def _generate_locked(self, chunk: Sequence[_Job], t0: float) -> list[GenerationOutcome]:
         shared = self._shared
         tokenizer, model = shared.tokenizer, shared.model
         enc = tokenizer(
@@ -405,7 +402,7 @@ class TransformersBackend(ModelBackend):
             )
         elapsed = time.perf_counter() - t0
         special = [t for t in tokenizer.all_special_tokens if t]
-        results: list[Outcome] = []
+        results: list[GenerationOutcome] = []
         for row, job in enumerate(chunk):
             new = out[row, prompt_len:]
             done_at = stopper.done_at[row]

@@ -40,8 +40,8 @@ from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
     GenerationError,
+    GenerationOutcome,
     ModelBackend,
-    Outcome,
 )
 from warriorcoder.config import SamplingConfig
 from warriorcoder.console.progress import progress_factory
@@ -309,7 +309,7 @@ def check_program(problem: HumanEvalProblem) -> str:
     return f"{problem.test}\n\ncheck({problem.entry_point})\n"
 
 
-def _to_completion(outcome: Outcome) -> Completion:
+def _to_completion(outcome: GenerationOutcome) -> Completion:
     if isinstance(outcome, GenerationError):
         return Completion("", error=outcome.reason or "generation failed")
     return Completion(outcome.text, outcome.finish_reason, outcome.completion_tokens)
@@ -338,7 +338,7 @@ async def generate_completions(
         request_for(problems[p], style, sampling.model_copy(update={"seed": sampling.seed + s}))
         for p, s in jobs
     ]
-    outcomes: list[Outcome] = []
+    outcomes: list[GenerationOutcome] = []
     for start in range(0, len(requests), chunk_size):
         chunk = requests[start : start + chunk_size]
         if style == "chat":

@@ -37,9 +37,9 @@ from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
     GenerationError,
+    GenerationOutcome,
     GenerationResult,
     ModelBackend,
-    Outcome,
 )
 from warriorcoder.v1 import arena_pb2
 
@@ -280,18 +280,18 @@ class InstrumentedBackend(ModelBackend):
         self.model_id = backend.model_id
         self._metrics = metrics
 
-    async def chat(self, requests: Sequence[ChatRequest]) -> list[Outcome]:
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
         return await self._observe("chat", len(requests), self.backend.chat(requests))
 
-    async def complete(self, requests: Sequence[CompletionRequest]) -> list[Outcome]:
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         return await self._observe("complete", len(requests), self.backend.complete(requests))
 
-    async def _observe(self, kind: str, count: int, call: Any) -> list[Outcome]:
+    async def _observe(self, kind: str, count: int, call: Any) -> list[GenerationOutcome]:
         m, service, model = self._metrics, self._metrics.service, self.model_id
         in_flight = m.model_in_flight.labels(service, model)
         in_flight.inc(count)
         try:
-            outcomes: list[Outcome] = await call
+            outcomes: list[GenerationOutcome] = await call
         except Exception:  # a cancellation (shutdown) is not a model error
             m.model_errors.labels(service, model).inc(count)
             raise

@@ -34,7 +34,9 @@ CHALLENGE_BATCH = 8
 PAIR_BATCH = 8
 
 @dataclass(frozen=True)
-class RunResult:
+class ArenaRun:
+    """What an embedded round produced: its folder, leaderboard, export and challenge count."""
+
     run_dir: Path
     leaderboard: arena_pb2.Leaderboard
     export: Export
@@ -63,7 +65,7 @@ async def run_arena(
     *,
     progress: ProgressFactory = no_progress,
     backends: Mapping[str, ModelBackend] | None = None,
-) -> RunResult:
+) -> ArenaRun:
     """Run (or resume) one round end to end and write the dataset under run_dir/export."""
     store = open_run(config, run_dir)
     owned = backends is None
@@ -83,7 +85,7 @@ async def _run_stages(
     store: ArenaStore,
     backends: Mapping[str, ModelBackend],
     progress: ProgressFactory,
-) -> RunResult:
+) -> ArenaRun:
     bus = InMemoryBus()
     challenger = Challenger(config, backends, store)
     responder = Responder(config, backends, store)
@@ -118,7 +120,7 @@ async def _run_stages(
 
     board = rater.leaderboard(config.round_id)
     export = Exporter(config, store).export(board, run_dir / "export")
-    return RunResult(run_dir, board, export, len(challenges))
+    return ArenaRun(run_dir, board, export, len(challenges))
 
 
 def unfinished_challenges(
@@ -141,5 +143,5 @@ def unfinished_challenges(
     ]
 
 
-def run_arena_sync(config: ArenaConfig, run_dir: Path, **kwargs: Any) -> RunResult:
+def run_arena_sync(config: ArenaConfig, run_dir: Path, **kwargs: Any) -> ArenaRun:
     return asyncio.run(run_arena(config, run_dir, **kwargs))

@@ -11,9 +11,9 @@ from typing import cast
 from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
+    GenerationOutcome,
     GenerationResult,
     ModelBackend,
-    Outcome,
 )
 from warriorcoder.config import ArenaConfig
 from warriorcoder.storage.store import ArenaStore
@@ -35,20 +35,20 @@ class ModelStage:
 async def generate_by_model(
     backends: Mapping[str, ModelBackend],
     requests: Sequence[tuple[str, ChatRequest | CompletionRequest]],
-) -> list[Outcome]:
+) -> list[GenerationOutcome]:
     """Results for (model_id, request) pairs, in input order: one batch per model and kind of
     request, all models at once."""
     slots: dict[tuple[str, bool], list[int]] = defaultdict(list)
     for i, (model_id, request) in enumerate(requests):
         slots[(model_id, isinstance(request, ChatRequest))].append(i)
 
-    async def run(model_id: str, is_chat: bool, indices: list[int]) -> list[Outcome]:
+    async def run(model_id: str, is_chat: bool, indices: list[int]) -> list[GenerationOutcome]:
         backend = backends[model_id]
         if is_chat:
             return await backend.chat([cast(ChatRequest, requests[i][1]) for i in indices])
         return await backend.complete([cast(CompletionRequest, requests[i][1]) for i in indices])
 
-    results: list[Outcome | None] = [None] * len(requests)
+    results: list[GenerationOutcome | None] = [None] * len(requests)
     per_batch = await asyncio.gather(*(run(m, c, idx) for (m, c), idx in slots.items()))
     for indices, outcomes in zip(slots.values(), per_batch, strict=True):
         for i, outcome in zip(indices, outcomes, strict=True):
