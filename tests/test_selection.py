@@ -24,7 +24,8 @@ def battle(bid: str, a: str, b: str, x: float, *, challenge: str = "c1", tokens=
     return arena_pb2.RatedBattle(
         battle_id=bid, challenge_id=challenge, round_id="r", model_a=a, model_b=b,
         local_score_a=x, status=status, tokens_a=tokens[0], tokens_b=tokens[1],
-        votes=[arena_pb2.Vote(judge="j", verdict=arena_pb2.VERDICT_A if x > 0.5 else arena_pb2.VERDICT_B)],
+        votes=[arena_pb2.Vote(judge="j",
+                              verdict=arena_pb2.VERDICT_A if x > 0.5 else arena_pb2.VERDICT_B)],
     )
 
 
@@ -136,7 +137,8 @@ def test_record_json_keeps_the_layout_and_reads_back_into_the_same_record() -> N
 def test_attacker_with_many_defenders_gets_no_edge_from_battle_count() -> None:
     ratings = {"a": 1000.0, "b": 1000.0, "c": 1000.0}
     # Every battle tied: the attacker battled two defenders, each defender one battle.
-    battles = [battle("1", "a", "b", 0.5, tokens=(50, 20)), battle("2", "a", "c", 0.5, tokens=(50, 30))]
+    battles = [battle("1", "a", "b", 0.5, tokens=(50, 20)),
+               battle("2", "a", "c", 0.5, tokens=(50, 30))]
     outcome = select_winners(battles, ratings, 0.7)[0]
     assert outcome.scores == pytest.approx({"a": 0.5, "b": 0.5, "c": 0.5})
     assert outcome.winner == "b"  # equal scores: the shortest answer
