@@ -9,11 +9,9 @@
 
 Only the standard library and protobuf are imported here: torch, transformers, TRL and peft
 load when training starts, and nothing here needs pydantic, so the package runs on a bare GPU
-machine. See docs/training.md.
+machine. Models and tokenizers load from local folders only (`local_files_only`), so nothing
+reaches for a model hub. See docs/training.md.
 """
-
-import os
-
 from warriorcoder.training.cli import add_train_parser, run_train, settings_from_args
 from warriorcoder.training.models import (
     IGNORE_INDEX,
@@ -48,10 +46,6 @@ from warriorcoder.training.trainer import (
     split_eval,
     train,
 )
-
-# Before transformers / huggingface_hub are imported anywhere (the modules above import them
-# only when training starts): they read it at import time.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 __all__ = [
     "DPO",
