@@ -12,6 +12,7 @@ load when training starts, and nothing here needs pydantic, so the package runs 
 machine. Models and tokenizers load from local folders only (`local_files_only`), so nothing
 reaches for a model hub. See docs/training.md.
 """
+
 from warriorcoder.training.cli import add_train_parser, run_train, settings_from_args
 from warriorcoder.training.models import (
     IGNORE_INDEX,
