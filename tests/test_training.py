@@ -367,6 +367,21 @@ def test_dpo_trains_on_the_preference_pairs(tiny: Path, tmp_path: Path) -> None:
     assert chat_once(out).completion_tokens > 0
 
 
+def test_dpo_with_lora_uses_the_base_as_reference_and_merges(tiny: Path, tmp_path: Path) -> None:
+    pytest.importorskip("peft")
+    run = write_run(tmp_path / "run")
+    result = train(tiny_settings(run, tiny, tmp_path / "dpo-lora", method="dpo", max_steps=3,
+                                 learning_rate=1e-2, lora=LoraSettings(r=4, alpha=8, dropout=0.0)),
+                   progress=False)
+    # The reference is the base with the adapters off: the loss starts at ln 2 here too.
+    assert result.saved == "merged"
+    assert result.probe_loss_before == pytest.approx(0.6931, abs=1e-3)
+    assert result.probe_loss_after < result.probe_loss_before
+    base, tuned = state(tiny), state(tmp_path / "dpo-lora")
+    changed = [k for k in base if not torch.equal(base[k], tuned[k])]
+    assert changed and all("proj" in k for k in changed)
+
+
 def test_existing_output_is_kept_unless_overwrite(tiny: Path, tmp_path: Path) -> None:
     run = write_run(tmp_path / "run")
     out = tmp_path / "out"
