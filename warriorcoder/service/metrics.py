@@ -192,6 +192,7 @@ class ServiceMetrics:
         without an order, a judge not listed on the pair) counts every judgment of it as
         unreadable: metrics never raise.
         """
+        touched: set[str] = set()
         for item in items:
             try:
                 tallies = battle_judge_tallies(item.pair, item.judgments)
@@ -209,9 +210,10 @@ class ServiceMetrics:
                 for judge, verdict in verdicts:
                     self.judge_verdicts.labels(self.service, judge, _VERDICT_LABELS[verdict]).inc()
                 for judge, tally in tallies.items():
-                    total = self._judges.setdefault(judge, JudgeTally())
-                    total.add(tally)
-                    self.set_judge_stats([judge_stats(judge, total)])
+                    self._judges.setdefault(judge, JudgeTally()).add(tally)
+                    touched.add(judge)
+        with self._judges_lock:  # the gauges once per judge and call, not once per battle
+            self.set_judge_stats(judge_stats(judge, self._judges[judge]) for judge in touched)
 
     def set_judge_stats(self, stats: Iterable[arena_pb2.JudgeStats]) -> None:
         """Set the judge gauges from leaderboard statistics (the rater's view over all battles).

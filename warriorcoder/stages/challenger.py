@@ -13,6 +13,7 @@ record, so a rerun does not ask again. User instructions bring their own tests, 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -502,6 +503,7 @@ class Challenger(ModelStage):
         accepted challenges (see `user_challenges` for what is dropped)."""
         round_id = self.config.round_id
         stored = await self.store.call(self.store.challenges, round_id)
-        accepted = self.user_challenges(round_id, texts, stored, tests)
+        # Dedup against every stored challenge takes a while on a large round: not on the loop.
+        accepted = await asyncio.to_thread(self.user_challenges, round_id, texts, stored, tests)
         await self.store.call(self.store.save_challenges, accepted)
         return accepted
