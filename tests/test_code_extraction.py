@@ -125,9 +125,28 @@ def test_rejects_non_string() -> None:
         extract_python_code(None)  # type: ignore[arg-type]
 
 
+def assert_code_of(text: str, code: str) -> None:
+    """What holds for the code extracted from any text: it is tidy (no blank first or last
+    line, no trailing spaces) and every line of it comes from the text (compared without
+    whitespace: a fence's indent, tabs and console prompts are taken off)."""
+    lines = code.splitlines()
+    assert code == "" or (lines[0].strip() and lines[-1].strip()), repr(code[:200])
+    assert all(line == line.rstrip() for line in lines), repr(code[:200])
+    flat = "".join(text.split())
+    for line in lines:
+        assert "".join(line.split()) in flat, (line[:200], text[:200])
+
+
+def test_assert_code_of_catches_code_not_from_the_text() -> None:
+    assert_code_of("```python\nx = 1\n```", "x = 1")
+    for code in ("y = 2", "\nx = 1", "x = 1  "):
+        with pytest.raises(AssertionError):
+            assert_code_of("```python\nx = 1\n```", code)
+
+
 @given(st.text(max_size=400))
 def test_never_raises_and_unfenced_results_parse(text: str) -> None:
     code = extract_python_code(text)
-    assert isinstance(code, str)
+    assert_code_of(text, code)
     if "```" not in text and "~~~" not in text and code:
         ast.parse(code)

@@ -3,6 +3,7 @@ answer text crashes extraction, the harness or the judge's execute path."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_code_extraction import assert_code_of
 
 from warriorcoder.arena.code_extraction import extract_python_code
 from warriorcoder.arena.grounding import execution_score, passed_fraction
@@ -629,13 +631,14 @@ def test_an_int_subclass_is_an_int_to_the_tests() -> None:
 @given(st.text(max_size=3000))
 @settings(max_examples=300, deadline=None)
 def test_extract_python_code_never_raises(text: str) -> None:
-    assert isinstance(extract_python_code(text), str)
+    assert_code_of(text, extract_python_code(text))
 
 
 @given(st.text(alphabet=string.printable + "`~-(\x00\ud800\u00e9", max_size=400))
 @settings(max_examples=300, deadline=None)
 def test_extract_python_code_never_raises_on_fence_like_text(text: str) -> None:
-    assert isinstance(extract_python_code("```python\n" + text + "\n```\n" + text), str)
+    answer = "```python\n" + text + "\n```\n" + text
+    assert_code_of(answer, extract_python_code(answer))
 
 
 @given(st.text(max_size=200))
@@ -706,7 +709,7 @@ def test_a_fixed_corpus_of_10000_answers_never_crashes_the_judge(tmp_path: Path)
     rng = random.Random(10)
     answers = [_fuzz_answer(rng) for _ in range(10_000)]
     for answer in answers:  # the raw text, lone surrogates included
-        assert isinstance(extract_python_code(answer), str)
+        assert_code_of(answer, extract_python_code(answer))
     crashes = 0
     statuses: set[int] = set()
     for start in range(0, len(answers), 500):
@@ -763,8 +766,9 @@ def test_tests_text_from_models_never_raises() -> None:
 
     for text in ("assert x == '\ud800'\n", "assert " + "-" * 5000 + "1\n", "(" * 3000,
                  "assert " + "[" * 300 + "]" * 300 + "\n"):
-        assert isinstance(clean_tests(text), str)
-        assert isinstance(extract_tests(f"```python\n{text}\n```"), str)
+        for cleaned in (clean_tests(text), extract_tests(f"```python\n{text}\n```")):
+            # Nothing usable, or test code that parses and asserts.
+            assert cleaned == "" or ("assert" in cleaned and ast.parse(cleaned))
         assert check_user_tests(text) is not None or "assert" in text
 
 
