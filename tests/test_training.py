@@ -413,6 +413,11 @@ def test_lora_is_merged_into_a_plain_folder(tiny: Path, tmp_path: Path) -> None:
                                   lora=LoraSettings(r=4, merge=False)), progress=False)
     assert adapter.saved == "adapter"
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    # Adapters on layers the model does not have: named, and nothing left behind.
+    with pytest.raises(TrainingError, match=r"--lora-targets nope_proj: .*nope_proj"):
+        train(tiny_settings(run, tiny, tmp_path / "bad", max_steps=1,
+                            lora=LoraSettings(target_modules=("nope_proj",))), progress=False)
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad.partial-*"))
 
 
 def test_cli_train_and_its_errors(tiny: Path, tmp_path: Path,

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from warriorcoder.training.models import (
     chat_renderer,
@@ -204,7 +204,11 @@ def build_trainer(settings: TrainingSettings, model: Any, tokenizer: Any,
 
             trainer = SFTTrainer(**kwargs)
     except ValueError as err:  # e.g. LoRA target modules that the model does not have
-        raise TrainingError(f"cannot set up training: {err}") from None
+        lora = settings.lora
+        targets = "" if lora is None else lora.target_modules if isinstance(
+            lora.target_modules, str) else ",".join(lora.target_modules)
+        flag = f" with --lora-targets {targets}" if lora is not None else ""
+        raise TrainingError(f"cannot set up training{flag}: {err}") from None
     trainer.remove_callback(PrinterCallback)  # the log file and the bar say it all
     return trainer
 
@@ -213,11 +217,15 @@ class StepLog:
     """Appends one JSON line per logged event to the run's log (a transformers callback)."""
 
     def __init__(self, path: Path) -> None:
-        self.file = path.open("a", encoding="utf-8")
+        self.path = path
+        # Opened at the first event: a run that fails before training leaves no log behind.
+        self.file: TextIO | None = None
         self.started = time.perf_counter()
         self.tokens_seen = 0.0
 
     def write(self, **values: Any) -> None:
+        if self.file is None:
+            self.file = self.path.open("a", encoding="utf-8")
         self.file.write(json.dumps(values) + "\n")
         self.file.flush()
 
@@ -259,22 +267,29 @@ class StepLog:
         return Callback()
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
 
 
 @contextlib.contextmanager
 def _quiet(progress: bool) -> Iterator[None]:
-    """Without progress: no `datasets` bars while TRL prepares the data."""
+    """Without progress: no `datasets` bars while TRL prepares the data, and no transformers
+    bars while the weights load and save."""
     import datasets
+    from transformers.utils import logging as transformers_logging
 
-    was_enabled = datasets.is_progress_bar_enabled()
+    datasets_bars = datasets.is_progress_bar_enabled()
+    transformers_bars = transformers_logging.is_progress_bar_enabled()
     if not progress:
         datasets.disable_progress_bars()
+        transformers_logging.disable_progress_bar()
     try:
         yield
     finally:
-        if was_enabled:
+        if datasets_bars:
             datasets.enable_progress_bars()
+        if transformers_bars:
+            transformers_logging.enable_progress_bar()
 
 
 def train(settings: TrainingSettings, *, progress: bool = True) -> TrainingResult:
