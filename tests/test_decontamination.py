@@ -51,6 +51,7 @@ def test_exact_prompt_is_caught_with_its_task_id(index: BenchmarkIndex, task_id:
 
 
 def test_every_prompt_is_caught_and_attributed(index: BenchmarkIndex) -> None:
+    assert len(PROBLEMS) == 164  # the loop below checks every HumanEval problem
     for task_id, problem in PROBLEMS.items():
         overlap = index.find_overlap(problem["prompt"])
         assert overlap is not None, task_id
