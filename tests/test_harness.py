@@ -615,6 +615,21 @@ def test_an_assert_of_the_tests_that_the_answer_catches_still_fails() -> None:
     assert honest.status is RunStatus.PASSED, honest.reason
 
 
+def test_the_answer_cannot_replace_a_method_of_the_tests_objects() -> None:
+    # The tests hand the answer their TestCase; it may set data attributes of the tests'
+    # objects (a linked list's `nxt`), never replace `assertEqual`.
+    tests = ("import unittest\nclass T(unittest.TestCase):\n    def test_a(self):\n"
+             "        prepare(self)\n        self.assertEqual(f(2), 4)\n")
+    cheat = run_tests("def prepare(case):\n    case.assertEqual = lambda *a: None\n"
+                      "def f(x):\n    return 0\n", tests, LIMITS)
+    assert cheat.status is RunStatus.FAILED and cheat.tests_passed == 0, cheat
+    honest = run_tests("def link(a, b):\n    a.nxt = b\n    a.val = 5\n",
+                       "class Node:\n    val = 0\n    def __init__(self):\n        self.nxt = None\n"
+                       "a, b = Node(), Node()\nlink(a, b)\nassert a.nxt is b and a.val == 5\n",
+                       LIMITS)
+    assert honest.status is RunStatus.PASSED, honest.reason
+
+
 def test_an_int_subclass_is_an_int_to_the_tests() -> None:
     answer = ("class MyInt(int):\n    pass\nclass MyStr(str):\n    def shout(self):\n"
               "        return self.upper()\ndef f(x):\n    return MyInt(x * x)\n"

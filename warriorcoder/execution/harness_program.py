@@ -582,7 +582,8 @@ class Peer:
             tests_class = getattr(type(target), "__module__", None) == "__main__" \
                 and type(target) not in _HARNESS_TYPES
             if isinstance(name, str) and not name.startswith("_") and tests_class \
-                    and not isinstance(target, type):
+                    and not isinstance(target, type) \
+                    and (op == "getattr" or not _class_behaviour(type(target), name)):
                 return
         raise AttributeError("the tests' objects are not open to the answer")
 
@@ -616,6 +617,14 @@ class Peer:
 
 
 _NO_VALUE = object()
+
+
+def _class_behaviour(cls: type, name: str) -> bool:
+    """True when `name` is a method or descriptor of `cls` (`assertEqual` of a TestCase): the
+    answer may set data attributes of the tests' objects, never replace how they behave."""
+    import inspect
+    value = inspect.getattr_static(cls, name, _NO_VALUE)
+    return value is not _NO_VALUE and (callable(value) or hasattr(type(value), "__set__"))
 
 
 def _where(tb: types.TracebackType | None) -> str:
