@@ -599,6 +599,12 @@ def test_the_answer_cannot_stand_in_for_a_function_the_tests_define() -> None:
     tests = "x = f(0)\ndef test_a():\n    assert f(2) == 4\ndef test_b():\n    assert f(3) == 9\n"
     result = run_tests(answer, tests, LIMITS)
     assert [t.status for t in result.tests] == [TestStatus.ERROR, TestStatus.ERROR], result.tests
+    # The same with a name the tests import: the answer's own `isclose` never answers.
+    answer = answer.replace("def test_b():\n    pass\n", "def isclose(a, b):\n    return True\n")
+    tests = ("x = f(0)\nfrom math import isclose\nassert isclose(x, 0)\n"
+             "assert isclose(f(2), 4)\n")
+    result = run_tests(answer, tests, LIMITS)
+    assert [t.status for t in result.tests] == [TestStatus.ERROR, TestStatus.ERROR], result.tests
 
 
 def test_an_assert_of_the_tests_that_the_answer_catches_still_fails() -> None:

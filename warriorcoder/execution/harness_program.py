@@ -1613,6 +1613,16 @@ _BUILTIN_NAMES = frozenset(dir(builtins))
 _UNITS_TOTAL: list[str] = []
 
 
+def _bound_names(node: object) -> list[str]:
+    """The names a top-level def, class or import of the tests binds."""
+    if isinstance(node, (_ast.FunctionDef, _ast.AsyncFunctionDef, _ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (_ast.Import, _ast.ImportFrom)):
+        return [(alias.asname or alias.name).split(".")[0] for alias in node.names
+                if alias.name != "*"]
+    return []
+
+
 def _finish_timeout(body: dict[str, object]) -> None:
     """P's own deadline passed outside a unit: the next unit timed out, the rest did not run."""
     tests = body["tests"]
@@ -1674,11 +1684,11 @@ def _run_all(harness: Harness, answer: str, tests: str, body: dict[str, object])
 
     fake.__getattr__ = missing  # type: ignore[method-assign]
     sys.modules["solution"] = fake
-    # A function or class that the tests define is theirs, even where the statement that
-    # defines it never ran (an earlier statement of its test raised): the harness calls the
-    # tests' test functions by name, and an answer's `test_b` must not stand in for them.
-    defined = {node.name for _, statements in units for node in statements
-               if isinstance(node, (_ast.FunctionDef, _ast.AsyncFunctionDef, _ast.ClassDef))}
+    # A function, class or import of the tests is theirs, even where the statement that binds
+    # it never ran (an earlier statement of its test raised): the harness calls the tests'
+    # test functions by name, and an answer's `test_b` or `isclose` must not stand in.
+    defined = {name for _, statements in units for node in statements
+               for name in _bound_names(node)}
     namespace: dict[str, object] = {name: value for name, value in visible.items()
                                     if name not in defined}
     # The harness's own names go in last: none of the answer's can stand in for them.
