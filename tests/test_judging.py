@@ -1286,6 +1286,10 @@ RETRACTION_CASES: list[tuple[str, int]] = [
     ("Final verdict: [[A>B]]. Sorry, I mean [[B>A]].", B),
     ("Final verdict: [[A]]. No, [[B]]. No wait, [[C]].", TIE),
     ("Final verdict: [[A]]. Actually, [[B]] is better.", B),
+    ("Final verdict: [[A]] (no wait, [[B]]).", B),
+    ("Final verdict: [[A]]. Hmm, actually [[B]].", B),
+    ("Final verdict: [[A]] — no, [[B]]", B),
+    ("Final verdict: [[A]]\n\nHmm, earlier I said [[B]].", A),
     # Not retractions: no corrected verdict follows, or what follows is no verdict.
     ("Final verdict: [[A]]. No other answer comes close.", A),
     ("Final verdict: [[A]]. Actually, [[B]] also has a bug.", A),

@@ -436,7 +436,7 @@ _AFTER_DISCOUNT = re.compile(
 # "[[A]]. Actually, [[B]].", "[[A]], or rather [[B]]", "[[A]]. Scratch that: [[B]]". It only
 # takes the mention back when a corrected verdict follows (see _is_correction).
 _RETRACTION = re.compile(
-    r"""[ \t"'*)\]]*(?:[.,;:!?…—–-]+[ \t]*|\n+[ \t]*)*(?:
+    r"""[ \t"'*)\]]*(?:[.,;:!?…—–(-]+[ \t]*|\n+[ \t]*)*(?:(?:hmm+|well|oh|um+|uh+|ah)\b[\s,.!…]*)?(?:
       no\s*(?:[,.!;:—–-]|…|wait\b|actually\b|sorry\b|i\s+mean\b|make\s+that\b)
       | nope\b | wait\b | actually\b | scratch\s+that\b | strike\s+that\b | correction\b
       | sorry\b | oops\b | i\s+mean\b | make\s+that\b | (?:or\s+)?rather\b
