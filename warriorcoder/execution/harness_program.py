@@ -550,7 +550,8 @@ class Peer:
         except _Stop:
             raise
         except BaseException as err:  # noqa: BLE001 - reported to the other side
-            if self.strict and isinstance(err, AssertionError) and self.failed_assert is None:
+            if self.strict and isinstance(err, AssertionError) and self.failed_assert is None \
+                    and not hasattr(err, "remote_where"):  # the tests' assert, not the answer's
                 self.failed_assert = _assertion_message(err)
             return self._error_reply(err)
 
