@@ -1,5 +1,7 @@
 """The five arena stages: pure arena logic wired to models and the store.
 
-Each stage is transport-free: it takes events and returns events. The embedded run passes them
-over an in-memory bus; the distributed services pass the same events over Kafka.
+Each stage is transport-free: it takes events and returns events. The embedded run
+(`embedded`) passes them over an in-memory bus (`bus`, which also names the topics); the
+distributed services (warriorcoder/services/) pass the same events over Kafka. A rule that
+both runs need lives here, never in a service.
 """
