@@ -132,7 +132,8 @@ def main() -> None:
     print(f"| build `BattleOutcomes` from arrays | {container_seconds * 1000:.0f} ms | |")
     print(f"| BT fit (`bradley_terry`) | {fit_seconds * 1000:.0f} ms | |")
     print(
-        f"| bootstrap (`bootstrap_intervals`, {args.rounds} rounds) | {bootstrap_seconds * 1000:.0f} ms | |"
+        f"| bootstrap (`bootstrap_intervals`, {args.rounds} rounds) | "
+        f"{bootstrap_seconds * 1000:.0f} ms | |"
     )
     print(
         f"| **fit + bootstrap wall time** | **{total_seconds:.3f} s** | < {TARGET_SECONDS:.0f} s "
@@ -149,10 +150,12 @@ def main() -> None:
         f"< {TARGET_MIB:.0f} MiB {'ok' if within_memory else 'MISSED'} |"
     )
     print(
-        f"| tracemalloc peak during fit + bootstrap | {traced_mib:.1f} MiB | < {TARGET_MIB:.0f} MiB |"
+        f"| tracemalloc peak during fit + bootstrap | {traced_mib:.1f} MiB | "
+        f"< {TARGET_MIB:.0f} MiB |"
     )
     print(
-        f"| reference (`reference_bradley_terry`, per battle) | {reference_seconds:.2f} s | not targeted |"
+        f"| reference (`reference_bradley_terry`, per battle) | {reference_seconds:.2f} s | "
+        "not targeted |"
     )
     print(
         f"| max abs difference to reference | {max_difference:.2e} points | "
@@ -160,7 +163,8 @@ def main() -> None:
     )
     print(f"| Spearman(estimate, true strength) | {rho:.4f} | |")
     print(
-        f"| 95% interval width (min / median / max) | {widths.min():.2f} / {np.median(widths):.2f} / {widths.max():.2f} points | |"
+        f"| 95% interval width (min / median / max) | {widths.min():.2f} / "
+        f"{np.median(widths):.2f} / {widths.max():.2f} points | |"
     )
     print(
         f"| 95% profile-likelihood width (min / median / max) | {profile_widths.min():.2f} / "

@@ -5,7 +5,8 @@ on a few battles of a right and a wrong answer, once per judge setting: free tex
 prefill), json_schema, choice and guided_choice, with soft votes where they apply. For each
 setting (also with judge.labels arena_hard) it prints how many judgments held a valid verdict,
 how many were strong, how many carry soft probabilities, and the most common error (an HTTP 400
-from a request field the server refuses shows there). This is how docs/judging.md's vLLM results were measured.
+from a request field the server refuses shows there). This is how docs/judging.md's vLLM results
+were measured.
 
     python -m vllm.entrypoints.openai.api_server --model DIR --port 8011 ... &
     .venv/bin/python bench/check_vllm_verdicts.py --endpoint http://127.0.0.1:8011/v1 \\

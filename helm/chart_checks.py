@@ -116,7 +116,8 @@ def check_release(docs: list[Manifest], source: str) -> list[str]:
                 name = env["name"]
                 field = name.removeprefix("WARRIORCODER_").lower()
                 if name.startswith("WARRIORCODER_") and field not in ServiceSettings.model_fields:
-                    problem(doc, f"{name} is not a service setting (warriorcoder/service/settings.py)")
+                    problem(doc, f"{name} is not a service setting "
+                                 "(warriorcoder/service/settings.py)")
             if doc["kind"] == "Deployment" and labels.get("warriorcoder/role") == "service":
                 component = labels["app.kubernetes.io/component"]
                 if container.get("args") != ["serve", component]:
@@ -130,8 +131,9 @@ def check_release(docs: list[Manifest], source: str) -> list[str]:
                 problem(doc, f"claim {claim!r} is not rendered")
 
     for svc in services.values():
+        selector = {"matchLabels": svc["spec"]["selector"]}
         targets = [(d, s) for d, labels, s in pods
-                   if d["kind"] == "Deployment" and selects({"matchLabels": svc["spec"]["selector"]}, labels)]
+                   if d["kind"] == "Deployment" and selects(selector, labels)]
         if len(targets) != 1:
             problem(svc, f"selector matches {len(targets)} Deployments, expected 1")
             continue
@@ -166,7 +168,8 @@ def check_release(docs: list[Manifest], source: str) -> list[str]:
         for rule in policy["spec"].get("ingress", []):
             for port in rule.get("ports", []):
                 if not all(port["port"] in container_ports(spec) for _, spec in selected):
-                    problem(policy, f"ingress port {port['port']!r} is not a port of every selected pod")
+                    problem(policy, f"ingress port {port['port']!r} is not a port of every "
+                                    "selected pod")
     for rule in by_kind.get("PrometheusRule", {}).values():
         if rule["spec"] != yaml.safe_load(RULES_FILE.read_text()):
             problem(rule, f"spec differs from {RULES_FILE.name}")
@@ -195,7 +198,8 @@ def check_arena(docs: list[Manifest], services: dict[str, Manifest], source: str
         name, _, rest = host.partition(".")
         svc = services.get(name)
         if rest != f"{namespace}.svc" or svc is None:
-            problems.append(f"{source}: expert {expert.id}: {expert.endpoint} is no rendered Service")
+            problems.append(
+                f"{source}: expert {expert.id}: {expert.endpoint} is no rendered Service")
         elif int(port) not in {p["port"] for p in svc["spec"]["ports"]}:
             problems.append(f"{source}: expert {expert.id}: port {port} is not served by {name}")
     return problems
@@ -205,9 +209,11 @@ def check_test_pod(docs: list[Manifest], services: dict[str, Manifest], source: 
     """The helm test asks each enabled service, at its Service, for its own API."""
     tests = [d for d in docs if d["kind"] == "Pod"
              and d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
-    deployed = {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in docs
-                if d["kind"] == "Deployment"
-                and d["spec"]["template"]["metadata"]["labels"].get("warriorcoder/role") == "service"}
+    deployed = {
+        d["metadata"]["labels"]["app.kubernetes.io/component"] for d in docs
+        if d["kind"] == "Deployment"
+        and d["spec"]["template"]["metadata"]["labels"].get("warriorcoder/role") == "service"
+    }
     if len(tests) != 1:
         return [f"{source}: expected one helm test pod, found {len(tests)}"]
     asked = {}

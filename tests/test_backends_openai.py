@@ -175,7 +175,7 @@ def test_missing_chat_template_fails_only_where_a_raw_prompt_needs_it() -> None:
 
 
 def test_bad_chat_template_folder_is_a_setup_error(tmp_path: Any) -> None:
-    with pytest.raises(BackendError, match="tokenizer_config.json"):
+    with pytest.raises(BackendError, match=r"tokenizer_config\.json"):
         make_backend("http://127.0.0.1:1/v1",
                      chat_template=ChatTemplateConfig(tokenizer=str(tmp_path)))
 

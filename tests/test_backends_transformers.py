@@ -105,7 +105,7 @@ def test_batch_returns_one_result_per_request_with_counts(tiny: Path) -> None:
     outs = run(backend.chat([chat_req(p, max_tokens=6) for p in prompts]))
     assert len(outs) == 5
     tok = backend.shared.tokenizer
-    for prompt, out in zip(prompts, outs):
+    for prompt, out in zip(prompts, outs, strict=True):
         assert isinstance(out, GenerationResult)
         assert out.model_id == "local-1"
         assert out.completion_tokens == 6 and out.finish_reason == "length"
@@ -255,7 +255,7 @@ def test_event_loop_stays_free_during_generation(tiny: Path) -> None:
 def test_missing_model_folder_is_a_setup_error(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="is not a folder"):
         TransformersBackend(expert(tmp_path / "nope"))
-    with pytest.raises(BackendError, match="no config.json"):
+    with pytest.raises(BackendError, match=r"no config\.json"):
         TransformersBackend(expert(tmp_path))
 
 

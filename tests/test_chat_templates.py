@@ -75,7 +75,8 @@ def test_chatml_render_exact() -> None:
 
 
 def test_llama3_render_exact_with_bos() -> None:
-    out = render_chat(LLAMA3, [{"role": "user", "content": "  hi  "}], bos_token="<|begin_of_text|>")
+    out = render_chat(LLAMA3, [{"role": "user", "content": "  hi  "}],
+                      bos_token="<|begin_of_text|>")
     assert out == (
         "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\n"
@@ -126,7 +127,8 @@ def test_bad_message_is_reported() -> None:
     ("template", "bos", "system", "expected"),
     [
         (CHATML, "", None, "<|im_start|>user\n"),
-        (CHATML, "", "Be a coder.", "<|im_start|>system\nBe a coder.<|im_end|>\n<|im_start|>user\n"),
+        (CHATML, "", "Be a coder.",
+         "<|im_start|>system\nBe a coder.<|im_end|>\n<|im_start|>user\n"),
         (SMOLLM2, "", None,
          ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
           "Face<|im_end|>\n<|im_start|>user\n")),

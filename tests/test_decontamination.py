@@ -40,7 +40,8 @@ def index() -> BenchmarkIndex:
     return BenchmarkIndex.humaneval()
 
 
-@pytest.mark.parametrize("task_id", ["HumanEval/0", "HumanEval/23", "HumanEval/90", "HumanEval/163"])
+@pytest.mark.parametrize("task_id",
+                         ["HumanEval/0", "HumanEval/23", "HumanEval/90", "HumanEval/163"])
 def test_exact_prompt_is_caught_with_its_task_id(index: BenchmarkIndex, task_id: str) -> None:
     overlap = index.find_overlap(PROBLEMS[task_id]["prompt"])
     assert overlap is not None

@@ -52,7 +52,7 @@ def test_near_duplicates_are_dropped_and_distinct_texts_kept() -> None:
     for dup in NEAR_DUPLICATES:  # the fixtures really are near-duplicates
         assert jaccard(BASE, dup) >= 0.6
     result = minhash_dedup(texts)
-    assert result.kept == [0] + list(range(1 + len(NEAR_DUPLICATES), len(texts)))
+    assert result.kept == [0, *range(1 + len(NEAR_DUPLICATES), len(texts))]
     assert result.duplicate_of == {i: 0 for i in range(1, 1 + len(NEAR_DUPLICATES))}
 
 
@@ -176,7 +176,7 @@ def test_deterministic_across_processes_with_different_hash_seeds() -> None:
     vocab = _words("t", 60)
     texts = [" ".join(rng.choices(vocab, k=12)) for _ in range(150)]
     texts += [t.upper() for t in texts[:30]]
-    texts += [" ".join(t.split()[:-1] + ["end"]) for t in texts[:30]]
+    texts += [" ".join([*t.split()[:-1], "end"]) for t in texts[:30]]
     first = _run_in_subprocess(texts, "1")
     second = _run_in_subprocess(texts, "987654")
     here = minhash_dedup(texts)

@@ -101,7 +101,8 @@ def test_round_against_a_real_vllm_server(tmp_path: Path, kafka_bootstrap: str, 
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200:
+                health = urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+                if health.status == 200:
                     break
             except OSError:
                 time.sleep(1)

@@ -82,11 +82,13 @@ CHEATS: dict[str, tuple[str, str]] = {
                          "    return I(0)\n"), "AssertionError at line 1"),
     "always_equal_list": (("class L(list):\n    def __eq__(self, o): return True\ndef f(x):\n"
                           "    return L()\n"), "AssertionError at line 1"),
-    "reexec_optimized": (("import os, sys\nif sys.flags.optimize == 0:\n    os.execv(sys.executable,"
-                         " [sys.executable, '-O'] + sys.argv)\ndef f(x):\n    return 0\n"),
+    "reexec_optimized": (("import os, sys\nif sys.flags.optimize == 0:\n"
+                          "    os.execv(sys.executable, [sys.executable, '-O'] + sys.argv)\n"
+                          "def f(x):\n    return 0\n"),
                          "re-executed the program with exec) while loading"),
-    "read_own_file": (("import re, sys\nsrc = open(sys.argv[0]).read()\nE = {int(a): int(b) for a, b"
-                      " in re.findall(r'f\\((\\d+)\\) == (\\d+)', src)}\ndef f(x):\n"
+    "read_own_file": (("import re, sys\nsrc = open(sys.argv[0]).read()\n"
+                       "E = {int(a): int(b) for a, b"
+                       " in re.findall(r'f\\((\\d+)\\) == (\\d+)', src)}\ndef f(x):\n"
                       "    return E.get(x, 0)\n"), ""),
     "search_memory": (("import gc, re\ndef f(x):\n    for o in gc.get_objects():\n"
                       "        if isinstance(o, str):\n"
@@ -98,8 +100,9 @@ CHEATS: dict[str, tuple[str, str]] = {
                      "            m = re.search(r'f\\(%d\\) == (\\d+)' % x, str(v))\n"
                      "            if m:\n                return int(m.group(1))\n"
                      "        frame = frame.f_back\n    return 0\n"), "AssertionError at line 1"),
-    "forge_record": (("import os\nfor fd in range(3, 256):\n    try:\n        os.write(fd, b'PASSED "
-                     "{\"tests\": []}\\n')\n    except OSError:\n        pass\ndef f(x):\n"
+    "forge_record": (("import os\nfor fd in range(3, 256):\n    try:\n"
+                      "        os.write(fd, b'PASSED "
+                      "{\"tests\": []}\\n')\n    except OSError:\n        pass\ndef f(x):\n"
                      "    return 0\n"), ""),
     "print_pass": (("print('PASSED')\nimport sys\nsys.stdout.write('0/0 tests passed\\n')\n"
                    "def f(x):\n    return 0\n"), "AssertionError at line 1"),
@@ -227,7 +230,8 @@ HONEST: dict[str, tuple[str, str]] = {
     "sys_exit_main": (("import sys\ndef f(x):\n    return x * x\ndef main():\n"
                       "    print(f(int(input())))\n    return 0\nsys.exit(main())\n"), TESTS),
     "unittest_main": (("import unittest\ndef f(x):\n    return x * x\nclass T(unittest.TestCase):\n"
-                      "    def test_f(self):\n        self.assertEqual(f(2), 4)\nunittest.main()\n"),
+                       "    def test_f(self):\n        self.assertEqual(f(2), 4)\n"
+                       "unittest.main()\n"),
                       TESTS),
     "input_and_prints": ("n = int(input('n? '))\nprint('demo', n)\ndef f(x):\n    return x * x\n",
                          TESTS),
@@ -239,7 +243,8 @@ HONEST: dict[str, tuple[str, str]] = {
                  "xs = [3, 1, 2]\nsort_it(xs)\nassert xs == [1, 2, 3]\n"),
     "class_methods": (("class Solution:\n    def two_sum(self, nums, target):\n"
                       "        seen = {}\n        for i, n in enumerate(nums):\n"
-                      "            if target - n in seen:\n                return [seen[target - n], i]\n"
+                      "            if target - n in seen:\n"
+                      "                return [seen[target - n], i]\n"
                       "            seen[n] = i\n"),
                       "assert Solution().two_sum([2, 7, 11], 9) == [0, 1]\n"),
     "exceptions": ("def f(x):\n    if x < 0:\n        raise ValueError('negative')\n    return x\n",
@@ -445,7 +450,8 @@ def test_a_handle_never_equals_plain_data() -> None:
 # -- the answer's process speaks the protocol: every message it sends is the answer's -------
 
 # Finds the answer process's end of the channel, as an answer can (gc, the harness's globals).
-_PEER = "    import gc\n    peer = next(o for o in gc.get_objects() if type(o).__name__ == 'Peer')\n"
+_PEER = ("    import gc\n"
+         "    peer = next(o for o in gc.get_objects() if type(o).__name__ == 'Peer')\n")
 # Harness code that, run in the harness, would mark every test passed in its record.
 _PATCH_RECORD = (
     "g = globals()\n"
@@ -518,7 +524,8 @@ def test_the_answer_cannot_rewrite_the_record() -> None:
 def test_a_tests_callback_cannot_be_made_to_run_code_in_the_harness(name: str) -> None:
     # A function of the tests that calls what it is given (`apply(g, x)`) gets the answer's
     # own exec: the code runs in the answer's process, not in the harness.
-    code = _PATCH_RECORD.replace("g = globals()", "import sys\ng = sys.modules['__main__'].__dict__")
+    code = _PATCH_RECORD.replace("g = globals()",
+                                 "import sys\ng = sys.modules['__main__'].__dict__")
     arg = code if name == "exec" else f"exec({code!r})"
     answer = f"def f(apply):\n    apply({name}, {arg!r})\n    return 0\n"
     tests = "def apply(g, x):\n    return g(x)\nassert f(apply) == 4\nassert f(apply) == 9\n"
@@ -630,7 +637,8 @@ def test_the_answer_cannot_replace_a_method_of_the_tests_objects() -> None:
                       "def f(x):\n    return 0\n", tests, LIMITS)
     assert cheat.status is RunStatus.FAILED and cheat.tests_passed == 0, cheat
     honest = run_tests("def link(a, b):\n    a.nxt = b\n    a.val = 5\n",
-                       "class Node:\n    val = 0\n    def __init__(self):\n        self.nxt = None\n"
+                       "class Node:\n    val = 0\n"
+                       "    def __init__(self):\n        self.nxt = None\n"
                        "a, b = Node(), Node()\nlink(a, b)\nassert a.nxt is b and a.val == 5\n",
                        LIMITS)
     assert honest.status is RunStatus.PASSED, honest.reason

@@ -45,7 +45,7 @@ def judge(tmp_path: Path, **execution: Any) -> Judge:
 def test_min_isolation_setting() -> None:
     assert parse_config(arena()).execution.min_isolation == "jail"  # default: the strongest
     assert parse_config(arena(min_isolation="user-jail")).execution.min_isolation == "user-jail"
-    with pytest.raises(ConfigError, match="execution.min_isolation"):
+    with pytest.raises(ConfigError, match=r"execution\.min_isolation"):
         parse_config(arena(min_isolation="none"))
 
 

@@ -764,7 +764,7 @@ def test_local_score_uses_vote_weights_and_counts_unweighted_votes_as_one() -> N
     assert score == pytest.approx(1.25 / 2.0)
     assert counts == VoteCounts(2, 1, 1, 0)
     assert local_score([Vote(judge="j", verdict=A, weight=0.0)])[0] == 0.5
-    with pytest.raises(ValueError, match="'bad'.*weight"):
+    with pytest.raises(ValueError, match=r"'bad'.*weight"):
         local_score([Vote(judge="bad", verdict=A, weight=-1.0)])
 
 
@@ -799,7 +799,7 @@ def test_soft_votes_of_one_order_only_are_not_used() -> None:
 
 def test_corrupt_soft_probabilities_are_an_error_naming_the_judgment() -> None:
     judgments = with_soft(both_orders("j", A, B), (1.5, 0.0, 0.0), (0.0, 1.0, 0.0))
-    with pytest.raises(ValueError, match="'j'.*soft probabilities"):
+    with pytest.raises(ValueError, match=r"'j'.*soft probabilities"):
         judge_votes(judgments)
 
 
@@ -956,7 +956,7 @@ def test_rate_battle_failed_response(error_a: str, error_b: str, expected: list[
 
 def test_rate_battle_all_invalid_fails() -> None:
     pair = make_pair(judges=("j1", "j2", "j3"))
-    judgments = both_orders("j1", INVALID, A) + [make_judgment("j2", AB, A)]
+    judgments = [*both_orders("j1", INVALID, A), make_judgment("j2", AB, A)]
     rated = rate_battle(pair, judgments)
     assert rated.status == FAILED
     assert rated.failure_reason == NO_VALID_VERDICT_REASON

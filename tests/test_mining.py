@@ -10,9 +10,12 @@ from warriorcoder.arena.mining import clean_instruction, judges_for, pair_defend
     [
         ("Write a Python function that reverses a list.<|im_end|>\n<|im_start|>assistant\nSure",
          "Write a Python function that reverses a list."),
-        ("  User: How do I sort a dict by value in Python?  ", "How do I sort a dict by value in Python?"),
-        ("Implement binary search in Python.\nassistant\nHere is", "Implement binary search in Python."),
-        ("Write a function to merge two sorted lists.[/INST] def merge", "Write a function to merge two sorted lists."),
+        ("  User: How do I sort a dict by value in Python?  ",
+         "How do I sort a dict by value in Python?"),
+        ("Implement binary search in Python.\nassistant\nHere is",
+         "Implement binary search in Python."),
+        ("Write a function to merge two sorted lists.[/INST] def merge",
+         "Write a function to merge two sorted lists."),
     ],
 )
 def test_clean_cuts_run_on_text(raw: str, expected: str) -> None:

@@ -74,8 +74,10 @@ def test_prometheus_scrapes_every_service(arena: Arena, tmp_path: Path) -> None:
         for expr, services in [
             ("sum by (service) (warriorcoder_messages_consumed_total)",
              {"responder", "judge", "rater", "exporter"}),
-            ("sum by (service) (warriorcoder_model_tokens_total)", {"challenger", "responder", "judge"}),
-            ('sum by (service) (warriorcoder_battles_total{status="rated"})', {"rater", "exporter"}),
+            ("sum by (service) (warriorcoder_model_tokens_total)",
+             {"challenger", "responder", "judge"}),
+            ('sum by (service) (warriorcoder_battles_total{status="rated"})',
+             {"rater", "exporter"}),
         ]:
             found = {r["metric"]["service"] for r in query(port, expr)}
             assert found == services, (expr, found)

@@ -413,7 +413,8 @@ def test_plain_mode_fallback_still_limits(monkeypatch: pytest.MonkeyPatch) -> No
     assert "WARRIORCODER_TEST_SECRET" not in str(env["stdout"])
     loop = _plain("while True: pass", SandboxLimits(timeout_s=1.0, min_isolation=SandboxMode.PLAIN))
     assert loop["status"] == "timeout"
-    memory = _plain("bytearray(2 * 1024 ** 3)", SandboxLimits(memory_mb=128, min_isolation=SandboxMode.PLAIN))
+    memory = _plain("bytearray(2 * 1024 ** 3)",
+                    SandboxLimits(memory_mb=128, min_isolation=SandboxMode.PLAIN))
     assert memory["status"] == "killed"
     first = _plain("open('x.txt', 'w').write('1'); import os; print(os.getcwd())")
     assert first["isolation"] == "plain"
@@ -566,7 +567,8 @@ ESCAPE = textwrap.dedent("""
 
 
 def _jail_modes() -> list[SandboxMode]:
-    return [m for m in (SandboxMode.JAIL, SandboxMode.USER_JAIL) if at_least(sandbox_info().mode, m)]
+    mode = sandbox_info().mode
+    return [m for m in (SandboxMode.JAIL, SandboxMode.USER_JAIL) if at_least(mode, m)]
 
 
 @pytest.mark.parametrize("mode", [SandboxMode.JAIL, SandboxMode.USER_JAIL])
@@ -763,7 +765,7 @@ def test_killed_parent_leaves_no_process_and_its_scratch_is_swept(mode: SandboxM
     python = SYSTEM_PYTHON if mode is SandboxMode.PLAIN else base_interpreter()[0]
     if mode is SandboxMode.PLAIN and not _reachable(SYSTEM_PYTHON):
         pytest.skip(f"{SYSTEM_PYTHON} is missing or not executable by every user")
-    if mode not in _jail_modes() + [SandboxMode.PLAIN]:
+    if mode not in [*_jail_modes(), SandboxMode.PLAIN]:
         pytest.skip(f"no {mode.value} on this machine")
     parent = subprocess.Popen([python, "-I", "-c", f"REPO = {str(REPO)!r}\n" + PARENT,
                                mode.value])
@@ -848,7 +850,8 @@ def test_setsid_spinners_do_not_starve_a_concurrent_run() -> None:
     compute = "import time\nwhile time.process_time() < 1.0:\n    pass\nprint('done')"
     with ThreadPoolExecutor(max_workers=2) as pool:
         hog = pool.submit(run_python, spinners,
-                          SandboxLimits(timeout_s=8.0, max_processes=32, min_isolation=SandboxMode.PLAIN))
+                          SandboxLimits(timeout_s=8.0, max_processes=32,
+                                        min_isolation=SandboxMode.PLAIN))
         time.sleep(0.5)  # the spinners are up
         worker = pool.submit(run_python, compute,
                              SandboxLimits(timeout_s=7.0, min_isolation=SandboxMode.PLAIN))

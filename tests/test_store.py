@@ -38,8 +38,8 @@ def test_roundtrip_messages(store: ArenaStore) -> None:
     assert store.challenges("r1") == [c]
     assert store.challenge("c1") == c
     assert store.challenge("nope") is None
-    r = arena_pb2.Response(challenge_id="c1", model_id="a",
-                           generation=arena_pb2.Generation(text="def x(): pass", completion_tokens=5))
+    generation = arena_pb2.Generation(text="def x(): pass", completion_tokens=5)
+    r = arena_pb2.Response(challenge_id="c1", model_id="a", generation=generation)
     store.save_response(r)
     assert store.response("c1", "a") == r
     assert store.responses("c1") == [r]
@@ -52,8 +52,9 @@ def test_roundtrip_messages(store: ArenaStore) -> None:
 def test_writing_twice_changes_nothing(store: ArenaStore) -> None:
     for _ in range(3):
         store.save_battle(_battle("b1"))
-        store.save_judgment(arena_pb2.Judgment(judgment_id="j1", battle_id="b1", judge="c",
-                                               order=arena_pb2.ORDER_AB, verdict=arena_pb2.VERDICT_B))
+        store.save_judgment(arena_pb2.Judgment(
+            judgment_id="j1", battle_id="b1", judge="c", order=arena_pb2.ORDER_AB,
+            verdict=arena_pb2.VERDICT_B))
     assert store.count("battles") == 1
     assert store.count("judgments") == 1
     store.save_battle(_battle("b1", score=0.25))  # an update replaces, never duplicates
@@ -64,7 +65,8 @@ def test_round_info_merges(store: ArenaStore) -> None:
     store.save_round_info("r1", config_hash="abc")
     store.save_round_info("r1", challenges_ready=True)
     info = store.round_info("r1")
-    assert info is not None and info["config_hash"] == "abc" and bool(info["challenges_ready"])  # SQLite keeps bools as 1
+    # SQLite keeps bools as 1.
+    assert info is not None and info["config_hash"] == "abc" and bool(info["challenges_ready"])
     assert store.round_info("r2") is None
 
 

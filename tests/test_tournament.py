@@ -109,7 +109,10 @@ def _judgment(battle: str, judge: str, order: int, verdict: int) -> arena_pb2.Ju
 
 def test_plan_judges_asks_a_majority_then_one_at_a_time() -> None:
     judges = ["j1", "j2", "j3"]
-    final = lambda j: j is not None
+
+    def final(verdict: object) -> bool:
+        return verdict is not None
+
     assert plan_judges("b", judges, {}, adaptive=False, is_final=final) == (judges, False)
     asked, done = plan_judges("b", judges, {}, adaptive=True, is_final=final)
     assert len(asked) == 2 and not done

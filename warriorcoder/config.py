@@ -84,7 +84,8 @@ class ExpertConfig(_Strict):
             if not self.endpoint:
                 raise ValueError("endpoint: required for backend 'openai'")
             if not self.endpoint.startswith(("http://", "https://")):
-                raise ValueError(f"endpoint: must start with http:// or https://, got {self.endpoint!r}")
+                raise ValueError(
+                    f"endpoint: must start with http:// or https://, got {self.endpoint!r}")
         return self
 
 
@@ -99,7 +100,8 @@ class DedupConfig(_Strict):
 class DecontaminationConfig(_Strict):
     enabled: bool = True
     benchmarks: list[Literal["humaneval"]] = ["humaneval"]
-    # A challenge sharing any word n-gram of this size with a benchmark prompt or solution is dropped.
+    # A challenge sharing any word n-gram of this size with a benchmark prompt or solution is
+    # dropped.
     ngram: int = Field(10, ge=3, le=64)
 
 
@@ -132,7 +134,8 @@ class ChallengerConfig(_Strict):
     decontamination: DecontaminationConfig = DecontaminationConfig()
     quality: QualityConfig = QualityConfig()
     diversity: DiversityConfig = DiversityConfig()
-    # User instructions: inline strings and/or a file (.txt one per line, .jsonl with "instruction").
+    # User instructions: inline strings and/or a file (.txt one per line, .jsonl with
+    # "instruction").
     user_instructions: list[str] = []
     user_instructions_file: str | None = None
     # "all": every other expert defends; an integer n: n defenders sampled per challenge.
@@ -331,7 +334,8 @@ class ArenaConfig(_Strict):
                 )
         q = self.challenger.quality
         if q.enabled and q.judge not in ids:
-            raise ValueError(f"challenger.quality.judge: {q.judge!r} is not an expert id of the roster")
+            raise ValueError(
+                f"challenger.quality.judge: {q.judge!r} is not an expert id of the roster")
         if self.selection.preset == "paper" and self.rating.k_factor != PAPER_ELO_K:
             raise ValueError(
                 f"rating.k_factor: preset 'paper' uses Elo with K={PAPER_ELO_K:g}, got "

@@ -33,7 +33,8 @@ TESTS_PROMPT = (
 def prompt_for_tests(instruction: str) -> str:
     """The user message that asks an attacker for tests of its own challenge."""
     if not isinstance(instruction, str):
-        raise TypeError(f"prompt_for_tests: instruction must be str, got {type(instruction).__name__}")
+        raise TypeError(
+            f"prompt_for_tests: instruction must be str, got {type(instruction).__name__}")
     if not instruction.strip():
         raise ValueError("prompt_for_tests: instruction is empty")
     return TESTS_PROMPT.format(instruction=instruction.strip())

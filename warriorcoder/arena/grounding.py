@@ -143,7 +143,8 @@ def ground_battle(
             continue
         if result.model_id and result.model_id != model:
             raise ValueError(
-                f"battle {battle.battle_id!r}: {field} is of {result.model_id!r}, expected {model!r}"
+                f"battle {battle.battle_id!r}: {field} is of {result.model_id!r}, "
+                f"expected {model!r}"
             )
         getattr(out, field).CopyFrom(result)
     exec_score = execution_score(execution_a, execution_b, score)

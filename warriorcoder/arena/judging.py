@@ -436,7 +436,8 @@ _AFTER_DISCOUNT = re.compile(
 # "[[A]]. Actually, [[B]].", "[[A]], or rather [[B]]", "[[A]]. Scratch that: [[B]]". It only
 # takes the mention back when a corrected verdict follows (see _is_correction).
 _RETRACTION = re.compile(
-    r"""[ \t"'*)\]]*(?:[.,;:!?…—–(-]+[ \t]*|\n+[ \t]*)*(?:(?:hmm+|well|oh|um+|uh+|ah)\b[\s,.!…]*)?(?:
+    r"""[ \t"'*)\]]*(?:[.,;:!?…—–(-]+[ \t]*|\n+[ \t]*)*
+      (?:(?:hmm+|well|oh|um+|uh+|ah)\b[\s,.!…]*)?(?:
       no\s*(?:[,.!;:—–-]|…|wait\b|actually\b|sorry\b|i\s+mean\b|make\s+that\b)
       | nope\b | wait\b | actually\b | scratch\s+that\b | strike\s+that\b | correction\b
       | sorry\b | oops\b | i\s+mean\b | make\s+that\b | (?:or\s+)?rather\b
@@ -1441,7 +1442,9 @@ def _ratio(part: int, whole: int) -> float:
     return part / whole if whole else math.nan
 
 
-def battle_judge_tallies(pair: ResponsePair, judgments: Sequence[Judgment]) -> dict[str, JudgeTally]:
+def battle_judge_tallies(
+    pair: ResponsePair, judgments: Sequence[Judgment]
+) -> dict[str, JudgeTally]:
     """Each judge's tally over one battle (its latest attempt per order counts); ValueError
     when the pair and its judgments do not fit together (see `judge_statistics`)."""
     _check_pair(pair, judgments)

@@ -14,7 +14,9 @@ _RUN_ON_MARKERS = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 # Labels some models put in front of the request they write.
-_LEADING_LABEL = re.compile(r"^\s*(?:user|human|instruction|question|request|task)\s*:\s*", re.IGNORECASE)
+_LEADING_LABEL = re.compile(
+    r"^\s*(?:user|human|instruction|question|request|task)\s*:\s*", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)

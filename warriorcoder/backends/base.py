@@ -138,5 +138,5 @@ class ModelBackend(abc.ABC):
         """Strings that end a user turn in this expert's template (stop strings for mining)."""
         return ()
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - a no-op unless the backend holds something
         """Release connections or memory."""

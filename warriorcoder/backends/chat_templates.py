@@ -90,7 +90,8 @@ BUILTIN_TEMPLATES: dict[str, str] = {
 
 
 class _GenerationTag(jinja2.ext.Extension):
-    """`{% generation %}...{% endgeneration %}` (marks assistant text in HF templates): pass-through."""
+    """`{% generation %}...{% endgeneration %}` (marks assistant text in HF templates):
+    pass-through."""
 
     tags = {"generation"}  # noqa: RUF012 (declared so by jinja2.ext.Extension)
 
@@ -139,7 +140,8 @@ def _compile(template: str) -> jinja2.Template:
     try:
         return env.from_string(template)
     except jinja2.TemplateSyntaxError as err:
-        raise ChatTemplateError(f"chat template is not valid Jinja (line {err.lineno}): {err}") from None
+        raise ChatTemplateError(
+            f"chat template is not valid Jinja (line {err.lineno}): {err}") from None
 
 
 def _as_dict(message: ChatMessage | Mapping[str, Any]) -> dict[str, Any]:
@@ -148,7 +150,8 @@ def _as_dict(message: ChatMessage | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(message, Mapping) and "role" in message and "content" in message:
         return dict(message)
     raise ChatTemplateError(
-        f"chat message must be a ChatMessage or a mapping with 'role' and 'content', got {message!r}"
+        "chat message must be a ChatMessage or a mapping with 'role' and 'content', "
+        f"got {message!r}"
     )
 
 

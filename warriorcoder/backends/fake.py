@@ -246,7 +246,9 @@ class FakeBackend(ModelBackend):
             return GenerationError(self.model_id, "injected failure (fake:flaky)", attempts=1)
         return None
 
-    def _result(self, prompt: str, text: str, sampling: SamplingConfig, t0: float) -> GenerationOutcome:
+    def _result(
+        self, prompt: str, text: str, sampling: SamplingConfig, t0: float
+    ) -> GenerationOutcome:
         finish = "stop"
         if _words(text) > sampling.max_tokens:
             # Cut right after the max_tokens-th word so completion_tokens == max_tokens.

@@ -178,7 +178,8 @@ class _RowSampler(LogitsProcessor):
                 # Keep the smallest set of top tokens whose mass reaches top_p (at least one).
                 keep = (sorted_probs.cumsum(-1) - sorted_probs) < sampling.top_p
                 sorted_probs = sorted_probs * keep
-                pick = torch.multinomial(sorted_probs, 1, generator=self._generator(row, probs.device))
+                generator = self._generator(row, probs.device)
+                pick = torch.multinomial(sorted_probs, 1, generator=generator)
                 token = order[pick]
             else:
                 token = torch.multinomial(probs, 1, generator=self._generator(row, probs.device))
@@ -216,7 +217,9 @@ class _RowStopper(StoppingCriteria):
         for row in range(len(self.done_at)):
             if self.done_at[row] is not None:
                 continue
-            if last[row] in self.eos_ids or self.stops[row] and self._has_stop(input_ids[row, self.prompt_len :], row):
+            if last[row] in self.eos_ids or (
+                self.stops[row] and self._has_stop(input_ids[row, self.prompt_len :], row)
+            ):
                 self.done_at[row], self.reason[row] = new_len, "stop"
             elif new_len >= self.max_tokens[row]:
                 self.done_at[row] = new_len
@@ -272,7 +275,9 @@ class TransformersBackend(ModelBackend):
             raise
         tokenizer = self._shared.tokenizer
         # Every special token the tokenizer knows, as HF's apply_chat_template passes them.
-        self._special = {k: v for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)}
+        self._special = {
+            k: v for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)
+        }
         self._special["bos_token"] = self._bos
 
     def _load_template(self, path: Path) -> tuple[str, str]:
@@ -353,7 +358,8 @@ class TransformersBackend(ModelBackend):
         size = self.expert.batch_size
         for start in range(0, len(todo), size):
             chunk = [job for _, job in todo[start : start + size]]
-            for job, outcome in zip(chunk, await asyncio.to_thread(self._generate, chunk)):
+            outcomes = await asyncio.to_thread(self._generate, chunk)
+            for job, outcome in zip(chunk, outcomes, strict=True):  # one outcome per job
                 results[job.index] = outcome
         return [r for r in results if r is not None]
 

@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The `warriorcoder` parser with every verb."""
     parser = argparse.ArgumentParser(
         prog="warriorcoder",
-        description="WarriorCoder Arena: expert code models battle; the winners become training data.",
+        description=(
+            "WarriorCoder Arena: expert code models battle; the winners become training data."
+        ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -517,7 +517,8 @@ class Peer:
             else:
                 raise ProtocolError("bad argument update")
             new = self.decode(data)
-            if type(target) is list and type(new) is list or type(target) is bytearray and type(new) is bytearray:
+            if ((type(target) is list and type(new) is list)
+                    or (type(target) is bytearray and type(new) is bytearray)):
                 target[:] = new
             elif type(target) in (dict, set) and type(new) is type(target):
                 target.clear()  # type: ignore[attr-defined]

@@ -180,13 +180,13 @@ _COMMON = (
     "throwaway-directory", "no-new-privileges", "no-capabilities", "dies-with-parent",
 )
 PROTECTIONS: dict[SandboxMode, tuple[str, ...]] = {
-    SandboxMode.JAIL: _COMMON + (
-        "unprivileged-uid", "process-limit", "network-namespace", "pid-namespace",
+    SandboxMode.JAIL: (
+        *_COMMON, "unprivileged-uid", "process-limit", "network-namespace", "pid-namespace",
         "mount-namespace", "ipc-namespace", "uts-namespace", "read-only-file-tree",
         "pivot-root", "private-dev-shm",
     ),
-    SandboxMode.USER_JAIL: _COMMON + (
-        "user-namespace", "network-namespace", "pid-namespace", "mount-namespace",
+    SandboxMode.USER_JAIL: (
+        *_COMMON, "user-namespace", "network-namespace", "pid-namespace", "mount-namespace",
         "ipc-namespace", "uts-namespace", "read-only-file-tree", "pivot-root",
         "private-dev-shm",
     ),

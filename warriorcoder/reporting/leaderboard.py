@@ -80,7 +80,8 @@ def _rating_tables(board: arena_pb2.Leaderboard) -> list[str]:
                 "",
             ]
         lines += [
-            "| rank | model | Bradley-Terry | 95% interval | Elo | battles | W / L / T | win rate |",
+            ("| rank | model | Bradley-Terry | 95% interval | Elo | battles | W / L / T "
+             "| win rate |"),
             "|---:|---|---:|---|---:|---:|---|---:|",
         ]
         for r in rows:

@@ -1,9 +1,10 @@
 """One service process: settings, store, models, Kafka loop, gRPC server, metrics, shutdown.
 
-Each service in warriorcoder/services/ is a `build(context) -> ServiceParts` function; `run_service` does the
-rest. On SIGTERM or SIGINT the health status turns NOT_SERVING, the Kafka loop finishes its
-batch, commits and leaves its group, the gRPC server drains for `shutdown_grace_s`, and the
-process exits 0. A broken Kafka loop (broker gone, produce not acknowledged) stops the process
+Each service in warriorcoder/services/ is a `build(context) -> ServiceParts` function;
+`run_service` does the rest. On SIGTERM or SIGINT the health status turns NOT_SERVING, the
+Kafka loop finishes its batch, commits and leaves its group, the gRPC server drains for
+`shutdown_grace_s`, and the process exits 0. A broken Kafka loop (broker gone, produce not
+acknowledged) stops the process
 with exit status 1 so that its supervisor restarts it; uncommitted work is redelivered.
 """
 

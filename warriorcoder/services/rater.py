@@ -64,7 +64,9 @@ def build(ctx: ServiceContext) -> ServiceParts:
         await asyncio.gather(*running, return_exceptions=True)
 
     return ServiceParts(
-        servicers=[(services_pb2_grpc.add_RaterServicer_to_server, RaterServicer(ctx.store, rater))],
+        servicers=[
+            (services_pb2_grpc.add_RaterServicer_to_server, RaterServicer(ctx.store, rater))
+        ],
         service_names=["warriorcoder.v1.Rater"],
         loop=ctx.stage_loop(Topic.JUDGMENTS, arena_pb2.BattleJudgments, Topic.BATTLES, handle),
         on_stop=[stop_ratings],

@@ -317,7 +317,8 @@ class Challenger(ModelStage):
             max_tokens=self.config.execution.tests_max_tokens,
             seed=derive_seed(self.config.seed, "tests", challenge.challenge_id),
         )
-        return ChatRequest((ChatMessage("user", prompt_for_tests(challenge.instruction)),), sampling)
+        ask = ChatMessage("user", prompt_for_tests(challenge.instruction))
+        return ChatRequest((ask,), sampling)
 
     async def write_tests(
         self,
@@ -436,7 +437,8 @@ class Challenger(ModelStage):
         outcomes = await generate_by_model(self.backends, requests)
         kept = []
         for c, outcome in zip(candidates, outcomes, strict=True):
-            score = None if isinstance(outcome, GenerationError) else parse_quality_score(outcome.text)
+            score = (None if isinstance(outcome, GenerationError)
+                     else parse_quality_score(outcome.text))
             if score is None:
                 funnel.reject("quality: no score")
                 continue

@@ -52,10 +52,12 @@ def open_run(config: ArenaConfig, run_dir: Path) -> ArenaStore:
     if stored_hash and stored_hash != config.config_hash():
         raise ConfigError(
             f"run folder {run_dir} holds round {config.round_id!r} made with a different config "
-            f"(hash {stored_hash}, now {config.config_hash()}); use a new --run-dir or a new round_id"
+            f"(hash {stored_hash}, now {config.config_hash()}); use a new --run-dir or a new "
+            "round_id"
         )
     store.save_round_info(config.round_id, config_hash=config.config_hash())
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     return store
 
 

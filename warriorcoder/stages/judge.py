@@ -146,7 +146,8 @@ class Judge(ModelStage):
         first, second = (a, b) if order == arena_pb2.ORDER_AB else (b, a)
         cfg = self.config.judge
         sampling = SamplingConfig(
-            temperature=cfg.temperature if attempt == 1 else max(cfg.temperature, RETRY_TEMPERATURE),
+            temperature=(cfg.temperature if attempt == 1
+                         else max(cfg.temperature, RETRY_TEMPERATURE)),
             top_p=1.0,
             max_tokens=cfg.max_tokens,
             seed=derive_seed(self.config.seed, pair.battle_id, order, attempt),

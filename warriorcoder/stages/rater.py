@@ -184,7 +184,8 @@ class Rater:
         judgments = self.store.judgments_of(b.battle_id for b in battles)  # one read, not N
         out = []
         for b in battles:
-            pair = arena_pb2.ResponsePair(battle_id=b.battle_id, model_a=b.model_a, model_b=b.model_b)
+            pair = arena_pb2.ResponsePair(battle_id=b.battle_id, model_a=b.model_a,
+                                          model_b=b.model_b)
             pair.response_a.generation.completion_tokens = b.tokens_a
             pair.response_b.generation.completion_tokens = b.tokens_b
             out.append((pair, judgments[b.battle_id]))

@@ -27,7 +27,9 @@ class Responder(ModelStage):
         messages.append(ChatMessage("user", challenge.instruction))
         return ChatRequest(tuple(messages), sampling)
 
-    async def handle(self, challenges: Sequence[arena_pb2.Challenge]) -> list[arena_pb2.ResponsePair]:
+    async def handle(
+        self, challenges: Sequence[arena_pb2.Challenge]
+    ) -> list[arena_pb2.ResponsePair]:
         """Answers for every competitor (stored answers are reused, failed ones retried)."""
         answers: dict[tuple[str, str], arena_pb2.Response] = {}
         todo: list[tuple[arena_pb2.Challenge, str]] = []

@@ -155,7 +155,9 @@ class StageLoop(Generic[M]):
         """Partitions of the consumed topic this instance owns right now."""
         return self._assignment
 
-    def _set_assignment(self, partitions: frozenset[int], dropped: Iterable[TopicPartition]) -> None:
+    def _set_assignment(
+        self, partitions: frozenset[int], dropped: Iterable[TopicPartition]
+    ) -> None:
         self._assignment = partitions
         for tp in dropped:
             self.metrics.forget_partition(tp.topic, tp.partition)
