@@ -42,7 +42,7 @@ from scipy.stats import kendalltau
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from warriorcoder.arena.ids import battle_id, judgment_id
-from warriorcoder.arena.judging import rate_battle
+from warriorcoder.arena.judging import rate_battle, unswap
 from warriorcoder.arena.rating import bradley_terry, elo_ratings
 from warriorcoder.arena.selection import select_winners
 from warriorcoder.arena.tournament import (
@@ -160,13 +160,12 @@ def fight(
             for o in shown:
                 first, second = (ia, ib) if o == 0 else (ib, ia)
                 pv = position_verdict(arena, judges, c, first, second, ij, o)
-                battle_verdict = pv if o == 0 else {1: 2, 2: 1}.get(pv, pv)
-                verdicts[o] = (pv, battle_verdict)
+                verdicts[o] = (pv, unswap(pv, orders[o]))
                 calls += 1
             for o in (0, 1):
                 pv, bv = verdicts.get(o, next(iter(verdicts.values())))
                 if o not in verdicts:  # one-order judging: the one verdict is the vote
-                    pv = bv if o == 0 else {1: 2, 2: 1}.get(bv, bv)
+                    pv = unswap(bv, orders[o])  # un-swapping is its own inverse
                 jid = judgment_id(bid, judge, orders[o])
                 judgments[jid] = arena_pb2.Judgment(
                     judgment_id=jid, battle_id=bid, judge=judge, order=orders[o],

@@ -114,6 +114,15 @@ def execution_result_pb(exec_id: str, model_id: str, run: RunResult) -> arena_pb
     return result
 
 
+def with_judges(pair: arena_pb2.ResponsePair, judges: Sequence[str]) -> arena_pb2.ResponsePair:
+    """A copy of `pair` that lists `judges` (the ones adaptive judging asked)."""
+    out = arena_pb2.ResponsePair()
+    out.CopyFrom(pair)
+    del out.judges[:]
+    out.judges.extend(judges)
+    return out
+
+
 class Judge(ModelStage):
     def __init__(
         self,
@@ -213,11 +222,7 @@ class Judge(ModelStage):
         )
         out = []
         for pair in pairs:
-            judged = arena_pb2.ResponsePair()
-            judged.CopyFrom(pair)
-            if pair.battle_id in asked:
-                del judged.judges[:]
-                judged.judges.extend(asked[pair.battle_id])
+            judged = with_judges(pair, asked[pair.battle_id]) if pair.battle_id in asked else pair
             item = arena_pb2.BattleJudgments(
                 pair=judged, judgments=by_battle.get(pair.battle_id, [])
             )
@@ -367,8 +372,10 @@ class Judge(ModelStage):
         """
         mode = self.config.selection.tournament
         out: list[arena_pb2.BattleJudgments] = []
-        for challenge_id in dict.fromkeys(p.challenge_id for p in pairs):
-            challenge = await self.store.call(self.store.challenge, challenge_id)
+        wanted = list(dict.fromkeys(p.challenge_id for p in pairs))
+        stored = await self.store.call(self.store.challenges_of, wanted)  # one read per batch
+        for challenge_id in wanted:
+            challenge = stored.get(challenge_id)
             if challenge is None:
                 log.warning("tournament of %s: challenge not in the store", challenge_id)
                 continue
@@ -397,9 +404,8 @@ class Judge(ModelStage):
         )
         out = []
         for a, b in matches:
-            ra, rb = responses.get((challenge.challenge_id, a)), responses.get(
-                (challenge.challenge_id, b)
-            )
+            ra = responses.get((challenge.challenge_id, a))
+            rb = responses.get((challenge.challenge_id, b))
             if ra is None or rb is None:
                 log.warning("tournament battle %s vs %s of %s: answer missing",
                             a, b, challenge.challenge_id)
@@ -436,11 +442,9 @@ class Judge(ModelStage):
             latest = {j.judgment_id: j for j in stored[bid]}
             asked, done = self._plan(pair, latest)
             if done:
-                judged = arena_pb2.ResponsePair()
-                judged.CopyFrom(pair)
-                del judged.judges[:]
-                judged.judges.extend(asked)
-                complete.append((judged, [j for j in stored[bid] if j.judge in asked]))
+                complete.append(
+                    (with_judges(pair, asked), [j for j in stored[bid] if j.judge in asked])
+                )
         executions = await self.execute([pair for pair, _ in complete])
         retry: list[Match] = []
         for pair, judgments in complete:
