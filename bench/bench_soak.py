@@ -1,0 +1,200 @@
+"""Soak: battles pushed through the five services in waves, with an export after each wave.
+
+Starts the same deployment as bench/bench_orchestration.py (Tansu, the nx-27017 MongoDB wire
+server, the instant model server, the five services as processes) and submits `--waves` waves of
+`--per-wave` instructions (one defender each, so battles = challenges) into one round. After each
+wave it streams the round's export through the exporter's StreamRecords while probing every
+service's gRPC health every 0.5 s, and reports per wave:
+
+- battles/s of the wave (first submission to last battle stored),
+- the export's records and seconds, and health probes that failed or took over 1 s during it,
+- each service's resident memory (VmRSS) after the wave.
+
+The run passes when the last wave's battles/s is within 10% of the first's and no service's RSS
+grew by more than 50 MiB from the end of the first wave to the end of the last (printed as
+PASS/FAIL; the exit status is 1 on FAIL).
+
+    .venv/bin/python bench/bench_soak.py --waves 10 --per-wave 10000
+    .venv/bin/python bench/bench_soak.py --waves 3 --per-wave 500     # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+import grpc
+import pymongo
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_orchestration import (
+    Deployment,
+    arena_config,
+    deploy,
+    infrastructure,
+    instructions,
+    process,
+    rss_mib,
+    submit,
+    wait_battles,
+)
+from conftest import free_ports, wait_for_port
+
+from warriorcoder.v1 import services_pb2, services_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+THROUGHPUT_TOLERANCE = 0.10
+RSS_GROWTH_LIMIT_MIB = 50.0
+
+
+@dataclass
+class HealthProbe:
+    """Probes each service's gRPC health from a thread until stopped; counts slow and failed
+    probes."""
+
+    deployment: Deployment
+    interval_s: float = 0.5
+    slow_s: float = 1.0
+    probes: int = 0
+    failed: list[str] = field(default_factory=list)
+    slow: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        channels = {name: grpc.insecure_channel(f"127.0.0.1:{port}")
+                    for name, port in self.deployment.grpc_ports.items()}
+        try:
+            while True:
+                for name, channel in channels.items():
+                    self.probes += 1
+                    t0 = time.perf_counter()
+                    try:
+                        reply = health_pb2_grpc.HealthStub(channel).Check(
+                            health_pb2.HealthCheckRequest(service=""), timeout=5)
+                        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+                            self.failed.append(f"{name}: {reply.status}")
+                    except grpc.RpcError as error:
+                        self.failed.append(f"{name}: {error.code().name}")
+                    took = time.perf_counter() - t0
+                    if took > self.slow_s:
+                        self.slow.append(f"{name}: {took:.1f} s")
+                if self._stop.wait(self.interval_s):
+                    return
+        finally:
+            for channel in channels.values():
+                channel.close()
+
+
+def stream_export(d: Deployment) -> int:
+    """Records of the round's export, streamed through StreamRecords."""
+    with grpc.insecure_channel(f"127.0.0.1:{d.grpc_ports['exporter']}") as channel:
+        stub = services_pb2_grpc.ExporterStub(channel)
+        return sum(1 for _ in stub.StreamRecords(
+            services_pb2.ExportRequest(round_id=d.round_id), timeout=3600))
+
+
+def run(args: argparse.Namespace) -> bool:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
+    print(f"work folder: {workdir}")
+    with ExitStack() as stack:
+        infra = stack.enter_context(infrastructure(workdir))
+        (model_port,) = free_ports(1)
+        stack.enter_context(process(
+            [sys.executable, str(ROOT / "bench" / "instant_model_server.py"), "--port",
+             str(model_port), "--completion-tokens", str(args.answer_tokens)],
+            workdir / "models.log"))
+        wait_for_port(model_port)
+        config = arena_config(f"soak-{uuid.uuid4().hex[:8]}", "openai",
+                              f"http://127.0.0.1:{model_port}/v1", args.max_concurrency,
+                              args.answer_tokens)
+        d = deploy(stack, workdir, infra, config, judges=1,
+                   poll_max_records=args.poll_max_records, partitions=args.partitions)
+        battles = pymongo.MongoClient(d.mongo_uri)[d.database]["battles"]
+
+        # Warm-up: every consumer joins its group before the first wave is timed.
+        submit(d, instructions(args.warmup, f"{d.round_id}-warmup"), args.warmup)
+        wait_battles(d, args.warmup, 120)
+
+        rates: list[float] = []
+        rss: list[dict[str, float]] = []
+        print(f"{'wave':>4} {'battles':>8} {'total':>8} {'battles/s':>9} {'export':>8} "
+              f"{'export s':>8} {'health fail/slow':>16}  RSS MiB "
+              + " ".join(f"{n:>10}" for n in d.procs))
+        total = args.warmup
+        for wave in range(1, args.waves + 1):
+            texts = instructions(args.per_wave, f"{d.round_id}-wave{wave}")
+            t0 = time.perf_counter()
+            submit(d, texts, args.submit_batch)
+            total += args.per_wave
+            wait_battles(d, total, args.timeout_s)
+            rate = args.per_wave / (time.perf_counter() - t0)
+            rates.append(rate)
+            with HealthProbe(d) as probe:
+                t1 = time.perf_counter()
+                records = stream_export(d)
+                export_s = time.perf_counter() - t1
+            rss.append({name: rss_mib(proc.pid) for name, proc in d.procs.items()})
+            health = f"{len(probe.failed)}/{len(probe.slow)} of {probe.probes}"
+            print(f"{wave:>4} {args.per_wave:>8} {total:>8} {rate:>9.1f} {records:>8} "
+                  f"{export_s:>8.1f} {health:>16}          "
+                  + " ".join(f"{rss[-1][n]:>10.0f}" for n in d.procs), flush=True)
+            for line in (probe.failed + probe.slow)[:5]:
+                print(f"       health: {line}")
+        failed = battles.count_documents({"status": {"$ne": "BATTLE_STATUS_RATED"}})
+        d.stop_services()
+
+    ratio = rates[-1] / rates[0]
+    growth = {name: rss[-1][name] - rss[0][name] for name in rss[0]}
+    worst = max(growth, key=lambda n: growth[n])
+    passed = ratio >= 1 - THROUGHPUT_TOLERANCE and growth[worst] < RSS_GROWTH_LIMIT_MIB
+    print(f"\nlast wave / first wave battles/s: {ratio:.2f} (target >= "
+          f"{1 - THROUGHPUT_TOLERANCE:.2f})")
+    print("RSS growth, end of wave 1 -> end of last wave (MiB): "
+          + ", ".join(f"{n} {g:+.0f}" for n, g in growth.items())
+          + f" (target < {RSS_GROWTH_LIMIT_MIB:.0f})")
+    print(f"failed battles: {failed}")
+    print("PASS" if passed else "FAIL")
+    return passed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--waves", type=int, default=10)
+    parser.add_argument("--per-wave", type=int, default=10000, help="battles per wave")
+    parser.add_argument("--poll-max-records", type=int, default=64)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--max-concurrency", type=int, default=64)
+    parser.add_argument("--answer-tokens", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=20, help="battles before wave 1")
+    parser.add_argument("--submit-batch", type=int, default=1000)
+    parser.add_argument("--timeout-s", type=float, default=3600,
+                        help="longest wait for one wave's battles")
+    args = parser.parse_args()
+    if args.waves < 2 or args.per_wave < 1 or args.warmup < 1:
+        parser.error("--waves must be >= 2, --per-wave and --warmup >= 1")
+    sys.exit(0 if run(args) else 1)
+
+
+if __name__ == "__main__":
+    main()
