@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import yaml
+from google.protobuf.message import Message
 
-from warriorcoder.arena.tournament import Match, pending_battles
+from warriorcoder.arena.tournament import Match, opening_battles, pending_battles
 from warriorcoder.backends import load_backend
 from warriorcoder.backends.base import ModelBackend
 from warriorcoder.config import ArenaConfig, ConfigError
@@ -21,17 +22,31 @@ from warriorcoder.console.progress import ProgressFactory, no_progress
 from warriorcoder.stages.bus import InMemoryBus, Topic
 from warriorcoder.stages.challenger import Challenger
 from warriorcoder.stages.exporter import Export, Exporter
-from warriorcoder.stages.judge import Judge
+from warriorcoder.stages.judge import ORDERS, Judge
 from warriorcoder.stages.rater import Rater
 from warriorcoder.stages.responder import Responder
+from warriorcoder.stages.scheduling import (
+    PipelineStage,
+    StageHandler,
+    StagePipeline,
+    batches_to_fill,
+)
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 
 log = logging.getLogger(__name__)
 
-# Challenges per responder call: big enough to fill a batch on every expert.
+# Challenges per responder batch and battles per judge batch (a challenge's opening battles
+# always share one judge batch): each batch costs one store read and one write. How many
+# batches run at once follows the experts' max_concurrency (`stage_plan`).
 CHALLENGE_BATCH = 8
 PAIR_BATCH = 8
+# Judged battles per rater batch (the rater calls no model).
+RATER_BATCH = 256
+
+# Called with a batch's inputs and outputs when it is done (progress bars).
+BatchCallback = Callable[[list[Message], Sequence[Message]], object]
+
 
 @dataclass(frozen=True)
 class ArenaRun:
@@ -101,28 +116,69 @@ async def _run_stages(
     for c in pending:
         bus.publish(Topic.CHALLENGES, c)
 
-    with progress("respond", len(pending)) as bar:
-        while bus.pending(Topic.CHALLENGES):
-            batch = bus.poll(Topic.CHALLENGES, CHALLENGE_BATCH)
-            for pair in await responder.handle(cast(list[arena_pb2.Challenge], batch)):
-                bus.publish(Topic.RESPONSES, pair)
-            bar.update(len(batch))
+    async def respond(batch: list[Message]) -> list[Message]:
+        return list(await responder.handle(cast(list[arena_pb2.Challenge], batch)))
 
-    with progress("judge", bus.pending(Topic.RESPONSES)) as bar:
-        while bus.pending(Topic.RESPONSES):
-            pairs = cast(list[arena_pb2.ResponsePair], bus.poll(Topic.RESPONSES, PAIR_BATCH))
-            for item in await judge.handle(pairs):
-                bus.publish(Topic.JUDGMENTS, item)
-            bar.update(len(pairs))
+    async def judge_pairs(batch: list[Message]) -> list[Message]:
+        return list(await judge.handle(cast(list[arena_pb2.ResponsePair], batch)))
 
-    items = cast(list[arena_pb2.BattleJudgments], bus.poll(Topic.JUDGMENTS, 1 << 30))
-    for battle in rater.handle(items):
-        if battle.status == arena_pb2.BATTLE_STATUS_FAILED:
-            log.warning("battle %s failed: %s", battle.battle_id, battle.failure_reason)
-
+    # Answering and judging overlap: a challenge's battles go to the judges as soon as its
+    # answers exist, and several batches of each stage share the experts' slots.
+    opening = sum(len(opening_battles(config.selection.tournament, c.attacker, c.defenders))
+                  for c in pending)
+    with progress("respond", len(pending)) as answered, progress("judge", opening) as judged:
+        await StagePipeline(bus, stage_plan(
+            config,
+            respond,
+            judge_pairs,
+            _rate(rater),
+            on_answered=lambda batch, _: answered.update(len(batch)),
+            on_judged=lambda batch, _: judged.update(len(batch)),
+        )).run()
     board = rater.leaderboard(config.round_id)
     export = Exporter(config, store).export(board, run_dir / "export")
     return ArenaRun(run_dir, board, export, len(challenges))
+
+
+def stage_plan(
+    config: ArenaConfig,
+    respond: StageHandler,
+    judge: StageHandler,
+    rate: StageHandler,
+    *,
+    on_answered: BatchCallback | None = None,
+    on_judged: BatchCallback | None = None,
+) -> list[PipelineStage]:
+    """The embedded run's stages: responder -> judge -> rater, each with as many batches in
+    flight as keep every expert's `max_concurrency` slots busy (`batches_to_fill`)."""
+    slots = sum(e.max_concurrency for e in config.roster)
+    models = len(config.roster)
+    defenders = models - 1 if config.challenger.defenders == "all" else config.challenger.defenders
+    judges = max(1, models - 2)
+    return [
+        PipelineStage("responder", Topic.CHALLENGES, Topic.RESPONSES, respond, CHALLENGE_BATCH,
+                      batches_to_fill(slots, CHALLENGE_BATCH * (1 + defenders)),
+                      on_batch=on_answered),
+        PipelineStage("judge", Topic.RESPONSES, Topic.JUDGMENTS, judge, PAIR_BATCH,
+                      batches_to_fill(slots, PAIR_BATCH * judges * len(ORDERS)),
+                      group=_challenge_of, on_batch=on_judged),
+        PipelineStage("rater", Topic.JUDGMENTS, None, rate, RATER_BATCH, 1),
+    ]
+
+
+def _challenge_of(message: Message) -> str:
+    return cast(arena_pb2.ResponsePair, message).challenge_id
+
+
+def _rate(rater: Rater) -> StageHandler:
+    async def rate(items: list[Message]) -> list[Message]:
+        battles = rater.handle(cast(list[arena_pb2.BattleJudgments], items))
+        for battle in battles:
+            if battle.status == arena_pb2.BATTLE_STATUS_FAILED:
+                log.warning("battle %s failed: %s", battle.battle_id, battle.failure_reason)
+        return []
+
+    return rate
 
 
 def unfinished_challenges(

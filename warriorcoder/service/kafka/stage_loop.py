@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,8 +35,10 @@ from warriorcoder.service.errors import is_transient
 from warriorcoder.service.kafka.producer import EventProducer, OutgoingRecord
 from warriorcoder.service.kafka.topics import KEYED_TYPES, bootstrap_servers, message_key
 from warriorcoder.service.metrics import ServiceMetrics
+from warriorcoder.service.security import kafka_client_options
 from warriorcoder.service.settings import ServiceName, ServiceSettings
 from warriorcoder.stages.bus import Topic
+from warriorcoder.stages.scheduling import BatchWindow
 
 __all__ = ["DEAD_LETTER_HEADERS", "Handler", "OutputTooLarge", "StageLoop"]
 
@@ -91,9 +92,10 @@ class _AssignmentListener(ConsumerRebalanceListener):
 class StageLoop(Generic[M]):
     """Consume `consumes` in batches, run the stage handler, produce to `produces`, commit.
 
-    Batches are pipelined: while up to `settings.kafka_max_inflight_batches` batches are in the
-    handler (their model requests share the backends' slots, so a slot freed by one batch is
-    taken by the next), the next batch is already polled. Offsets are committed strictly in
+    Batches are pipelined (`stages.scheduling.BatchWindow`, the scheduler the embedded run uses
+    too): while up to `settings.kafka_max_inflight_batches` batches are in the handler (their
+    model requests share the backends' slots, so a slot freed by one batch is taken by the
+    next), the next batch is already polled. Offsets are committed strictly in
     poll order, and only for batches whose outputs are acknowledged, so a crash redelivers every
     batch that was not finished. When that many batches are uncommitted, polling waits for the
     oldest (backpressure). A record that does not parse as `message_type`, or whose handling
@@ -179,8 +181,9 @@ class StageLoop(Generic[M]):
 
         own_producer = self._producer is None
         consumer: KafkaConsumer | None = None
-        # Polled batches in poll order, each with the task handling it; committed from the left.
-        in_flight: deque[tuple[list[ConsumerRecord], asyncio.Task[None]]] = deque()
+        # Polled batches in poll order, each with the task handling it; committed from the head.
+        in_flight: BatchWindow[list[ConsumerRecord], None] = BatchWindow(
+            self.settings.kafka_max_inflight_batches)
         self._stop = stop
         try:
             if self._producer is None:
@@ -190,24 +193,20 @@ class StageLoop(Generic[M]):
             consumer = await on_worker(self._open_consumer)
             abandoned = False
             while not stop.is_set() and not abandoned:
-                if len(in_flight) >= self.settings.kafka_max_inflight_batches:
-                    await asyncio.wait([in_flight[0][1]])
+                if in_flight.full:
+                    await in_flight.wait_head()
                 else:
                     records = await on_worker(self._poll, consumer)
                     if self._assignment:
                         self._ready.set()
                     if records:
-                        task = asyncio.create_task(self._process(records, producer))
-                        in_flight.append((records, task))
+                        in_flight.start(records, self._process(records, producer))
                 abandoned = await self._commit_finished(in_flight, consumer, on_worker)
             if in_flight and not abandoned:
-                await asyncio.wait([task for _, task in in_flight])
+                await asyncio.wait(in_flight.tasks)
                 await self._commit_finished(in_flight, consumer, on_worker)
         finally:
-            for _, task in in_flight:
-                task.cancel()
-            if in_flight:
-                await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)
+            await in_flight.cancel()
             if consumer is not None:
                 # Leaves the group at once, so a replica takes the partitions over fast.
                 await on_worker(consumer.close, False)
@@ -218,7 +217,7 @@ class StageLoop(Generic[M]):
 
     async def _commit_finished(
         self,
-        in_flight: deque[tuple[list[ConsumerRecord], asyncio.Task[None]]],
+        in_flight: BatchWindow[list[ConsumerRecord], None],
         consumer: KafkaConsumer,
         on_worker: Callable[..., Awaitable[Any]],
     ) -> bool:
@@ -227,15 +226,15 @@ class StageLoop(Generic[M]):
         A handler or publish failure that is not the message's fault propagates."""
         done: list[ConsumerRecord] = []
         abandoned = False
-        while in_flight and in_flight[0][1].done():
-            records, task = in_flight[0]
+        while (head := in_flight.head()) is not None and head[1].done():
+            records, task = head
             if isinstance(task.exception(), _Abandoned):
                 log.warning("%s: stopping during an outage; %d records left uncommitted",
-                            self.service, sum(len(r) for r, _ in in_flight))
+                            self.service, sum(len(r) for r in in_flight.batches))
                 abandoned = True
                 break
             task.result()  # raises what the batch could not survive
-            in_flight.popleft()
+            in_flight.pop_head()
             done.extend(records)
         if done:
             await on_worker(self._commit, consumer, done)
@@ -247,6 +246,7 @@ class StageLoop(Generic[M]):
         s = self.settings
         consumer = KafkaConsumer(
             bootstrap_servers=bootstrap_servers(s),
+            **kafka_client_options(s),
             client_id=f"warriorcoder-{self.service}",
             group_id=s.group(self.service),
             enable_auto_commit=False,
