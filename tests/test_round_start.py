@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 from test_grpc_servicers import SEED, make_config
 
+from warriorcoder.arena.tally import RatingTally
 from warriorcoder.backends import load_backend
 from warriorcoder.config import ConfigError
 from warriorcoder.stages.challenger import Challenger, RoundStart
 from warriorcoder.stages.embedded import run_arena
 from warriorcoder.stages.exporter import Exporter
-from warriorcoder.stages.rater import Rater, battles_digest
+from warriorcoder.stages.rater import Rater, round_scope
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 
@@ -86,8 +87,9 @@ def test_exporter_reads_the_raters_leaderboard_while_no_battle_changed(tmp_path:
     rater = Rater(config, store)
     stored = store.leaderboard("t1")
     battles = store.battles("t1")
-    assert stored is not None and stored.battles_digest == battles_digest(
-        config.config_hash(), battles)
+    tally = store.rating_tally(round_scope("t1"))
+    assert stored is not None and tally is not None
+    assert stored.battles_digest == RatingTally.from_document(tally).digest(config.config_hash())
     # The stored board, read back, is what the rater computes from the same battles.
     assert same(rater.current_leaderboard("t1"), stored)
     assert same(rater.leaderboard("t1"), stored)
@@ -95,7 +97,7 @@ def test_exporter_reads_the_raters_leaderboard_while_no_battle_changed(tmp_path:
     # A battle changes: the exporter computes a fresh board and leaves the stored one alone.
     changed = battles[0]
     changed.local_score_a = 0.25 if changed.local_score_a != 0.25 else 0.75
-    store.save_battle(changed)
+    rater.record([changed])
     fresh = rater.current_leaderboard("t1")
     assert fresh is not None and fresh.battles_digest != stored.battles_digest
     assert same(store.leaderboard("t1"), stored)
@@ -131,10 +133,11 @@ class CountingDb:
 def test_export_reads_challenges_and_answers_once_per_round(tmp_path: Path) -> None:
     config = make_config()
     result = asyncio.run(run_arena(config, tmp_path / "run"))
-    assert len(result.export.sft) > 2  # several records: one read each would show
+    assert result.export.sft_records > 2  # several records: one read each would show
     store = ArenaStore.open_embedded(tmp_path / "run" / "arena.db")
     counting = CountingDb(store.db)
     store.db = counting
     sft, preference = Exporter(config, store).records(result.leaderboard)
-    assert (sft, preference) == (result.export.sft, result.export.preference)
+    assert (len(sft), len(preference)) == (result.export.sft_records,
+                                           result.export.preference_records)
     assert counting.reads == {"battles": 1, "challenges": 1, "responses": 1}

@@ -301,8 +301,16 @@ class ExecutionConfig(_Strict):
     score: Literal["all_or_nothing", "fraction"] = "all_or_nothing"
 
 
+# The arena of a config that names none: every round of a store without an arena name is one
+# season (docs/ratings.md).
+DEFAULT_ARENA = "default"
+
+
 class ArenaConfig(_Strict):
     round_id: str = Field("round-1", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    # The arena the round belongs to. A season is every round of one arena in one store: its
+    # leaderboard rates all their battles together (docs/ratings.md).
+    arena: str = Field(DEFAULT_ARENA, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     seed: int = 0
     roster: list[ExpertConfig] = Field(min_length=1)
     challenger: ChallengerConfig = ChallengerConfig()
@@ -382,11 +390,15 @@ class ArenaConfig(_Strict):
         """Short stable hash of the whole configuration, stamped on every exported record.
 
         Settings of execution while it is off change nothing a run produces, so they are left
-        out: a config without an `execution` block keeps the hash it had before the block existed.
+        out: a config without an `execution` block keeps the hash it had before the block existed
+        (and one without an `arena` the hash it had before arenas existed).
         """
         data = self.model_dump(mode="json")
         if not self.execution.enabled:
             del data["execution"]
+        if self.arena == DEFAULT_ARENA:
+            # A config that names no arena keeps the hash it had before arenas existed.
+            del data["arena"]
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

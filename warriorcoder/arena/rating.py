@@ -146,7 +146,8 @@ def win_probability(rating_a: float, rating_b: float, scale: RatingScale = Ratin
 @dataclass(frozen=True, eq=False)
 class BattleOutcomes:
     """Battles as arrays: ``models[model_a[i]]`` met ``models[model_b[i]]`` and scored
-    ``score_a[i]``.
+    ``score_a[i]``, ``count[i]`` times (aggregated battles: one row per distinct outcome; every
+    row counts once when `count` is not given).
 
     Arrays are copied and made read-only. Construction validates everything and names the
     first offending battle index.
@@ -156,6 +157,7 @@ class BattleOutcomes:
     model_a: np.ndarray
     model_b: np.ndarray
     score_a: np.ndarray
+    count: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         models = tuple(self.models)
@@ -205,6 +207,18 @@ class BattleOutcomes:
             lambda i: f"score_a={float(scores[i])!r} is outside [0, 1]",
         )
         arrays["score_a"] = scores
+        if self.count is None:
+            counts = np.ones(count, dtype=np.float64)
+        else:
+            counts = np.asarray(self.count, dtype=np.float64)
+            if counts.shape != (count,):
+                raise ValueError(
+                    f"count must have one entry per row ({count}), got shape {counts.shape}")
+            _raise_at_first(
+                ~(np.isfinite(counts) & (counts >= 0.0) & (counts == np.round(counts))),
+                lambda i: f"count={float(counts[i])!r} is not a whole number of battles",
+            )
+        arrays["count"] = counts
         object.__setattr__(self, "models", models)
         for field_name, value in arrays.items():
             value = np.array(value, copy=True)
@@ -239,7 +253,24 @@ class BattleOutcomes:
         )
 
     def __len__(self) -> int:
+        """Rows (distinct outcomes when aggregated); `total` is the number of battles."""
         return len(self.score_a)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Battles per row (all ones unless built aggregated)."""
+        counts: np.ndarray = self.count  # type: ignore[assignment]  # set in __post_init__
+        return counts
+
+    @property
+    def total(self) -> int:
+        """Number of battles: the sum of the row counts."""
+        return round(float(self.counts.sum()))
+
+    @property
+    def aggregated(self) -> bool:
+        """Whether some row stands for more (or fewer) than one battle."""
+        return bool(np.any(self.counts != 1.0))
 
 
 OutcomesLike: TypeAlias = BattleOutcomes | Iterable[BattleOutcome]
@@ -288,6 +319,9 @@ def elo_ratings(
     if not (math.isfinite(k_factor) and k_factor >= 0):
         raise ValueError(f"k_factor must be a non-negative number, got {k_factor}")
     battles = _as_battles(outcomes)
+    if battles.aggregated:
+        raise ValueError("elo_ratings needs battles one by one, in order: aggregated rows have "
+                         "no order (use `EloState` to rate battles as they arrive)")
     ratings = [scale.initial] * len(battles.models)
     for a, b, score in zip(
         battles.model_a.tolist(), battles.model_b.tolist(), battles.score_a.tolist(), strict=True
@@ -476,11 +510,13 @@ def _groups(battles: BattleOutcomes) -> list[_Group]:
     """The comparison groups, largest first (most models, then most battles, then the first
     model name)."""
     model_count = len(battles.models)
-    wins = _win_matrix(battles.model_a, battles.model_b, battles.score_a, None, model_count)
+    wins = _win_matrix(
+        battles.model_a, battles.model_b, battles.score_a, battles.counts, model_count)
     # wins[i, j] + wins[j, i] is the number of battles between i and j.
     met = wins + wins.T
     group_count, label = connected_components(csr_matrix(met > 0), directed=False)
-    group_battles = np.bincount(label[battles.model_a], minlength=group_count)
+    group_battles = np.rint(
+        np.bincount(label[battles.model_a], battles.counts, minlength=group_count))
     order = sorted(
         range(group_count),
         key=lambda g: (
@@ -584,8 +620,9 @@ def bootstrap_intervals(
 
     Each round resamples the battles with replacement and refits every group, anchored on the
     anchor sets of the observed battles. Resampling is done on the distinct ``(a, b, score)``
-    rows: a multinomial draw of ``len(outcomes)`` battles with the observed frequencies, which
-    is the same distribution as resampling battles one by one. `rounds=0` returns
+    rows: a multinomial draw of as many battles as were played, with the observed frequencies,
+    which is the same distribution as resampling battles one by one. Aggregated input (rows with
+    a `count`) is therefore resampled exactly as its battles would be. `rounds=0` returns
     ``(rating, rating)``. Deterministic for a given `seed`.
 
     The percentile bootstrap cannot see what the battles never showed: a model that never lost
@@ -609,7 +646,8 @@ def bootstrap_intervals(
     row_key = (battles.model_a.astype(np.int64) * model_count + battles.model_b) * len(
         distinct_scores
     ) + score_code
-    keys, counts = np.unique(row_key, return_counts=True)
+    keys, row_code = np.unique(row_key, return_inverse=True)
+    counts = np.bincount(row_code, battles.counts, minlength=len(keys))
     pair_key, unique_score_code = np.divmod(keys, len(distinct_scores))
     unique_a, unique_b = np.divmod(pair_key, model_count)
     unique_score = distinct_scores[unique_score_code]
@@ -618,7 +656,7 @@ def bootstrap_intervals(
     rng = np.random.default_rng(seed)
     samples = np.empty((rounds, model_count))
     for round_index in range(rounds):
-        drawn = rng.multinomial(len(battles), frequency).astype(np.float64)
+        drawn = rng.multinomial(battles.total, frequency).astype(np.float64)
         wins = _win_matrix(unique_a, unique_b, unique_score, drawn, model_count)
         for group in groups:
             members = group.members
@@ -668,13 +706,14 @@ def _dispersion(
     inside = model_group[battles.model_a] == model_group[group.members[0]]
     gap = logits[battles.model_a[inside]] - logits[battles.model_b[inside]]
     score = battles.score_a[inside]
+    weight = battles.counts[inside]
     probability, complement = expit(gap), expit(-gap)
     # s - p written as s (1 - p) - (1 - s) p: no cancellation when p rounds to 1.
     residual = score * complement - (1.0 - score) * probability
-    variance = float(np.sum(probability * complement))
+    variance = float(weight @ (probability * complement))
     if variance <= 0.0:
         return 1.0
-    estimate = float(residual @ residual) / variance * group.battles / degrees
+    estimate = float(weight @ (residual * residual)) / variance * group.battles / degrees
     return max(estimate, _MIN_DISPERSION)
 
 
@@ -872,12 +911,14 @@ def win_stats(outcomes: OutcomesLike) -> dict[str, WinStats]:
     if len(battles) == 0:
         return {}
     model_count = len(battles.models)
-    a, b, score = battles.model_a, battles.model_b, battles.score_a
+    a, b, score, weight = battles.model_a, battles.model_b, battles.score_a, battles.counts
 
     def tally(a_mask: np.ndarray, b_mask: np.ndarray) -> np.ndarray:
-        return np.bincount(a[a_mask], minlength=model_count) + np.bincount(
-            b[b_mask], minlength=model_count
-        )
+        total: np.ndarray = np.rint(
+            np.bincount(a[a_mask], weight[a_mask], minlength=model_count)
+            + np.bincount(b[b_mask], weight[b_mask], minlength=model_count)
+        ).astype(np.int64)
+        return total
 
     played = tally(np.ones_like(score, bool), np.ones_like(score, bool))
     # B's score is 1 - s; compare s itself so that rounding of 1 - s cannot move a battle.
@@ -908,13 +949,14 @@ def reference_bradley_terry(
     battles = _as_battles(outcomes)
     if len(battles) == 0:
         return {}
-    a, b, score = battles.model_a, battles.model_b, battles.score_a
-    model_count, count = len(battles.models), len(battles)
+    a, b, score, weight = battles.model_a, battles.model_b, battles.score_a, battles.counts
+    model_count, count = len(battles.models), max(battles.total, 1)
 
     def loss_and_gradient(logits: np.ndarray) -> tuple[float, np.ndarray]:
         gap = logits[a] - logits[b]
-        loss = np.sum(score * np.logaddexp(0.0, -gap) + (1.0 - score) * np.logaddexp(0.0, gap))
-        residual = (1.0 - score) * expit(gap) - score * expit(-gap)
+        loss = weight @ (
+            score * np.logaddexp(0.0, -gap) + (1.0 - score) * np.logaddexp(0.0, gap))
+        residual = weight * ((1.0 - score) * expit(gap) - score * expit(-gap))
         gradient = np.bincount(a, residual, model_count) - np.bincount(b, residual, model_count)
         # Averaged over battles so that the tolerances below do not depend on the data size.
         return (

@@ -1,26 +1,51 @@
-"""Rater: local score per battle from the judges' votes; global ratings over all battles."""
+"""Rater: local score per battle from the judges' votes; ratings per round and per season.
+
+Every rated battle is counted into two rating tallies (warriorcoder/arena/tally.py) as it is
+stored: its round's and its arena's season. A leaderboard is computed from a tally, whose size
+depends on the models and not on the battles, so refreshing one costs the same after a million
+battles as after a hundred (docs/ratings.md).
+"""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
 from warriorcoder.arena.grounding import rate_grounded_battle
-from warriorcoder.arena.judging import judge_statistics
+from warriorcoder.arena.judging import JudgeTally, battle_judge_tallies, judge_stats
 from warriorcoder.arena.mining import judges_for as eligible_judges
 from warriorcoder.arena.rating import (
     RatingScale,
     bradley_terry,
-    elo_ratings,
     rating_intervals,
     win_stats,
 )
-from warriorcoder.config import ArenaConfig
-from warriorcoder.storage.store import ArenaStore
+from warriorcoder.arena.tally import BattleEntry, RatingTally
+from warriorcoder.config import DEFAULT_ARENA, ArenaConfig
+from warriorcoder.storage.store import ArenaStore, from_document
 from warriorcoder.v1 import arena_pb2
+
+log = logging.getLogger(__name__)
 
 # Confidence level of the leaderboard's rating intervals.
 _CONFIDENCE = 0.95
+# Writers of one tally at once retry this often before giving up (each retry rereads it).
+_TALLY_ATTEMPTS = 50
+# What a tally needs of a stored battle (rebuilding one reads only these fields).
+_TALLY_FIELDS = ("battle_id", "round_id", "challenge_id", "model_a", "model_b", "status",
+                 "local_score_a", "judge_calls", "judge_tokens", "tokens_a", "tokens_b")
+
+
+def round_scope(round_id: str) -> str:
+    """The tally (and stored board) key of a round."""
+    return f"round/{round_id}"
+
+
+def season_scope(arena: str) -> str:
+    """The tally (and stored board) key of an arena's season. Round ids hold no "/", so the
+    two kinds of key never meet."""
+    return f"arena/{arena}"
 
 
 def rate_judged_battle(
@@ -44,20 +69,61 @@ def rate_judged_battle(
     )
 
 
-def battles_digest(config_hash: str, battles: Sequence[arena_pb2.RatedBattle]) -> str:
-    """What a leaderboard was computed from: the arena config's hash and the round's stored
-    battles (in store order). Equal digests give equal leaderboards."""
-    digest = hashlib.sha256(config_hash.encode())
-    for battle in battles:
-        data = battle.SerializeToString(deterministic=True)
-        digest.update(len(data).to_bytes(8, "big"))  # framed: two battles never read as one
-        digest.update(data)
-    return digest.hexdigest()
+def _judge_tallies(
+    pair: arena_pb2.ResponsePair, judgments: Sequence[arena_pb2.Judgment]
+) -> dict[str, JudgeTally]:
+    """Each judge's tally over one battle; none (and a warning naming the battle) when the
+    judgments do not fit the pair: the battle is still rated and counted."""
+    try:
+        return battle_judge_tallies(pair, judgments)
+    except ValueError as error:
+        log.warning("judge statistics skip a battle: %s", error)
+        return {}
+
+
+def _pair_of(battle: arena_pb2.RatedBattle) -> arena_pb2.ResponsePair:
+    """The pair of a stored battle, carrying only what the judge statistics read."""
+    pair = arena_pb2.ResponsePair(battle_id=battle.battle_id, model_a=battle.model_a,
+                                  model_b=battle.model_b)
+    pair.response_a.generation.completion_tokens = battle.tokens_a
+    pair.response_b.generation.completion_tokens = battle.tokens_b
+    return pair
+
+
+def _entry(battle: arena_pb2.RatedBattle, judges: Mapping[str, JudgeTally]) -> BattleEntry:
+    rated = battle.status == arena_pb2.BATTLE_STATUS_RATED
+    return BattleEntry(
+        model_a=battle.model_a,
+        model_b=battle.model_b,
+        rated=rated,
+        score_a=battle.local_score_a if rated else 0.5,
+        judge_calls=battle.judge_calls,
+        judge_tokens=battle.judge_tokens,
+        judges=judges,
+    )
+
+
+class _Change:
+    """What one stored batch changes in one tally."""
+
+    def __init__(self) -> None:
+        self.counted: list[tuple[int, BattleEntry, bool]] = []  # (sign, entry, judges too)
+        self.first_rated: list[BattleEntry] = []  # new battles, for Elo, in battle-id order
+        self.records = 0
+        self.rounds: list[str] = []
+
+    def apply(self, tally: RatingTally, k_factor: float, scale: RatingScale) -> None:
+        for sign, entry, judges in self.counted:
+            tally.add(entry, sign, judges=judges)
+        tally.rate_elo(self.first_rated, k_factor, scale)
+        tally.records += self.records
+        tally.rounds += [r for r in self.rounds if r not in tally.rounds]
 
 
 class Rater:
-    """Rates battles as their judgments arrive and writes the round's leaderboard: the only
-    writer of leaderboards (the exporter reads the stored one, `current_leaderboard`)."""
+    """Rates battles as their judgments arrive, keeps the rating tallies and writes the
+    leaderboards: the only writer of both (the exporter reads the stored board,
+    `current_leaderboard`)."""
 
     def __init__(self, config: ArenaConfig, store: ArenaStore) -> None:
         self.config = config
@@ -65,14 +131,19 @@ class Rater:
         r = config.rating
         self.scale = RatingScale(initial=r.initial, scale=r.scale, base=r.base)
         self.roster = [e.id for e in config.roster]
+        self._arenas: dict[str, str] = {}  # round -> arena, once registered
+        # Tally documents read (a refresh reads one, never the battles behind it).
+        self.tally_reads = 0
 
     def handle(self, items: Sequence[arena_pb2.BattleJudgments]) -> list[arena_pb2.RatedBattle]:
-        """Rate each battle and store it (same battle twice: same document, nothing doubled).
+        """Rate each battle, store it and count it in its round's and season's tallies (same
+        battle twice: same document, counted once).
 
         With execution on, the judges' score is grounded by the execution results that came
         with the judgments (see arena.grounding); without them the score is the judges' alone.
         """
         rated = []
+        judges: dict[str, dict[str, JudgeTally]] = {}
         for item in items:
             battle = rate_judged_battle(
                 self.config,
@@ -88,42 +159,168 @@ class Rater:
                     if j not in item.pair.judges
                 )
             rated.append(battle)
-        self.store.save_battles(rated)  # one request for the batch
+            judges[battle.battle_id] = _judge_tallies(item.pair, item.judgments)
+        self.record(rated, judges)
         return rated
 
+    def record(
+        self,
+        battles: Sequence[arena_pb2.RatedBattle],
+        judges: Mapping[str, Mapping[str, JudgeTally]] | None = None,
+    ) -> None:
+        """Store rated battles (one request) and count them into the tallies.
+
+        A battle the store did not hold is counted, and rated for Elo, once. A stored battle
+        rated anew with a different result is counted out and in again (Elo keeps its first
+        result; the judge statistics keep their first judgments). A battle stored unchanged, or
+        stored a moment ago by another writer, changes nothing. `judges`: each battle's judge
+        tallies by battle id (none given: its judges are not counted).
+        """
+        latest = {b.battle_id: b for b in battles}  # a battle twice in a batch: the last one
+        if not latest:
+            return
+        judges = judges or {}
+        before = self.store.battles_of(latest)
+        inserted = self.store.save_battles_inserting(latest.values())
+        changes: dict[str, _Change] = {}
+        rated_delta: dict[tuple[str, str], int] = Counter()
+        for battle_id in sorted(latest):
+            battle = latest[battle_id]
+            change = changes.setdefault(battle.round_id, _Change())
+            entry = _entry(battle, judges.get(battle_id, {}))
+            if battle_id in inserted:
+                change.counted.append((1, entry, True))
+                change.first_rated.append(entry)
+                rated_delta[battle.round_id, battle.challenge_id] += entry.rated
+            elif battle_id in before and before[battle_id] != battle:
+                old = _entry(before[battle_id], {})
+                change.counted += [(-1, old, False), (1, entry, False)]
+                rated_delta[battle.round_id, battle.challenge_id] += entry.rated - old.rated
+        moved = {key: delta for key, delta in rated_delta.items() if delta}
+        if moved:
+            now = self.store.rated_battle_counts(challenge for _, challenge in moved)
+            for (round_id, challenge), delta in moved.items():
+                after = now.get(challenge, 0)
+                changes[round_id].records += (after > 0) - (after - delta > 0)
+        for round_id, change in changes.items():
+            change.rounds = [round_id]
+            arena = self.arena_of(round_id)
+            self._update(round_scope(round_id), [round_id], change)
+            self._update(season_scope(arena), None, change, arena=arena)
+
+    def arena_of(self, round_id: str) -> str:
+        """The arena `round_id` belongs to; a round first seen here joins the configured
+        arena."""
+        if round_id not in self._arenas:
+            self._arenas[round_id] = self.store.register_round(round_id, self.config.arena)
+        return self._arenas[round_id]
+
+    def _season_rounds(self, arena: str) -> list[str]:
+        return self.store.arena_rounds(arena, DEFAULT_ARENA)
+
+    def _update(
+        self, scope: str, rounds: list[str] | None, change: _Change, arena: str = ""
+    ) -> None:
+        """Apply `change` to the stored tally of `scope` (compare and swap: a writer that
+        loses the race rereads and applies again). A scope with no tally yet is counted from
+        the store, which already holds this batch."""
+        for _ in range(_TALLY_ATTEMPTS):
+            doc = self.store.rating_tally(scope)
+            self.tally_reads += 1
+            if doc is None:
+                tally = self.rebuild(rounds if rounds is not None else self._season_rounds(arena))
+                version = None
+            else:
+                tally = RatingTally.from_document(doc)
+                version = int(doc["version"])
+                change.apply(tally, self.config.rating.k_factor, self.scale)
+            if self.store.put_rating_tally(scope, tally.to_document(), version):
+                return
+        raise RuntimeError(f"rating tally {scope!r}: other writers kept changing it "
+                           f"({_TALLY_ATTEMPTS} attempts)")
+
+    def rebuild(self, rounds: Iterable[str]) -> RatingTally:
+        """A tally counted from the stored battles of `rounds` (and their judgments), read
+        page by page: memory holds one page and the tally, never the rounds. Elo runs over
+        each round's battles in battle-id order, the rounds in the order given."""
+        tally = RatingTally()
+        k_factor = self.config.rating.k_factor
+        for round_id in rounds:
+            tally.rounds.append(round_id)
+            for page in self.store.stream_battles(round_id, _TALLY_FIELDS):
+                battles = [from_document(doc, arena_pb2.RatedBattle) for doc in page]
+                judgments = self.store.judgments_of(b.battle_id for b in battles)
+                entries = [
+                    _entry(b, _judge_tallies(_pair_of(b), judgments[b.battle_id])
+                           if judgments[b.battle_id] else {})
+                    for b in battles
+                ]
+                for entry in entries:
+                    tally.add(entry)
+                tally.rate_elo(entries, k_factor, self.scale)
+            tally.records += self.store.rated_challenge_count(round_id)
+        return tally
+
+    def _tally(self, scope: str, rounds: list[str]) -> RatingTally | None:
+        """The stored tally of `scope`; counted from the store (and stored) when there is none
+        yet but `rounds` hold battles; None when they hold none."""
+        for _ in range(_TALLY_ATTEMPTS):
+            doc = self.store.rating_tally(scope)
+            self.tally_reads += 1
+            if doc is not None:
+                return RatingTally.from_document(doc)
+            if not any(self.store.count("battles", {"round_id": r}) for r in rounds):
+                return None
+            if self.store.put_rating_tally(scope, self.rebuild(rounds).to_document(), None):
+                continue  # read back what was stored
+        raise RuntimeError(f"rating tally {scope!r}: other writers kept changing it")
+
+    # -- leaderboards -----------------------------------------------------------------------
     def leaderboard(self, round_id: str) -> arena_pb2.Leaderboard:
-        """The round's leaderboard computed from the stored battles now, and stored."""
-        board = self._compute(round_id, self.store.battles(round_id))
+        """The round's leaderboard computed from its tally now, and stored (an empty board
+        when the round has no battles)."""
+        tally = self._tally(round_scope(round_id), [round_id]) or RatingTally(rounds=[round_id])
+        board = self._compute(tally, round_id=round_id, arena=self._stored_arena(round_id))
         self.store.save_leaderboard(board)
         return board
 
+    def season_leaderboard(self, arena: str | None = None) -> arena_pb2.Leaderboard | None:
+        """The season leaderboard of `arena` (default: the configured one) over every battle
+        of its rounds, computed from its tally now and stored; None when it has no battles."""
+        arena = arena or self.config.arena
+        tally = self._tally(season_scope(arena), self._season_rounds(arena))
+        if tally is None:
+            return None
+        board = self._compute(tally, round_id="", arena=arena)
+        self.store.save_season_leaderboard(board)
+        return board
+
     def current_leaderboard(self, round_id: str) -> arena_pb2.Leaderboard | None:
-        """The stored leaderboard when it was computed from the battles stored now (the rater
-        service refreshes it as battles arrive); otherwise one computed now and not stored.
-        None when the round has no battles."""
-        battles = self.store.battles(round_id)
-        if not battles:
+        """The stored leaderboard when it was computed from the round's tally as stored now
+        (the rater service refreshes it as battles arrive); otherwise one computed now and not
+        stored. None when the round has no battles."""
+        tally = self._tally(round_scope(round_id), [round_id])
+        if tally is None:
             return None
         stored = self.store.leaderboard(round_id)
-        if stored is not None and stored.battles_digest == battles_digest(
-                self.config.config_hash(), battles):
+        if stored is not None and stored.battles_digest == tally.digest(
+                self.config.config_hash()):
             return stored
-        return self._compute(round_id, battles)
+        return self._compute(tally, round_id=round_id, arena=self._stored_arena(round_id))
 
-    def _compute(
-        self, round_id: str, battles: Sequence[arena_pb2.RatedBattle]
-    ) -> arena_pb2.Leaderboard:
-        """Elo (online, in battle-id order), Bradley-Terry with 95% intervals, judge stats.
+    def _stored_arena(self, round_id: str) -> str:
+        info = self.store.round_info(round_id) or {}
+        return str(info.get("arena") or DEFAULT_ARENA)
 
-        `battles` are the round's stored battles, sorted by battle id (a deterministic Elo
-        order). Models are listed by comparison group (models that never met, directly or
-        through others, are in different groups, each on its own scale), then by Bradley-Terry
-        rating.
+    def _compute(self, tally: RatingTally, *, round_id: str, arena: str
+                 ) -> arena_pb2.Leaderboard:
+        """Bradley-Terry with 95% intervals, Elo and judge statistics of a tally.
+
+        Models are listed by comparison group (models that never met, directly or through
+        others, are in different groups, each on its own scale), then by Bradley-Terry rating.
         """
-        ok = [b for b in battles if b.status == arena_pb2.BATTLE_STATUS_RATED]
-        outcomes = [(b.model_a, b.model_b, b.local_score_a) for b in ok]
+        outcomes = tally.outcomes()
         cfg = self.config.rating
-        elo = elo_ratings(outcomes, k_factor=cfg.k_factor, scale=self.scale)
         bt = bradley_terry(outcomes, scale=self.scale)
         intervals = rating_intervals(
             outcomes,
@@ -137,8 +334,11 @@ class Rater:
         stats = win_stats(outcomes)
         board = arena_pb2.Leaderboard(
             round_id=round_id,
-            battles=len(ok),
-            failed_battles=len(battles) - len(ok),
+            arena=arena,
+            season=not round_id,
+            rounds=tally.rounds,
+            battles=tally.battles,
+            failed_battles=tally.failed,
             bootstrap_rounds=cfg.bootstrap_rounds if bootstrap else 0,
             interval_method=(
                 f"{_CONFIDENCE:.0%} bootstrap, {cfg.bootstrap_rounds} rounds (profile "
@@ -146,11 +346,11 @@ class Rater:
                 if bootstrap
                 else f"{_CONFIDENCE:.0%} profile likelihood"
             ),
-            judge_calls=sum(b.judge_calls for b in battles),
-            judge_tokens=sum(b.judge_tokens for b in battles),
+            judge_calls=tally.judge_calls,
+            judge_tokens=tally.judge_tokens,
             # One SFT record per challenge with a rated battle (arena.selection).
-            records=len({b.challenge_id for b in ok}),
-            battles_digest=battles_digest(self.config.config_hash(), battles),
+            records=tally.records,
+            battles_digest=tally.digest(self.config.config_hash()),
         )
         if board.records:
             board.judge_tokens_per_record = board.judge_tokens / board.records
@@ -159,7 +359,7 @@ class Rater:
             interval = intervals[model]
             board.ratings.add(
                 model_id=model,
-                elo=elo[model],
+                elo=tally.elo.get(model, self.scale.initial),
                 bradley_terry=bt[model],
                 bradley_terry_lower=interval.lower,
                 bradley_terry_upper=interval.upper,
@@ -174,19 +374,5 @@ class Rater:
                 win_rate=s.win_rate,
             )
         # Failed battles count too: a judge that never writes a verdict must show it.
-        board.judges.extend(judge_statistics(self._judged_pairs(battles)))
+        board.judges.extend(judge_stats(j, t) for j, t in sorted(tally.judges.items()))
         return board
-
-    def _judged_pairs(
-        self, battles: Sequence[arena_pb2.RatedBattle]
-    ) -> list[tuple[arena_pb2.ResponsePair, list[arena_pb2.Judgment]]]:
-        """(pair, judgments) per battle; the pair carries only what the statistics read."""
-        judgments = self.store.judgments_of(b.battle_id for b in battles)  # one read, not N
-        out = []
-        for b in battles:
-            pair = arena_pb2.ResponsePair(battle_id=b.battle_id, model_a=b.model_a,
-                                          model_b=b.model_b)
-            pair.response_a.generation.completion_tokens = b.tokens_a
-            pair.response_b.generation.completion_tokens = b.tokens_b
-            out.append((pair, judgments[b.battle_id]))
-        return out

@@ -9,7 +9,7 @@ writing the same event twice (a redelivered message, a resumed run) changes noth
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +35,8 @@ COLLECTIONS: dict[str, tuple[str, ...]] = {
     "executions": (),
     "battles": ("round_id", "challenge_id"),
     "leaderboards": (),
+    # One rating tally per round and per season (warriorcoder/arena/tally.py).
+    "tallies": (),
 }
 
 
@@ -262,3 +264,117 @@ class ArenaStore:
 
     def count(self, collection: str, query: dict[str, Any] | None = None) -> int:
         return int(self.db[collection].count_documents(query or {}))
+
+    # -- seasons and rating tallies (warriorcoder/arena/tally.py, docs/ratings.md) ------------
+    def register_round(self, round_id: str, arena: str) -> str:
+        """Record that `round_id` belongs to `arena` unless it already belongs to one; returns
+        the arena it belongs to (a round never moves to another season)."""
+        doc = self.db["rounds"].find_one({"_id": round_id}) or {}
+        if doc.get("arena"):
+            return str(doc["arena"])
+        # The count of rounds registered before orders a season's rounds.
+        order = self.db["rounds"].count_documents({"arena": {"$exists": True}})
+        self.db["rounds"].update_one(
+            {"_id": round_id}, {"$set": {"arena": arena, "arena_order": order}}, upsert=True)
+        return arena
+
+    def arena_rounds(self, arena: str, default_arena: str | None = None) -> list[str]:
+        """The rounds of `arena` in the order they joined it. With `default_arena` equal to
+        `arena`, rounds that hold battles but name no arena (stored before arenas existed) come
+        first."""
+        named = sorted(self.db["rounds"].find({"arena": arena}, {"arena_order": 1}),
+                       key=lambda d: (int(d.get("arena_order", 0)), str(d["_id"])))
+        rounds = [str(d["_id"]) for d in named]
+        if default_arena is not None and arena == default_arena:
+            unnamed = {str(d["_id"]) for d in self.db["rounds"].find({"arena": {"$exists": False}},
+                                                                      {"_id": 1})}
+            with_battles = sorted(r for r in unnamed
+                                  if self.db["battles"].find_one({"round_id": r}, {"_id": 1}))
+            rounds = with_battles + rounds
+        return rounds
+
+    def battles_of(self, battle_ids: Iterable[str]) -> dict[str, arena_pb2.RatedBattle]:
+        """Stored battles among `battle_ids`, in one request; missing ones absent."""
+        return self._get_many("battles", battle_ids, arena_pb2.RatedBattle)
+
+    def save_battles_inserting(self, battles: Iterable[arena_pb2.RatedBattle]) -> set[str]:
+        """Upsert many rated battles in one request; returns the ids this write inserted (the
+        ones no writer had stored before: the server decides, so two writers of one battle
+        never both see it as new)."""
+        items = [(b.battle_id, b) for b in battles]
+        ops = [self._replace_one({"_id": doc_id}, to_document(message, doc_id), upsert=True)
+               for doc_id, message in items]
+        if not ops:
+            return set()
+        result = self.db["battles"].bulk_write(ops, ordered=False)
+        return {str(doc_id) for doc_id in (result.upserted_ids or {}).values()}
+
+    def rated_battle_counts(self, challenge_ids: Iterable[str]) -> dict[str, int]:
+        """Rated battles stored per challenge, for each of `challenge_ids` (0 when none)."""
+        ids = list(dict.fromkeys(challenge_ids))
+        counts = dict.fromkeys(ids, 0)
+        rated = arena_pb2.BattleStatus.Name(arena_pb2.BATTLE_STATUS_RATED)
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = {"challenge_id": {"$in": ids[start : start + _IN_CHUNK]}, "status": rated}
+            for doc in self.db["battles"].find(query, {"challenge_id": 1}):
+                counts[str(doc["challenge_id"])] += 1
+        return counts
+
+    def rating_tally(self, scope: str) -> dict[str, Any] | None:
+        """The stored tally document of `scope` (with its `version`), or None."""
+        doc = self.db["tallies"].find_one({"_id": scope})
+        return None if doc is None else dict(doc)
+
+    def put_rating_tally(self, scope: str, doc: Mapping[str, Any], version: int | None) -> bool:
+        """Write `scope`'s tally as version `version + 1` if the stored one is still `version`
+        (None: if none is stored). False when another writer got there first: reread, redo."""
+        body = {**doc, "_id": scope, "version": 0 if version is None else version + 1}
+        if version is None:
+            if self.db["tallies"].find_one({"_id": scope}, {"_id": 1}) is not None:
+                return False
+            try:
+                self.db["tallies"].insert_one(body)
+            except Exception as error:  # the driver's duplicate-key error (pymongo or neosqlite)
+                if "duplicate" in str(error).lower() or "E11000" in str(error):
+                    return False
+                raise
+            return True
+        result = self.db["tallies"].replace_one({"_id": scope, "version": version}, body)
+        return bool(result.matched_count)
+
+    def stream_battles(
+        self, round_id: str, fields: Iterable[str], chunk: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The round's battles as documents holding only `fields` (and _id), in battle-id
+        order, `chunk` at a time: a cursor, never the whole round in memory."""
+        projection = dict.fromkeys(fields, 1)
+        cursor = self.db["battles"].find({"round_id": round_id}, projection)
+        cursor = cursor.sort("battle_id", 1).batch_size(chunk)
+        page: list[dict[str, Any]] = []
+        for doc in cursor:
+            page.append(doc)
+            if len(page) >= chunk:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    def rated_challenge_count(self, round_id: str) -> int:
+        """Challenges of the round with at least one rated battle, counted from a cursor sorted
+        by challenge (memory does not grow with the round)."""
+        rated = arena_pb2.BattleStatus.Name(arena_pb2.BATTLE_STATUS_RATED)
+        cursor = self.db["battles"].find({"round_id": round_id, "status": rated},
+                                         {"challenge_id": 1}).sort("challenge_id", 1)
+        count, last = 0, None
+        for doc in cursor.batch_size(5000):
+            if doc.get("challenge_id") != last:
+                count, last = count + 1, doc.get("challenge_id")
+        return count
+
+    def save_season_leaderboard(self, board: arena_pb2.Leaderboard) -> None:
+        """Store an arena's season board (key ``arena/<name>``: no round id holds a "/")."""
+        self._put("leaderboards", f"arena/{board.arena}", board)
+
+    def season_leaderboard(self, arena: str) -> arena_pb2.Leaderboard | None:
+        """The stored season board of `arena`, or None."""
+        return self._get("leaderboards", f"arena/{arena}", arena_pb2.Leaderboard)

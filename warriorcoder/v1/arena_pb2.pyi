@@ -361,7 +361,7 @@ class JudgeStats(_message.Message):
     def __init__(self, judge: _Optional[str] = ..., pairs: _Optional[int] = ..., consistency: _Optional[float] = ..., tie_rate: _Optional[float] = ..., invalid_rate: _Optional[float] = ..., longer_pick_rate: _Optional[float] = ..., first_position_rate: _Optional[float] = ...) -> None: ...
 
 class Leaderboard(_message.Message):
-    __slots__ = ("round_id", "ratings", "judges", "battles", "failed_battles", "bootstrap_rounds", "judge_calls", "judge_tokens", "judge_tokens_per_record", "records", "interval_method", "battles_digest")
+    __slots__ = ("round_id", "ratings", "judges", "battles", "failed_battles", "bootstrap_rounds", "judge_calls", "judge_tokens", "judge_tokens_per_record", "records", "interval_method", "battles_digest", "arena", "season", "rounds")
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
     RATINGS_FIELD_NUMBER: _ClassVar[int]
     JUDGES_FIELD_NUMBER: _ClassVar[int]
@@ -374,6 +374,9 @@ class Leaderboard(_message.Message):
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_METHOD_FIELD_NUMBER: _ClassVar[int]
     BATTLES_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    ARENA_FIELD_NUMBER: _ClassVar[int]
+    SEASON_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
     round_id: str
     ratings: _containers.RepeatedCompositeFieldContainer[ModelRating]
     judges: _containers.RepeatedCompositeFieldContainer[JudgeStats]
@@ -386,7 +389,10 @@ class Leaderboard(_message.Message):
     records: int
     interval_method: str
     battles_digest: str
-    def __init__(self, round_id: _Optional[str] = ..., ratings: _Optional[_Iterable[_Union[ModelRating, _Mapping]]] = ..., judges: _Optional[_Iterable[_Union[JudgeStats, _Mapping]]] = ..., battles: _Optional[int] = ..., failed_battles: _Optional[int] = ..., bootstrap_rounds: _Optional[int] = ..., judge_calls: _Optional[int] = ..., judge_tokens: _Optional[int] = ..., judge_tokens_per_record: _Optional[float] = ..., records: _Optional[int] = ..., interval_method: _Optional[str] = ..., battles_digest: _Optional[str] = ...) -> None: ...
+    arena: str
+    season: bool
+    rounds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, round_id: _Optional[str] = ..., ratings: _Optional[_Iterable[_Union[ModelRating, _Mapping]]] = ..., judges: _Optional[_Iterable[_Union[JudgeStats, _Mapping]]] = ..., battles: _Optional[int] = ..., failed_battles: _Optional[int] = ..., bootstrap_rounds: _Optional[int] = ..., judge_calls: _Optional[int] = ..., judge_tokens: _Optional[int] = ..., judge_tokens_per_record: _Optional[float] = ..., records: _Optional[int] = ..., interval_method: _Optional[str] = ..., battles_digest: _Optional[str] = ..., arena: _Optional[str] = ..., season: _Optional[bool] = ..., rounds: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Provenance(_message.Message):
     __slots__ = ("round_id", "challenge_id", "battle_ids", "models", "judges", "votes", "scores", "config_hash", "local_scores", "head_to_head_losers")

@@ -36,12 +36,14 @@ class SubmitInstructionsRequest(_message.Message):
     def __init__(self, round_id: _Optional[str] = ..., instructions: _Optional[_Iterable[str]] = ..., tests: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubmitInstructionsResponse(_message.Message):
-    __slots__ = ("accepted", "rejected")
+    __slots__ = ("accepted", "rejected", "already_accepted")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     rejected: int
-    def __init__(self, accepted: _Optional[int] = ..., rejected: _Optional[int] = ...) -> None: ...
+    already_accepted: int
+    def __init__(self, accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., already_accepted: _Optional[int] = ...) -> None: ...
 
 class GetRoundStatusRequest(_message.Message):
     __slots__ = ("round_id",)
@@ -78,10 +80,14 @@ class GetBattleRequest(_message.Message):
     def __init__(self, battle_id: _Optional[str] = ...) -> None: ...
 
 class GetLeaderboardRequest(_message.Message):
-    __slots__ = ("round_id",)
+    __slots__ = ("round_id", "season", "arena")
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
+    SEASON_FIELD_NUMBER: _ClassVar[int]
+    ARENA_FIELD_NUMBER: _ClassVar[int]
     round_id: str
-    def __init__(self, round_id: _Optional[str] = ...) -> None: ...
+    season: bool
+    arena: str
+    def __init__(self, round_id: _Optional[str] = ..., season: _Optional[bool] = ..., arena: _Optional[str] = ...) -> None: ...
 
 class ExportRequest(_message.Message):
     __slots__ = ("round_id", "kind", "output_dir")
