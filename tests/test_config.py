@@ -97,3 +97,47 @@ def test_openai_expert_in_an_arena_needs_a_chat_template() -> None:
     del roster[1]["chat_template"]
     with pytest.raises(ConfigError, match=r"roster\.1\.chat_template: required for backend"):
         parse_config({"roster": roster})
+
+
+def test_every_problem_is_reported_in_one_pass() -> None:
+    # A field error used to hide the roster rules, which ran only once every field was valid.
+    data = {
+        "roster": [
+            {"id": "a", "backend": "fake", "model": "fake"},
+            {"id": "a", "backend": "openai", "model": "m"},
+        ],
+        "challenger": {"dedup": {"threshold": 2}, "quality": {"enabled": True, "judge": "zz"},
+                       "defenders": 5},
+        "judge": {"soft_votes": True, "structured_output": "json_schema", "labels": "arena_hard"},
+    }
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, "bad.yaml")
+    lines = str(err.value).splitlines()
+    assert lines[0] == "invalid arena config bad.yaml:"
+    problems = [line.strip() for line in lines[1:]]
+    expected = [
+        "roster.1: endpoint: required for backend 'openai'",
+        "challenger.dedup.threshold: Input should be less than or equal to 1",
+        "judge: soft_votes needs the verdict to be the judge's first token",
+        "judge: soft_votes needs labels 'abc'",
+        "roster: duplicate expert id(s) ['a']",
+        "roster: has 2 expert(s); at least 3 are needed",
+        "roster.1.chat_template: required for backend 'openai'",
+        "challenger.quality.judge: 'zz' is not an expert id of the roster",
+        "challenger.defenders: must be 'all' or 1..1, got 5",
+    ]
+    for want in expected:
+        assert sum(p.startswith(want) for p in problems) == 1, (want, problems)
+    assert len(problems) == len(expected), problems
+
+
+def test_rules_across_blocks_are_all_reported_on_valid_fields() -> None:
+    roster = [{"id": "a", "backend": "fake", "model": "fake"},
+              {"id": "b", "backend": "fake", "model": "fake"}]
+    with pytest.raises(ConfigError) as err:
+        parse_config({"roster": roster, "challenger": {"defenders": 3},
+                      "selection": {"preset": "paper"}, "rating": {"k_factor": 16}})
+    problems = [line.strip() for line in str(err.value).splitlines()[1:]]
+    assert [p.split(":")[0] for p in problems] == [
+        "roster", "challenger.defenders", "rating.k_factor"], problems
+    assert not any(p.startswith("(top level)") for p in problems)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -176,23 +176,26 @@ class JudgeConfig(_Strict):
 
     @model_validator(mode="after")
     def _structured_rules(self) -> JudgeConfig:
+        problems = []  # all of them at once, one per line
         if self.structured_output == "json_schema" and self.verdict_mode != "explain":
-            raise ValueError(
+            problems.append(
                 "structured_output 'json_schema' needs verdict_mode 'explain' (the JSON holds the "
                 "explanation and the verdict); with 'prefill' use 'choice' or 'guided_choice'"
             )
         if self.soft_votes and not (
             self.verdict_mode == "prefill" or self.structured_output in ("choice", "guided_choice")
         ):
-            raise ValueError(
+            problems.append(
                 "soft_votes needs the verdict to be the judge's first token: set verdict_mode "
                 "'prefill' or structured_output 'choice' / 'guided_choice'"
             )
         if self.soft_votes and self.labels != "abc":
-            raise ValueError(
+            problems.append(
                 "soft_votes needs labels 'abc': the first token of an Arena-Hard label (A>>B, "
                 "A>B, A=B all start with A) does not tell the verdict"
             )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
     # Ask a battle's judges in waves (a majority first, then one at a time) and stop once the
     # judges not yet asked could no longer change who wins. Saves judge calls; the local score
@@ -322,59 +325,14 @@ class ArenaConfig(_Strict):
     execution: ExecutionConfig = ExecutionConfig()
 
     @model_validator(mode="after")
-    def _roster_rules(self) -> ArenaConfig:
-        ids = [e.id for e in self.roster]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"roster: duplicate expert id(s) {dupes}")
-        if len(ids) < 3:
-            raise ValueError(
-                f"roster: has {len(ids)} expert(s); at least 3 are needed so that every battle "
-                "has an uninvolved judge (the two competitors never judge themselves)"
-            )
-        for n, e in enumerate(self.roster):
-            if e.backend == "openai" and e.chat_template is None:
-                raise ValueError(
-                    f"roster.{n}.chat_template: required for backend 'openai' ({e.id!r}): "
-                    "pre-query mining and pre-filled verdicts build raw prompts from it; set one "
-                    "of {tokenizer: <HF model folder>}, {template: <jinja>}, "
-                    "{builtin: chatml|llama3|mistral|gemma}"
-                )
-        q = self.challenger.quality
-        if q.enabled and q.judge not in ids:
-            raise ValueError(
-                f"challenger.quality.judge: {q.judge!r} is not an expert id of the roster")
-        if self.selection.preset == "paper" and self.rating.k_factor != PAPER_ELO_K:
-            raise ValueError(
-                f"rating.k_factor: preset 'paper' uses Elo with K={PAPER_ELO_K:g}, got "
-                f"{self.rating.k_factor:g}"
-            )
-        d = self.challenger.defenders
-        if isinstance(d, int) and not 1 <= d <= len(ids) - 1:
-            raise ValueError(f"challenger.defenders: must be 'all' or 1..{len(ids) - 1}, got {d}")
-        return self
-
-    @model_validator(mode="after")
-    def _judge_backend_rules(self) -> ArenaConfig:
-        # Every expert judges the battles it is not in, so every expert must honour the
-        # request fields; other backends would silently ignore them.
-        j = self.judge
-        wanted = [
-            name
-            for name, on in (
-                (f"judge.structured_output {j.structured_output!r}", j.structured_output != "none"),
-                ("judge.soft_votes", j.soft_votes),
-            )
-            if on
-        ]
-        for n, e in enumerate(self.roster):
-            if wanted and e.backend != "openai":
-                raise ValueError(
-                    f"roster.{n}.backend: expert {e.id!r} is {e.backend!r}, but "
-                    f"{' and '.join(wanted)} work only with backend 'openai' and every expert "
-                    "judges; use openai experts or set judge.structured_output: none and "
-                    "judge.soft_votes: false"
-                )
+    def _cross_field_rules(self) -> ArenaConfig:
+        # Every problem at once, one per line (parse_config prints each on its own line).
+        ch = self.challenger
+        problems = cross_field_problems(
+            self.roster, ch.quality, ch.defenders, self.judge, self.rating, self.selection
+        )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def expert(self, expert_id: str) -> ExpertConfig:
@@ -403,13 +361,124 @@ class ArenaConfig(_Strict):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid arena config {source}:"]
+def _entry_field(entry: Any, name: str) -> Any:
+    """A field of a roster entry, validated (ExpertConfig) or raw (a mapping); None if absent."""
+    if isinstance(entry, ExpertConfig):
+        return getattr(entry, name)
+    return entry.get(name) if isinstance(entry, Mapping) else None
+
+
+def cross_field_problems(
+    roster: Sequence[Any],
+    quality: QualityConfig | None,
+    defenders: Any,
+    judge: JudgeConfig | None,
+    rating: RatingConfig | None,
+    selection: SelectionConfig | None,
+) -> list[str]:
+    """Every rule that ties fields of different blocks together, as "field: problem" lines.
+
+    The one home of these rules. `roster` entries may be validated experts or raw mappings, a
+    block may be None (it did not validate) and `defenders` raw, so that `parse_config` can
+    report these problems in the same pass as the errors of single fields; a rule whose inputs
+    are missing is skipped.
+    """
+    problems: list[str] = []
+    ids = [i for i in (_entry_field(e, "id") for e in roster) if isinstance(i, str)]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        problems.append(f"roster: duplicate expert id(s) {dupes}")
+    if len(roster) < 3:
+        problems.append(
+            f"roster: has {len(roster)} expert(s); at least 3 are needed so that every battle "
+            "has an uninvolved judge (the two competitors never judge themselves)"
+        )
+    for n, e in enumerate(roster):
+        if _entry_field(e, "backend") == "openai" and _entry_field(e, "chat_template") is None:
+            problems.append(
+                f"roster.{n}.chat_template: required for backend 'openai' "
+                f"({_entry_field(e, 'id')!r}): pre-query mining and pre-filled verdicts build raw "
+                "prompts from it; set one of {tokenizer: <HF model folder>}, "
+                "{template: <jinja>}, {builtin: chatml|llama3|mistral|gemma}"
+            )
+    if quality is not None and quality.enabled and quality.judge not in ids:
+        problems.append(
+            f"challenger.quality.judge: {quality.judge!r} is not an expert id of the roster")
+    d = defenders
+    if isinstance(d, int) and not isinstance(d, bool) and not 1 <= d <= len(roster) - 1:
+        problems.append(f"challenger.defenders: must be 'all' or 1..{len(roster) - 1}, got {d}")
+    if (selection is not None and rating is not None and selection.preset == "paper"
+            and rating.k_factor != PAPER_ELO_K):
+        problems.append(
+            f"rating.k_factor: preset 'paper' uses Elo with K={PAPER_ELO_K:g}, got "
+            f"{rating.k_factor:g}"
+        )
+    if judge is not None:
+        # Every expert judges the battles it is not in, so every expert must honour the
+        # request fields; other backends would silently ignore them.
+        wanted = [
+            name
+            for name, on in (
+                (f"judge.structured_output {judge.structured_output!r}",
+                 judge.structured_output != "none"),
+                ("judge.soft_votes", judge.soft_votes),
+            )
+            if on
+        ]
+        for n, e in enumerate(roster):
+            backend = _entry_field(e, "backend")
+            if wanted and isinstance(backend, str) and backend != "openai":
+                problems.append(
+                    f"roster.{n}.backend: expert {_entry_field(e, 'id')!r} is {backend!r}, but "
+                    f"{' and '.join(wanted)} work only with backend 'openai' and every expert "
+                    "judges; use openai experts or set judge.structured_output: none and "
+                    "judge.soft_votes: false"
+                )
+    return problems
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _block_or_none(model: type[_M], data: Mapping[str, Any], key: str) -> _M | None:
+    """Block `key` of raw config `data` validated on its own (its default when absent), or
+    None when it does not validate (its own errors are reported already)."""
+    try:
+        return model.model_validate(data.get(key, {}))
+    except ValidationError:
+        return None
+
+
+def _raw_cross_field_problems(data: Mapping[str, Any]) -> list[str]:
+    """`cross_field_problems` of a raw config that failed validation elsewhere."""
+    roster = data.get("roster")
+    challenger = data.get("challenger", {})
+    if not isinstance(roster, list) or not isinstance(challenger, Mapping):
+        return []
+    return cross_field_problems(
+        roster,
+        _block_or_none(QualityConfig, challenger, "quality"),
+        challenger.get("defenders"),
+        _block_or_none(JudgeConfig, data, "judge"),
+        _block_or_none(RatingConfig, data, "rating"),
+        _block_or_none(SelectionConfig, data, "selection"),
+    )
+
+
+def _format_validation_error(
+    err: ValidationError, data: Mapping[str, Any], source: str
+) -> str:
+    """Every problem of an invalid config, one "field: problem" line each."""
+    problems: list[str] = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = ".".join(str(p) for p in e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"  {loc}: {msg}")
-    return "\n".join(lines)
+        # Rules across blocks report at the top level and name their fields themselves; a
+        # block's own rules give one problem per line.
+        problems += [f"{loc}: {line}" if loc else line for line in msg.splitlines()]
+    # The rules across blocks do not run while any field is invalid: report them too.
+    problems += [p for p in _raw_cross_field_problems(data) if p not in problems]
+    return "\n".join([f"invalid arena config {source}:", *(f"  {p}" for p in problems)])
 
 
 def parse_config(data: Any, source: str = "<dict>") -> ArenaConfig:
@@ -419,7 +488,7 @@ def parse_config(data: Any, source: str = "<dict>") -> ArenaConfig:
     try:
         return ArenaConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, source)) from None
+        raise ConfigError(_format_validation_error(err, data, source)) from None
 
 
 def load_config(path: str | Path) -> ArenaConfig:
