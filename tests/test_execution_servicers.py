@@ -8,6 +8,7 @@ import grpc
 import pytest
 from test_grpc_servicers import Arena, make_config, run_served
 
+from warriorcoder.arena.ids import battle_id
 from warriorcoder.v1 import arena_pb2, services_pb2
 
 NEW = "Write a Python function add(a, b) that returns the sum of two integers."
@@ -47,13 +48,18 @@ def test_bad_submitted_tests_are_invalid_arguments(tmp_path: Path, tests: list[s
 
 def test_judge_battle_runs_the_answers_against_the_tests(tmp_path: Path) -> None:
     config = make_config(execution={"enabled": True, "timeout_s": 5})
-    request = arena_pb2.ResponsePair(battle_id="b1", challenge_id="c1", round_id="t1",
-                                     instruction=NEW, model_a="alpha", model_b="beta",
-                                     judges=["gamma"], tests=TESTS)
-    request.response_a.generation.text = "```python\ndef add(a, b):\n    return a + b\n```"
-    request.response_b.generation.text = "```python\ndef add(a, b):\n    return a * b\n```"
+    # JudgeBattle judges the stored challenge and answers that the request names.
+    challenge = arena_pb2.Challenge(challenge_id="c1", round_id="t1", instruction=NEW,
+                                    attacker="alpha", defenders=["beta"], tests=TESTS)
+    answers = [arena_pb2.Response(challenge_id="c1", model_id=model) for model in ("alpha", "beta")]
+    answers[0].generation.text = "```python\ndef add(a, b):\n    return a + b\n```"
+    answers[1].generation.text = "```python\ndef add(a, b):\n    return a * b\n```"
+    request = arena_pb2.ResponsePair(battle_id=battle_id("c1", "alpha", "beta"), challenge_id="c1",
+                                     model_a="alpha", model_b="beta")
 
     async def body(arena: Arena) -> None:
+        arena.store.save_challenges([challenge])
+        arena.store.save_responses(answers)
         reply = await arena.judge.JudgeBattle(request)
         assert reply.execution_a.status == arena_pb2.EXECUTION_STATUS_PASSED
         assert reply.execution_b.status == arena_pb2.EXECUTION_STATUS_FAILED

@@ -477,10 +477,12 @@ def test_unexpected_error_is_internal_without_details(
     backends = {e.id: Exploding() for e in config.roster}
 
     async def body(arena: Arena) -> None:
+        challenge = arena_pb2.Challenge(challenge_id="c1", round_id="t1",
+                                        instruction="Write a sort.", attacker="alpha",
+                                        defenders=["beta"])
+        arena.store.save_challenges([challenge])
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await arena.responder.Respond(arena_pb2.Challenge(
-                challenge_id="c1", instruction="Write a sort.", attacker="alpha",
-                defenders=["beta"]))
+            await arena.responder.Respond(challenge)
         assert err.value.code() == grpc.StatusCode.INTERNAL
         details = err.value.details() or ""
         assert "/warriorcoder.v1.Responder/Respond" in details and "RuntimeError" in details
@@ -628,24 +630,21 @@ BAD_CALLS: list[tuple[str, str, Any, grpc.StatusCode, str]] = [
      grpc.StatusCode.NOT_FOUND, "round 'nope' is unknown"),
     ("responder", "Respond", arena_pb2.Challenge(), grpc.StatusCode.INVALID_ARGUMENT,
      "challenge_id is required"),
-    ("responder", "Respond", _challenge(instruction="  "), grpc.StatusCode.INVALID_ARGUMENT,
-     "instruction is required"),
-    ("responder", "Respond", _challenge(attacker="zeta"), grpc.StatusCode.INVALID_ARGUMENT,
-     "attacker 'zeta' is not an expert of the roster"),
-    ("responder", "Respond", _challenge(defenders=[]), grpc.StatusCode.INVALID_ARGUMENT,
-     "defenders is empty"),
-    ("responder", "Respond", _challenge(defenders=["beta", "alpha"]),
-     grpc.StatusCode.INVALID_ARGUMENT, "defenders[1] 'alpha' is the attacker"),
+    # Respond and JudgeBattle work from stored records only (tests/test_security_rpc_content.py).
+    ("responder", "Respond", _challenge(), grpc.StatusCode.NOT_FOUND,
+     "challenge 'c1' is not in the store"),
     ("judge", "JudgeBattle", arena_pb2.ResponsePair(), grpc.StatusCode.INVALID_ARGUMENT,
      "battle_id is required"),
-    ("judge", "JudgeBattle", _pair(response_b=None), grpc.StatusCode.INVALID_ARGUMENT,
-     "response_b is required"),
+    ("judge", "JudgeBattle", _pair(challenge_id=""), grpc.StatusCode.INVALID_ARGUMENT,
+     "challenge_id is required"),
+    ("judge", "JudgeBattle", _pair(model_b="zeta"), grpc.StatusCode.INVALID_ARGUMENT,
+     "model_b 'zeta' is not an expert of the roster"),
     ("judge", "JudgeBattle", _pair(model_b="alpha"), grpc.StatusCode.INVALID_ARGUMENT,
      "model_a and model_b are both 'alpha'"),
     ("judge", "JudgeBattle", _pair(judges=["alpha"]), grpc.StatusCode.INVALID_ARGUMENT,
      "judges[0] 'alpha' competes in this battle"),
-    ("judge", "JudgeBattle", _pair(judges=[]), grpc.StatusCode.INVALID_ARGUMENT,
-     "judges is empty"),
+    ("judge", "JudgeBattle", _pair(response_b=None), grpc.StatusCode.NOT_FOUND,
+     "challenge 'c1' is not in the store"),
     ("rater_api", "GetBattle", services_pb2.GetBattleRequest(), grpc.StatusCode.INVALID_ARGUMENT,
      "battle_id is required"),
     ("rater_api", "GetBattle", services_pb2.GetBattleRequest(battle_id="nope"),

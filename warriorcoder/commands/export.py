@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from warriorcoder.commands.remote import add_remote_args, call
+from warriorcoder.commands.remote import add_remote_args, call, client_security
 
 
 def add_parser(sub: Any) -> None:
@@ -24,7 +24,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     out = str(Path(args.out).resolve())
     reply = call(args.exporter, "Exporter", "WriteExport",
-                 services_pb2.ExportRequest(round_id=args.round_id, output_dir=out), args.timeout)
+                 services_pb2.ExportRequest(round_id=args.round_id, output_dir=out),
+                 args.timeout, client_security(args))
     print(f"{reply.sft_records} SFT records, {reply.preference_records} preference pairs")
     for f in reply.files:
         print(f"  {f}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from warriorcoder.commands.remote import add_remote_args, call
+from warriorcoder.commands.remote import add_remote_args, call, client_security
 
 
 def add_parser(sub: Any) -> None:
@@ -28,11 +28,12 @@ def cmd_round(args: argparse.Namespace) -> int:
         reply = call(args.challenger, "Challenger", "StartRound",
                      services_pb2.StartRoundRequest(round_id=args.round_id,
                                                     challenges_per_attacker=args.per_attacker),
-                     args.timeout)
+                     args.timeout, client_security(args))
         print(f"round {reply.round_id}: {reply.challenges} challenges published")
     else:
         s = call(args.challenger, "Challenger", "GetRoundStatus",
-                 services_pb2.GetRoundStatusRequest(round_id=args.round_id), args.timeout)
+                 services_pb2.GetRoundStatusRequest(round_id=args.round_id),
+                 args.timeout, client_security(args))
         print(f"round {s.round_id}: {s.challenges} challenges, {s.responses} responses, "
               f"{s.judgments} judgments, {s.rated_battles} rated and {s.failed_battles} failed "
               "battles")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from warriorcoder.commands.remote import add_remote_args, call
+from warriorcoder.commands.remote import add_remote_args, call, client_security
 
 
 def add_parser(sub: Any) -> None:
@@ -30,6 +30,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
                  services_pb2.SubmitInstructionsRequest(round_id=args.round_id,
                                                         instructions=[i.instruction for i in items],
                                                         tests=tests),
-                 args.timeout)
+                 args.timeout, client_security(args))
     print(f"{reply.accepted} accepted, {reply.rejected} rejected (duplicates or benchmark leaks)")
     return 0

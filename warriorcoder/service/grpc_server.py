@@ -14,7 +14,8 @@ import inspect
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, NoReturn, TypeAlias
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 import grpc
 from grpc_health.v1 import health as grpc_health
@@ -23,6 +24,10 @@ from grpc_reflection.v1alpha import reflection
 
 from warriorcoder.config import ConfigError
 from warriorcoder.service.errors import is_transient
+from warriorcoder.service.security import WriteAccessInterceptor, server_credentials, write_access
+
+if TYPE_CHECKING:
+    from warriorcoder.service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +36,12 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "NotReady",
+    "ServiceServer",
     "ServicerRegistration",
     "build_server",
+    "build_service_server",
     "install_signal_handlers",
+    "serve_health_only",
     "serve_until_stopped",
     "status_for",
 ]
@@ -182,6 +190,7 @@ async def build_server(
     service_names: Sequence[str],
     *,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, HealthServicer, int]:
     """Start an aio server with the servicers, health checking and reflection.
 
@@ -189,6 +198,7 @@ async def build_server(
     "warriorcoder.v1.Judge"); each of them and the overall "" status report SERVING once the
     server has started. Port 0 binds a free port. Returns (server, health, bound port).
     `interceptors` run after the error interceptor (it sees their exceptions too).
+    With `credentials` (service/security.py, server_credentials) the port speaks TLS only.
     """
     if not service_names:
         raise ValueError("build_server: service_names must name at least one service")
@@ -202,7 +212,10 @@ async def build_server(
     )
     address = _address(host, port)
     try:
-        bound = server.add_insecure_port(address)
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError as error:
         raise OSError(f"gRPC server cannot listen on {address}: {error}") from error
     if bound == 0:  # older grpc versions report a failed bind this way
@@ -215,6 +228,74 @@ async def build_server(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("gRPC server on %s serves %s", _address(host, bound), ", ".join(service_names))
     return server, health_servicer, bound
+
+
+async def serve_health_only(
+    host: str, port: int, health: HealthServicer
+) -> tuple[grpc.aio.Server, int]:
+    """A plaintext listener that serves only `health` (the same statuses as the API port).
+
+    For kubelet's gRPC probes, which speak no TLS, when the API port does. It reveals nothing
+    but SERVING/NOT_SERVING. Port 0 binds a free port. Returns (server, bound port).
+    """
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    address = _address(host, port)
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise OSError(f"gRPC health listener cannot listen on {address}: {error}") from error
+    if bound == 0:
+        raise OSError(f"gRPC health listener cannot listen on {address}")
+    await server.start()
+    log.info("gRPC health checking (plaintext) on %s", _address(host, bound))
+    return server, bound
+
+
+@dataclass
+class ServiceServer:
+    """A service's gRPC API server, its health statuses, and the plaintext health listener."""
+
+    server: grpc.aio.Server
+    health: HealthServicer
+    port: int
+    health_server: grpc.aio.Server | None = None
+    health_port: int | None = None
+
+    async def stop_health_listener(self) -> None:
+        """Stop the health-only listener (after the API server stopped)."""
+        if self.health_server is not None:
+            await self.health_server.stop(None)
+
+
+async def build_service_server(
+    settings: ServiceSettings,
+    servicers: Sequence[ServicerRegistration],
+    service_names: Sequence[str],
+) -> ServiceServer:
+    """The API server as the settings secure it: TLS (and client certificates) on the port,
+    write access (token or certificate identity) on the RPCs that write, and the plaintext
+    health listener when `grpc_health_port` is set (service/security.py)."""
+    access = write_access(settings)
+    server, health, port = await build_server(
+        settings.grpc_host, settings.grpc_port, servicers, service_names,
+        interceptors=[WriteAccessInterceptor(access)] if access is not None else [],
+        credentials=server_credentials(settings),
+    )
+    out = ServiceServer(server, health, port)
+    if settings.grpc_health_port is not None:
+        try:
+            out.health_server, out.health_port = await serve_health_only(
+                settings.grpc_host, settings.grpc_health_port, health)
+        except OSError:
+            await server.stop(None)
+            raise
+    log.info("gRPC API on port %d: %s; writes need %s", port,
+             "TLS" if settings.grpc_tls_cert_file else "plaintext",
+             "nothing (open)" if access is None else
+             " or ".join(w for w, on in (("the token", access.token is not None),
+                                          ("a client certificate", access.mutual_tls)) if on))
+    return out
 
 
 async def serve_until_stopped(

@@ -27,7 +27,7 @@ from warriorcoder.config import ArenaConfig, ConfigError, load_config
 from warriorcoder.console.logs import setup_logging
 from warriorcoder.service.grpc_server import (
     ServicerRegistration,
-    build_server,
+    build_service_server,
     install_signal_handlers,
     serve_until_stopped,
 )
@@ -35,6 +35,7 @@ from warriorcoder.service.kafka.producer import EventProducer
 from warriorcoder.service.kafka.stage_loop import StageLoop
 from warriorcoder.service.kafka.topics import ensure_topics
 from warriorcoder.service.metrics import InstrumentedBackend, ServiceMetrics
+from warriorcoder.service.security import mongo_client_options
 from warriorcoder.service.settings import ServiceName, ServiceSettings, load_settings
 from warriorcoder.stages.bus import Topic
 from warriorcoder.storage.store import ArenaStore
@@ -96,16 +97,16 @@ Builder = Callable[[ServiceContext], ServiceParts]
 
 async def run_service(name: ServiceName, settings: ServiceSettings, build: Builder) -> int:
     config = load_config(settings.arena_config)
-    store = ArenaStore.connect(settings.mongo_uri.get_secret_value(), settings.mongo_database)
+    store = ArenaStore.connect(settings.mongo_uri.get_secret_value(), settings.mongo_database,
+                               client_options=mongo_client_options(settings))
     metrics = ServiceMetrics(name)
     metrics_port = metrics.start_http(settings.metrics_port)
     await asyncio.to_thread(ensure_topics, settings, list(Topic))
     producer = EventProducer(settings, client_id=f"warriorcoder-{name}")
     context = ServiceContext(name, settings, config, store, metrics, producer)
     parts = build(context)
-    server, health, grpc_port = await build_server(
-        settings.grpc_host, settings.grpc_port, parts.servicers, parts.service_names
-    )
+    api = await build_service_server(settings, parts.servicers, parts.service_names)
+    server, health, grpc_port = api.server, api.health, api.port
     stop = asyncio.Event()
     install_signal_handlers(asyncio.get_running_loop(), stop)
     log.info("%s serving: gRPC %s:%d, metrics :%d, settings %s",
@@ -131,6 +132,7 @@ async def run_service(name: ServiceName, settings: ServiceSettings, build: Build
         for callback in parts.on_stop:
             await callback()
     finally:
+        await api.stop_health_listener()
         producer.close()
         for backend in (context._backends or {}).values():
             await backend.aclose()

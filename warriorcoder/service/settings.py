@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = Literal["challenger", "responder", "judge", "rater", "exporter"]
@@ -40,16 +40,60 @@ class ServiceSettings(BaseSettings):
     kafka_max_message_bytes: int = Field(1048576, ge=16384)
     kafka_session_timeout_ms: int = Field(10000, ge=1000)
     kafka_heartbeat_interval_ms: int = Field(1000, ge=100)
+    # Broker security (service/security.py checks the combinations and passes them to every
+    # Kafka client): SSL encrypts, SASL authenticates, SASL_SSL does both.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # PEM files: the CA that signed the brokers' certificates (default: the system's), and a
+    # client certificate and key for brokers that require one.
+    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_cert_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
+    kafka_ssl_check_hostname: bool = True
     mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
     mongo_database: str = "warriorcoder"
-    grpc_host: str = "0.0.0.0"
+    # TLS to MongoDB (on as well when the URI says tls=true); a CA file or a client
+    # certificate+key PEM file switches it on too.
+    mongo_tls: bool = False
+    mongo_tls_ca_file: Path | None = None
+    mongo_tls_certificate_key_file: Path | None = None
+    # Loopback by default; in a pod it must be 0.0.0.0, and a service that listens beyond
+    # loopback refuses to start without a token or client certificates (or the explicit
+    # grpc_allow_unauthenticated): see service/security.py.
+    grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(50051, ge=0, le=65535)
+    # Server certificate chain and key (PEM): the API port then speaks TLS only.
+    grpc_tls_cert_file: Path | None = None
+    grpc_tls_key_file: Path | None = None
+    # With it, every client must present a certificate this CA signed (mutual TLS).
+    grpc_tls_client_ca_file: Path | None = None
+    # Bearer token that the RPCs which write (StartRound, SubmitInstructions, Respond,
+    # JudgeBattle, WriteExport) require in the `authorization` metadata.
+    grpc_token: SecretStr | None = None
+    # Comma-separated client certificate identities (SAN, else CN) that may call the RPCs which
+    # write over mutual TLS; empty: any certificate the client CA signed.
+    grpc_writer_identities: str = ""
+    # Lets a service listen beyond loopback with no token and no client certificates.
+    grpc_allow_unauthenticated: bool = False
+    # A second, plaintext listener that serves only the health service (kubelet gRPC probes
+    # speak no TLS); unset: none.
+    grpc_health_port: int | None = Field(None, ge=0, le=65535)
     metrics_port: int = Field(9400, ge=0, le=65535)
     # Attempts at a batch before its messages go to the dead-letter topic one by one.
     handler_attempts: int = Field(3, ge=1)
     # Seconds in-flight work gets to finish after SIGTERM.
     shutdown_grace_s: float = Field(20.0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _check_security(self) -> ServiceSettings:
+        from warriorcoder.service.security import check_security_settings
+
+        check_security_settings(self)
+        return self
 
     def topic(self, name: str) -> str:
         return f"{self.kafka_topic_prefix}{name}"

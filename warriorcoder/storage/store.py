@@ -78,12 +78,14 @@ class ArenaStore:
         return cls(neosqlite.Connection(str(path)))
 
     @classmethod
-    def connect(cls, uri: str, database: str = "warriorcoder") -> ArenaStore:
+    def connect(cls, uri: str, database: str = "warriorcoder",
+                client_options: Mapping[str, Any] | None = None) -> ArenaStore:
         """A store on a MongoDB server (or anything that speaks its wire protocol).
 
         Unless the URI sets serverSelectionTimeoutMS, a call waits at most
         DEFAULT_SERVER_SELECTION_TIMEOUT_MS for a reachable server (pymongo's own default, 30 s,
-        would stall a service's event loop that long during an outage).
+        would stall a service's event loop that long during an outage). `client_options` are more
+        MongoClient keyword options (the TLS settings, service/security.py).
         """
         import pymongo
         from pymongo.uri_parser import parse_uri
@@ -92,6 +94,7 @@ class ArenaStore:
         kwargs: dict[str, Any] = {}
         if "serverselectiontimeoutms" not in options:
             kwargs["serverSelectionTimeoutMS"] = DEFAULT_SERVER_SELECTION_TIMEOUT_MS
+        kwargs.update(client_options or {})
         return cls(pymongo.MongoClient(uri, **kwargs)[database])
 
     async def call(self, method: Callable[..., T], *args: Any) -> T:

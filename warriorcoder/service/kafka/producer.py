@@ -10,6 +10,7 @@ from google.protobuf.message import Message
 from kafka import KafkaProducer
 
 from warriorcoder.service.kafka.topics import bootstrap_servers, message_key
+from warriorcoder.service.security import kafka_client_options
 from warriorcoder.service.settings import ServiceSettings
 from warriorcoder.stages.bus import Topic
 
@@ -59,6 +60,7 @@ class EventProducer:
         self.settings = settings
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap_servers(settings),
+            **kafka_client_options(settings),
             client_id=client_id,
             enable_idempotence=True,
             acks="all",

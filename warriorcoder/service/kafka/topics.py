@@ -10,6 +10,7 @@ import kafka.errors as kafka_errors
 from google.protobuf.message import Message
 from kafka.admin import KafkaAdminClient
 
+from warriorcoder.service.security import kafka_client_options
 from warriorcoder.service.settings import ServiceSettings
 from warriorcoder.v1 import arena_pb2
 
@@ -44,6 +45,7 @@ def ensure_topics(
         raise ValueError(f"ensure_topics: expected non-empty topic names, got {given!r}")
     wanted = [settings.topic(name) for name in given]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(settings),
+                             **kafka_client_options(settings),
                              client_id="warriorcoder-admin",
                              request_timeout_ms=int(timeout_s * 1000))
     try:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from warriorcoder.service.grpc_server import InvalidArgument
-from warriorcoder.service.servicers.checks import Context, check_roster_member, check_seats
+from warriorcoder.service.servicers.checks import Context
+from warriorcoder.service.servicers.stored import stored_battle
 from warriorcoder.stages.judge import Judge
 from warriorcoder.v1 import arena_pb2
 from warriorcoder.v1 import services_pb2_grpc as services_grpc
 
 
 class JudgeServicer(services_grpc.JudgeServicer):
-    """JudgeBattle: every judge of the pair judges it in both orders."""
+    """JudgeBattle: every judge of the battle judges it in both orders. The battle is built from
+    the stored challenge and answers; any content the request carries must match them
+    (servicers/stored.py), so a caller cannot plant answers or judges."""
 
     def __init__(self, judge: Judge) -> None:
         self.judge = judge
@@ -19,18 +21,7 @@ class JudgeServicer(services_grpc.JudgeServicer):
         self, request: arena_pb2.ResponsePair, context: Context
     ) -> arena_pb2.BattleJudgments:
         """All judgments of the battle (stored valid judgments are reused)."""
-        config = self.judge.config
-        if not request.battle_id:
-            raise InvalidArgument("battle_id is required")
-        for side in ("response_a", "response_b"):
-            if not request.HasField(side):
-                raise InvalidArgument(f"{side} is required")
-        check_roster_member(config, "model_a", request.model_a)
-        check_roster_member(config, "model_b", request.model_b)
-        if request.model_a == request.model_b:
-            raise InvalidArgument(f"model_a and model_b are both {request.model_a!r}")
-        check_seats(config, "judges", request.judges, taken=(request.model_a, request.model_b),
-                    taken_as="competes in this battle",
-                    empty="a battle needs at least one uninvolved judge")
-        (result,) = await self.judge.judge_battles([request])
+        store = self.judge.store
+        pair = await store.call(stored_battle, store, self.judge.config, request)
+        (result,) = await self.judge.judge_battles([pair])
         return result

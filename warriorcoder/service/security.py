@@ -1,0 +1,326 @@
+"""Who may call which RPC, and how the services' connections are encrypted.
+
+- **gRPC**: TLS with the server's certificate (`grpc_tls_cert_file`, `grpc_tls_key_file`);
+  with `grpc_tls_client_ca_file` every client must also present a certificate that CA signed
+  (mutual TLS). The RPCs that write (every method not in `READ_ONLY_METHODS`, so an RPC added
+  later is protected until it is declared read-only) need the bearer token (`grpc_token`, sent
+  as `authorization: Bearer TOKEN`) or, over mutual TLS, a client certificate whose identity is
+  one of `grpc_writer_identities` (any signed certificate when that list is empty). Read-only
+  RPCs, health checking and reflection stay open to whoever can connect.
+- **Exposure**: a service that listens beyond loopback with neither a token nor client
+  certificates refuses to start, unless `grpc_allow_unauthenticated` says so explicitly.
+- **Kafka**: SSL and SASL (PLAIN, SCRAM) options handed to every Kafka client.
+- **MongoDB**: TLS options handed to the MongoDB client.
+
+`docs/api.md` states each RPC's authorization; `check_security_settings` is the one place the
+combinations of these settings are checked.
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+if TYPE_CHECKING:
+    from warriorcoder.service.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "OPEN_SERVICES",
+    "READ_ONLY_METHODS",
+    "WriteAccess",
+    "WriteAccessInterceptor",
+    "check_security_settings",
+    "is_loopback",
+    "is_read_only",
+    "kafka_client_options",
+    "mongo_client_options",
+    "server_credentials",
+    "write_access",
+]
+
+# RPCs that read and never write: open to any client that can connect.
+READ_ONLY_METHODS: frozenset[str] = frozenset({
+    "/warriorcoder.v1.Challenger/GetRoundStatus",
+    "/warriorcoder.v1.Rater/GetBattle",
+    "/warriorcoder.v1.Rater/GetLeaderboard",
+    "/warriorcoder.v1.Exporter/StreamRecords",
+})
+# Whole services that are open: health checking (probes) and reflection (tools like grpcurl).
+OPEN_SERVICES: tuple[str, ...] = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+)
+
+
+def is_read_only(method: str) -> bool:
+    """Whether `method` ("/package.Service/Method") may be called without write access."""
+    if method in READ_ONLY_METHODS:
+        return True
+    service = method.lstrip("/").split("/", 1)[0]
+    return service in OPEN_SERVICES
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` listens on loopback only ("0.0.0.0", "::" and "" do not)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def _writer_identities(settings: ServiceSettings) -> frozenset[str]:
+    return frozenset(n.strip() for n in settings.grpc_writer_identities.split(",") if n.strip())
+
+
+def _missing_files(settings: ServiceSettings, names: Iterable[str]) -> list[str]:
+    out = []
+    for name in names:
+        path: Path | None = getattr(settings, name)
+        if path is not None and not path.is_file():
+            out.append(f"{name}: {path} is not a file")
+    return out
+
+
+def check_security_settings(settings: ServiceSettings) -> None:
+    """ValueError naming every inconsistent security setting: half a TLS key pair, a client CA
+    without server TLS, SASL without its credentials, a missing file, or a service exposed
+    beyond loopback with no way to authenticate writers."""
+    problems = _missing_files(settings, (
+        "grpc_tls_cert_file", "grpc_tls_key_file", "grpc_tls_client_ca_file",
+        "kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file",
+        "mongo_tls_ca_file", "mongo_tls_certificate_key_file",
+    ))
+    if (settings.grpc_tls_cert_file is None) != (settings.grpc_tls_key_file is None):
+        problems.append("grpc_tls_cert_file and grpc_tls_key_file go together: set both or none")
+    if settings.grpc_tls_client_ca_file is not None and settings.grpc_tls_cert_file is None:
+        problems.append("grpc_tls_client_ca_file needs server TLS (grpc_tls_cert_file and "
+                        "grpc_tls_key_file)")
+    if _writer_identities(settings) and settings.grpc_tls_client_ca_file is None:
+        problems.append("grpc_writer_identities needs client certificates "
+                        "(grpc_tls_client_ca_file)")
+    if settings.grpc_token is not None and not settings.grpc_token.get_secret_value().strip():
+        problems.append("grpc_token is blank: unset it or give a token")
+    protocol = settings.kafka_security_protocol
+    sasl = protocol.startswith("SASL_")
+    sasl_values = {"kafka_sasl_mechanism": settings.kafka_sasl_mechanism,
+                   "kafka_sasl_username": settings.kafka_sasl_username,
+                   "kafka_sasl_password": settings.kafka_sasl_password}
+    if sasl:
+        problems += [f"{name} is required with kafka_security_protocol {protocol}"
+                     for name, value in sasl_values.items() if value is None]
+    else:
+        problems += [f"{name} is set, but kafka_security_protocol {protocol} uses no SASL"
+                     for name, value in sasl_values.items() if value is not None]
+    if not protocol.endswith("SSL"):
+        problems += [f"{name} is set, but kafka_security_protocol {protocol} uses no SSL"
+                     for name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file",
+                                  "kafka_ssl_key_file")
+                     if getattr(settings, name) is not None]
+    if not is_loopback(settings.grpc_host) and not settings.grpc_allow_unauthenticated and (
+        settings.grpc_token is None and settings.grpc_tls_client_ca_file is None
+    ):
+        problems.append(
+            f"grpc_host {settings.grpc_host!r} listens beyond loopback, so anyone who reaches "
+            "the port could start rounds, submit instructions and write exports: set grpc_token "
+            "or grpc_tls_client_ca_file, listen on 127.0.0.1, or set "
+            "grpc_allow_unauthenticated=true to accept that")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+# -- gRPC server -----------------------------------------------------------------------------
+
+
+def server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:
+    """TLS credentials of the API port, or None for plaintext. With a client CA, clients must
+    present a certificate it signed."""
+    if settings.grpc_tls_cert_file is None or settings.grpc_tls_key_file is None:
+        return None
+    key = settings.grpc_tls_key_file.read_bytes()
+    chain = settings.grpc_tls_cert_file.read_bytes()
+    ca_file = settings.grpc_tls_client_ca_file
+    client_ca = ca_file.read_bytes() if ca_file is not None else None
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+class AccessDenied(Exception):
+    """A write RPC without valid credentials; `code` is the status the client gets."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+    """The token of the `authorization: Bearer TOKEN` metadata entry, or None."""
+    for key, value in metadata or ():
+        if key.lower() != "authorization":
+            continue
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        scheme, _, token = text.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return None
+
+
+@dataclass(frozen=True)
+class WriteAccess:
+    """What lets a client call an RPC that writes: the token, or a client certificate."""
+
+    token: str | None
+    mutual_tls: bool
+    # Client certificate identities allowed to write; empty: any certificate the CA signed.
+    writer_identities: frozenset[str] = frozenset()
+
+    def check(self, metadata: Iterable[tuple[str, Any]] | None,
+              peer_identities: Sequence[bytes] | None) -> None:
+        """Return when the caller may write; AccessDenied (UNAUTHENTICATED without usable
+        credentials, PERMISSION_DENIED for a certificate that may not write) otherwise."""
+        presented = bearer_token(metadata)
+        if self.token is not None and presented is not None and hmac.compare_digest(
+            presented.encode(), self.token.encode()
+        ):
+            return
+        names = sorted({i.decode("utf-8", "replace") for i in peer_identities or ()})
+        if self.mutual_tls and names:
+            if not self.writer_identities or self.writer_identities.intersection(names):
+                return
+            raise AccessDenied(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"this RPC writes, and client certificate {names} is not one of the writer "
+                "identities (grpc_writer_identities)")
+        if presented is not None:
+            raise AccessDenied(grpc.StatusCode.UNAUTHENTICATED,
+                               "this RPC writes, and the bearer token is not valid")
+        ways = []
+        if self.token is not None:
+            ways.append("metadata 'authorization: Bearer TOKEN'")
+        if self.mutual_tls:
+            ways.append("a client certificate of a writer identity")
+        raise AccessDenied(grpc.StatusCode.UNAUTHENTICATED,
+                           f"this RPC writes: it needs {' or '.join(ways)}")
+
+
+def write_access(settings: ServiceSettings) -> WriteAccess | None:
+    """The write access the settings require, or None when writes are open (loopback, or
+    grpc_allow_unauthenticated)."""
+    token = settings.grpc_token.get_secret_value().strip() if settings.grpc_token else None
+    mutual_tls = settings.grpc_tls_client_ca_file is not None
+    if token is None and not mutual_tls:
+        return None
+    return WriteAccess(token, mutual_tls, _writer_identities(settings))
+
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+
+class WriteAccessInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses every RPC that is not read-only (`is_read_only`) unless the caller has write
+    access: UNAUTHENTICATED or PERMISSION_DENIED, before the handler runs."""
+
+    def __init__(self, access: WriteAccess) -> None:
+        self.access = access
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or is_read_only(handler_call_details.method):
+            return handler
+        kinds = (
+            ("unary_unary", grpc.unary_unary_rpc_method_handler),
+            ("unary_stream", grpc.unary_stream_rpc_method_handler),
+            ("stream_unary", grpc.stream_unary_rpc_method_handler),
+            ("stream_stream", grpc.stream_stream_rpc_method_handler),
+        )
+        for kind, make in kinds:
+            behavior = getattr(handler, kind)
+            if behavior is not None:
+                return make(  # type: ignore[no-any-return, operator]
+                    self._guard(behavior),
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
+        return handler  # pragma: no cover - a handler always has one kind
+
+    def _guard(self, behavior: Behavior) -> Behavior:
+        access = self.access
+
+        async def admit(context: grpc.aio.ServicerContext) -> None:
+            try:
+                access.check(context.invocation_metadata(), context.peer_identities())
+            except AccessDenied as denied:
+                log.info("refused: %s", denied)
+                await context.abort(denied.code, str(denied))
+
+        if inspect.isasyncgenfunction(behavior):
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await admit(context)
+                async for item in behavior(request, context):
+                    yield item
+
+            return stream
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await admit(context)
+            result = behavior(request, context)
+            return await result if inspect.isawaitable(result) else result
+
+        return call
+
+
+# -- Kafka and MongoDB clients ---------------------------------------------------------------
+
+
+def kafka_client_options(settings: ServiceSettings) -> dict[str, Any]:
+    """Security options of every Kafka client (kafka-python's names), from the settings."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=password.get_secret_value() if password is not None else None,
+        )
+    if protocol.endswith("SSL"):
+        options["ssl_check_hostname"] = settings.kafka_ssl_check_hostname
+        for option, path in (("ssl_cafile", settings.kafka_ssl_ca_file),
+                             ("ssl_certfile", settings.kafka_ssl_cert_file),
+                             ("ssl_keyfile", settings.kafka_ssl_key_file)):
+            if path is not None:
+                options[option] = str(path)
+    return options
+
+
+def mongo_client_options(settings: ServiceSettings) -> dict[str, Any]:
+    """TLS options of the MongoDB client (pymongo's names); empty: the URI decides."""
+    options: dict[str, Any] = {}
+    ca_file, key_file = settings.mongo_tls_ca_file, settings.mongo_tls_certificate_key_file
+    if settings.mongo_tls or ca_file is not None or key_file is not None:
+        options["tls"] = True
+    if ca_file is not None:
+        options["tlsCAFile"] = str(ca_file)
+    if key_file is not None:
+        options["tlsCertificateKeyFile"] = str(key_file)
+    return options
