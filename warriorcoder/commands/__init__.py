@@ -18,6 +18,7 @@ from warriorcoder.commands import (
     submit,
     train,
     validate,
+    view,
 )
 from warriorcoder.commands import eval as eval_verb
 from warriorcoder.commands import round as round_verb
@@ -27,6 +28,7 @@ EPILOG = """examples:
   warriorcoder validate --config examples/arena.yaml
   warriorcoder leaderboard --run-dir runs/demo
   warriorcoder calibrate --config examples/arena.yaml --problems 20
+  warriorcoder view --run-dir runs/demo
 
 distributed (services started with `warriorcoder serve NAME` or `make up`):
   warriorcoder round start --challenger 127.0.0.1:50051
@@ -37,7 +39,8 @@ distributed (services started with `warriorcoder serve NAME` or `make up`):
 """
 
 # In the order of `warriorcoder --help`.
-VERBS = (run, validate, leaderboard, serve, round_verb, submit, export, train, calibrate, eval_verb)
+VERBS = (run, validate, leaderboard, view, serve, round_verb, submit, export, train, calibrate,
+         eval_verb)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -82,6 +82,11 @@ class ServiceSettings(BaseSettings):
     # speak no TLS); unset: none.
     grpc_health_port: int | None = Field(None, ge=0, le=65535)
     metrics_port: int = Field(9400, ge=0, le=65535)
+    # The battle viewer (read-only web pages over the store, docs/viewer.md), served by the
+    # rater on this port; unset: off. Loopback unless viewer_host says otherwise (a pod: 0.0.0.0;
+    # the pages have no login, so expose them only behind an authenticating ingress).
+    viewer_port: int | None = Field(None, ge=0, le=65535)
+    viewer_host: str = "127.0.0.1"
     # Attempts at a batch before its messages go to the dead-letter topic one by one.
     handler_attempts: int = Field(3, ge=1)
     # Seconds in-flight work gets to finish after SIGTERM.

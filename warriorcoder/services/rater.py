@@ -63,11 +63,17 @@ def build(ctx: ServiceContext) -> ServiceParts:
             scheduled.cancel()
         await asyncio.gather(*running, return_exceptions=True)
 
+    viewer_stop = []
+    if ctx.settings.viewer_port is not None:  # the battle viewer on its own port (docs/viewer.md)
+        from warriorcoder.viewer.service import start_service_viewer
+
+        viewer_stop.append(start_service_viewer(ctx.settings, ctx.config, ctx.store))
+
     return ServiceParts(
         servicers=[
             (services_pb2_grpc.add_RaterServicer_to_server, RaterServicer(ctx.store, rater))
         ],
         service_names=["warriorcoder.v1.Rater"],
         loop=ctx.stage_loop(Topic.JUDGMENTS, arena_pb2.BattleJudgments, Topic.BATTLES, handle),
-        on_stop=[stop_ratings],
+        on_stop=[stop_ratings, *viewer_stop],
     )

@@ -33,7 +33,9 @@ COLLECTIONS: dict[str, tuple[str, ...]] = {
     "responses": ("challenge_id",),
     "judgments": ("battle_id",),
     "executions": (),
-    "battles": ("round_id", "challenge_id"),
+    # battle_id (equal to _id) is indexed for paging: range queries on _id are not pushed down
+    # to SQL by the embedded store or the MongoDB wire server, on battle_id they are.
+    "battles": ("round_id", "challenge_id", "battle_id"),
     "leaderboards": (),
     # One rating tally per round and per season (warriorcoder/arena/tally.py).
     "tallies": (),
@@ -381,3 +383,34 @@ class ArenaStore:
     def season_leaderboard(self, arena: str) -> arena_pb2.Leaderboard | None:
         """The stored season board of `arena`, or None."""
         return self._get("leaderboards", f"arena/{arena}", arena_pb2.Leaderboard)
+
+    # -- paging and lookups of the battle viewer ------------------------------------------------
+    def battles_page(
+        self,
+        query: dict[str, Any],
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[arena_pb2.RatedBattle]:
+        """Battles matching `query`, in battle-id order: the first `limit` with an id above
+        `after`, or (with `before`) the last `limit` with an id below `before`. One request
+        that reads at most `limit` documents, however many battles the round holds."""
+        query = dict(query)
+        bound = {"$gt": after} if after is not None else {}
+        if before is not None:
+            bound["$lt"] = before
+        if bound:
+            query["battle_id"] = bound
+        direction = -1 if before is not None and after is None else 1
+        docs = list(self.db["battles"].find(query).sort("battle_id", direction).limit(limit))
+        battles = [from_document(d, arena_pb2.RatedBattle) for d in docs]
+        return battles[::-1] if direction < 0 else battles
+
+    def battles_of_challenge(self, challenge_id: str) -> list[arena_pb2.RatedBattle]:
+        """Every stored battle of one challenge, sorted by battle id."""
+        return self._find("battles", {"challenge_id": challenge_id}, arena_pb2.RatedBattle)
+
+    def round_ids(self) -> list[str]:
+        """Ids of the rounds the store holds a record of, sorted."""
+        return sorted(str(d["_id"]) for d in self.db["rounds"].find({}, {"_id": 1}))
