@@ -511,6 +511,9 @@ class RuntimeSettings:
     - ``WARRIORCODER_CACHE``: the cache folder (SmolLM2 converted from its GGUF once);
       default ``~/.cache/warriorcoder``.
     - API keys of `openai` experts, in the variables their `api_key_env` names.
+    - The gRPC client settings of the verbs that call services (`grpc_client`):
+      ``WARRIORCODER_GRPC_TOKEN``, ``_GRPC_CA_FILE``, ``_GRPC_CLIENT_CERT_FILE``,
+      ``_GRPC_CLIENT_KEY_FILE``.
     """
 
     cache_dir: Path
@@ -524,6 +527,13 @@ class RuntimeSettings:
         cache = env.get("WARRIORCODER_CACHE", "")
         cache_dir = Path(cache).expanduser() if cache else Path.home() / ".cache" / "warriorcoder"
         return cls(cache_dir=cache_dir, environ=env)
+
+    def grpc_client(
+        self, name: Literal["TOKEN", "CA_FILE", "CLIENT_CERT_FILE", "CLIENT_KEY_FILE"]
+    ) -> str:
+        """A remote verb's gRPC client setting, WARRIORCODER_GRPC_{name} ("" when unset); its
+        command-line flag overrides it (commands/remote.py)."""
+        return self.environ.get(f"WARRIORCODER_GRPC_{name}", "").strip()
 
     def api_key(self, variable: str) -> str:
         """The API key held by environment variable `variable` ("" when unset)."""
