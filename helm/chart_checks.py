@@ -5,7 +5,9 @@
         ServiceMonitors and NetworkPolicies find their pods; named ports, volumes, ConfigMaps and
         claims exist; every WARRIORCODER_* variable is a ServiceSettings field; the arena config
         passes warriorcoder's own validation and its roster points at rendered model servers;
-        the PrometheusRule carries exactly the rules file; the helm test asks every service.
+        the PrometheusRule carries exactly the rules file; the helm test asks every service;
+        each KEDA ScaledObject has the CRD's structure and watches its service's own consumer
+        group and input topic.
 
     python helm/chart_checks.py dashboard-rules DASHBOARD.json OUT.yaml
         Writes every panel query of the Grafana dashboard as a recording rule, with Grafana's
@@ -175,6 +177,7 @@ def check_release(docs: list[Manifest], source: str) -> list[str]:
             problem(rule, f"spec differs from {RULES_FILE.name}")
 
     problems += check_arena(docs, services, source)
+    problems += check_scaled_objects(docs, by_kind, source)
     problems += check_test_pod(docs, services, source)
     return problems
 
@@ -203,6 +206,115 @@ def check_arena(docs: list[Manifest], services: dict[str, Manifest], source: str
         elif int(port) not in {p["port"] for p in svc["spec"]["ports"]}:
             problems.append(f"{source}: expert {expert.id}: port {port} is not served by {name}")
     return problems
+
+
+# ScaledObject (keda.sh/v1alpha1) fields KEDA knows, and those of a trigger. KEDA's CRD is not
+# available offline, so these stand in for its schema (reference: keda.sh/docs, ScaledObject
+# specification and the Apache Kafka scaler).
+SCALED_OBJECT_SPEC = {"scaleTargetRef", "pollingInterval", "cooldownPeriod",
+                      "initialCooldownPeriod", "idleReplicaCount", "minReplicaCount",
+                      "maxReplicaCount", "fallback", "advanced", "triggers"}
+SCALED_OBJECT_INTS = ("pollingInterval", "cooldownPeriod", "initialCooldownPeriod",
+                      "idleReplicaCount", "minReplicaCount", "maxReplicaCount")
+TRIGGER_FIELDS = {"type", "name", "metadata", "authenticationRef", "metricType",
+                  "useCachedMetrics"}
+KAFKA_REQUIRED = ("bootstrapServers", "consumerGroup", "topic", "lagThreshold")
+SERVICES_DIR = HELM_DIR.parent / "warriorcoder/services"
+
+
+def consumed_topic(component: str) -> str | None:
+    """The topic a service consumes, read from its own module (`ctx.stage_loop(Topic.X, ...)`),
+    so that the chart's topic table is checked against the code, not against itself."""
+    from warriorcoder.stages.bus import Topic
+
+    found = re.search(r"stage_loop\(\s*Topic\.(\w+)",
+                      (SERVICES_DIR / f"{component}.py").read_text())
+    return Topic[found.group(1)].value if found else None
+
+
+def deployment_settings(deployment: Manifest) -> ServiceSettings:
+    """The ServiceSettings a Deployment's service container would load from its plain env
+    values (values from Secrets are left out: they are not needed here)."""
+    env = {e["name"].removeprefix("WARRIORCODER_").lower(): e["value"]
+           for e in deployment["spec"]["template"]["spec"]["containers"][0].get("env", [])
+           if e["name"].startswith("WARRIORCODER_") and "value" in e}
+    known = {k: v for k, v in env.items() if k in ServiceSettings.model_fields}
+    return ServiceSettings.model_validate(known)
+
+
+def check_scaled_objects(docs: list[Manifest], by_kind: dict[str, dict[str, Manifest]],
+                         source: str) -> list[str]:
+    """Each KEDA ScaledObject is well formed (the CRD's structure), scales a rendered
+    Deployment that no HPA of the chart also scales, and its Kafka trigger watches exactly the
+    consumer group and input topic that the target's service uses, on its broker."""
+    problems: list[str] = []
+    deployments = by_kind.get("Deployment", {})
+    hpa_targets = {h["spec"]["scaleTargetRef"]["name"]
+                   for h in by_kind.get("HorizontalPodAutoscaler", {}).values()}
+    for obj in by_kind.get("ScaledObject", {}).values():
+        found: list[str] = []
+        if obj.get("apiVersion") != "keda.sh/v1alpha1":
+            found.append(f"apiVersion {obj.get('apiVersion')!r} is not keda.sh/v1alpha1")
+        spec = obj.get("spec", {})
+        found += [f"spec.{key} is not a ScaledObject field"
+                  for key in sorted(set(spec) - SCALED_OBJECT_SPEC)]
+        found += [f"spec.{key} {spec[key]!r} is not a non-negative integer"
+                  for key in SCALED_OBJECT_INTS
+                  if key in spec and (not isinstance(spec[key], int) or spec[key] < 0)]
+        low, high = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            found.append(f"minReplicaCount {low} is above maxReplicaCount {high}")
+        hpa_config = spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {})
+        if set(hpa_config) - {"behavior", "name"}:
+            found.append(f"advanced.horizontalPodAutoscalerConfig has {sorted(hpa_config)}")
+        target = spec.get("scaleTargetRef", {})
+        deployment = deployments.get(target.get("name", ""))
+        if target.get("kind", "Deployment") != "Deployment" or deployment is None:
+            found.append(f"scaleTargetRef {target} names no rendered Deployment")
+        elif target["name"] in hpa_targets:
+            found.append("an HPA of the chart scales the same Deployment (KEDA makes its own)")
+        triggers = spec.get("triggers")
+        if not isinstance(triggers, list) or not triggers:
+            found.append("has no triggers")
+        else:
+            for trigger in triggers:
+                found += kafka_trigger_problems(trigger, deployment)
+        problems += [f"{source}: ScaledObject/{obj['metadata']['name']}: {text}"
+                     for text in found]
+    return problems
+
+
+def kafka_trigger_problems(trigger: dict[str, Any], deployment: Manifest | None) -> list[str]:
+    """What is wrong with one trigger of a ScaledObject that scales `deployment`."""
+    found = [f"trigger field {key!r} is not a ScaledObject trigger field"
+             for key in sorted(set(trigger) - TRIGGER_FIELDS)]
+    if trigger.get("type") != "kafka":
+        return [*found, f"trigger type {trigger.get('type')!r}: the chart scales on Kafka lag"]
+    metadata = trigger.get("metadata", {})
+    found += [f"trigger metadata {key}={value!r} is not a string (the CRD wants strings)"
+              for key, value in metadata.items() if not isinstance(value, str)]
+    found += [f"trigger metadata has no {key}" for key in KAFKA_REQUIRED
+              if not metadata.get(key)]
+    lag = str(metadata.get("lagThreshold", ""))
+    if not lag.isdigit() or int(lag) < 1:
+        found.append(f"lagThreshold {lag!r} is not a positive integer")
+    ref = trigger.get("authenticationRef")
+    if ref is not None and (not ref.get("name") or ref.get("kind", "TriggerAuthentication")
+                            not in {"TriggerAuthentication", "ClusterTriggerAuthentication"}):
+        found.append(f"authenticationRef {ref} needs a name and a TriggerAuthentication kind")
+    if deployment is None:
+        return found
+    component = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
+    settings = deployment_settings(deployment)
+    topic = consumed_topic(component)
+    expected = {
+        "bootstrapServers": settings.kafka_bootstrap_servers,
+        "consumerGroup": settings.group(component),  # type: ignore[arg-type]
+        "topic": settings.topic(topic) if topic else None,
+    }
+    found += [f"trigger {key} {metadata.get(key)!r}, but the {component} service uses {want!r}"
+              for key, want in expected.items() if metadata.get(key) != want]
+    return found
 
 
 def check_test_pod(docs: list[Manifest], services: dict[str, Manifest], source: str) -> list[str]:

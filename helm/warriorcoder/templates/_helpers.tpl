@@ -441,7 +441,8 @@ spec:
 {{- $root := .root }}
 {{- $svc := index $root.Values .component }}
 {{- $as := $svc.autoscaling }}
-{{- if and $svc.enabled $as.enabled }}
+{{- /* mode keda: KEDA's ScaledObject makes the HPA (_keda.tpl) */}}
+{{- if and $svc.enabled $as.enabled (ne (default "cpu" $as.mode) "keda") }}
 {{- if and (not $as.targetCPUUtilizationPercentage) (not $as.targetMemoryUtilizationPercentage) (not $as.metrics) }}
 {{- fail (printf "%s.autoscaling: enabled without a metric; set targetCPUUtilizationPercentage, targetMemoryUtilizationPercentage or metrics" .component) }}
 {{- end }}
@@ -633,6 +634,7 @@ spec:
 {{ include "warriorcoder.deployment" . }}
 {{ include "warriorcoder.service" . }}
 {{ include "warriorcoder.hpa" . }}
+{{ include "warriorcoder.scaledObject" . }}
 {{ include "warriorcoder.serviceMonitor" . }}
 {{ include "warriorcoder.pdb" . }}
 {{ include "warriorcoder.networkPolicy" . }}
