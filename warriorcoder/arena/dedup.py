@@ -35,7 +35,17 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["DedupResult", "jaccard", "minhash_dedup", "normalized_tokens", "optimal_bands"]
+__all__ = [
+    "DedupResult",
+    "FirstWins",
+    "band_keys",
+    "first_wins",
+    "jaccard",
+    "minhash_dedup",
+    "minhash_signatures",
+    "normalized_tokens",
+    "optimal_bands",
+]
 
 # Characters stripped from token edges: ASCII punctuation (underscore included) and controls.
 # str.strip with this set is the fast path; non-ASCII tokens go through the regex, which strips
@@ -229,20 +239,33 @@ def _signatures(
     return sig
 
 
-def _band_buckets(sig: np.ndarray, bands: int, rows: int, seed: int) -> np.ndarray:
-    """Bucket id of every text in every band, shape ``(n, bands)``, ids unique across bands."""
-    n = sig.shape[0]
+def band_keys(sig: np.ndarray, bands: int, rows: int, seed: int = 1) -> np.ndarray:
+    """64-bit LSH key of every text in every band, shape ``(n, bands)``, dtype uint64.
+
+    Two texts share a bucket of band ``b`` when their keys in column ``b`` are equal. The keys
+    depend only on the signature, the layout and ``seed``: they are the same in every process,
+    so an index kept in a store can be probed by later runs.
+    """
     weights = np.random.default_rng(seed + 1).integers(
         0, 2**63, size=rows, dtype=np.uint64
     ) * np.uint64(2) + np.uint64(1)
-    buckets = np.empty((n, bands), dtype=np.int64)
-    offset = 0
+    keys = np.empty((sig.shape[0], bands), dtype=np.uint64)
     for band in range(bands):
         cols = sig[:, band * rows : (band + 1) * rows].astype(np.uint64)
         # A 64-bit key per band; a rare key collision only adds a candidate, which the
         # Jaccard confirmation then rejects.
-        key = _mix64((cols * weights[None, :]).sum(axis=1, dtype=np.uint64))
-        _, local = np.unique(key, return_inverse=True)
+        keys[:, band] = _mix64((cols * weights[None, :]).sum(axis=1, dtype=np.uint64))
+    return keys
+
+
+def _band_buckets(sig: np.ndarray, bands: int, rows: int, seed: int) -> np.ndarray:
+    """Bucket id of every text in every band, shape ``(n, bands)``, ids unique across bands."""
+    n = sig.shape[0]
+    keys = band_keys(sig, bands, rows, seed)
+    buckets = np.empty((n, bands), dtype=np.int64)
+    offset = 0
+    for band in range(bands):
+        _, local = np.unique(keys[:, band], return_inverse=True)
         buckets[:, band] = local.reshape(-1) + offset
         offset += int(local.max()) + 1 if n else 0
     return buckets
@@ -308,3 +331,85 @@ def minhash_dedup(
         for bucket in my_buckets:
             kept_in_bucket.setdefault(bucket, []).append(i)
     return DedupResult(kept=kept, duplicate_of=duplicate_of, bands=bands, rows=rows)
+
+
+def minhash_signatures(
+    texts: Sequence[str], num_perm: int = 128, shingle_size: int = 3, seed: int = 1
+) -> np.ndarray:
+    """MinHash signatures of ``texts``, shape ``(len(texts), num_perm)``, dtype uint32: the
+    ones :func:`minhash_dedup` compares (same normalization, shingles and permutations)."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of str, not a single str")
+    if isinstance(num_perm, bool) or not isinstance(num_perm, int) or num_perm < 1:
+        raise ValueError(f"num_perm must be a positive int, got {num_perm!r}")
+    _check_shingle_size(shingle_size)
+    shingles, counts = _shingle_hashes(texts, shingle_size)
+    return _signatures(shingles, counts, num_perm, seed)
+
+
+@dataclass(frozen=True)
+class FirstWins:
+    """Outcome of :func:`first_wins`.
+
+    ``kept``: indices of the new texts kept, in input order, those already indexed included.
+    ``already_indexed``: the kept indices whose id the index already held (a rerun of the same
+    text: it is itself, not a duplicate). ``duplicate_of``: each dropped index mapped to the id
+    of the indexed (or earlier kept) text it duplicates.
+    """
+
+    kept: list[int]
+    already_indexed: list[int] = field(default_factory=list)
+    duplicate_of: dict[int, str] = field(default_factory=dict)
+
+
+def first_wins(
+    ids: Sequence[str],
+    signatures: np.ndarray,
+    keys: np.ndarray,
+    indexed_buckets: dict[tuple[int, int], list[str]],
+    indexed_signatures: dict[str, np.ndarray],
+    threshold: float,
+) -> FirstWins:
+    """Decide, in input order, which new texts an LSH index keeps: a text is dropped when a
+    text already kept (indexed earlier, or earlier in this batch) shares one of its buckets and
+    has an estimated Jaccard of at least ``threshold`` with it; the first text of a group wins.
+
+    ``ids[i]``, ``signatures[i]`` and ``keys[i]`` (from :func:`band_keys`) describe new text
+    ``i``. ``indexed_buckets`` maps ``(band, key)`` to the ids the index holds in that bucket,
+    ``indexed_signatures`` gives their signatures (a bucket member without a signature is
+    ignored: its entry was never completed). Both mappings are extended with the kept texts.
+    A text whose id is already indexed is kept as itself: deciding the same batch twice gives
+    the same answer.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    if not len(ids) == signatures.shape[0] == keys.shape[0]:
+        raise ValueError(f"{len(ids)} ids, {signatures.shape[0]} signatures and "
+                         f"{keys.shape[0]} key rows: one of each per text is needed")
+    out = FirstWins(kept=[])
+    bands = keys.shape[1]
+    first_of: dict[str, int] = {}
+    for i, text_id in enumerate(ids):
+        row = [(band, int(keys[i, band])) for band in range(bands)]
+        if text_id in first_of:  # an id given twice: it goes the way of its first occurrence
+            out.duplicate_of[i] = out.duplicate_of.get(first_of[text_id], text_id)
+            continue
+        first_of[text_id] = i
+        if text_id in indexed_signatures:
+            out.kept.append(i)
+            out.already_indexed.append(i)
+            continue
+        candidates = sorted({other for bucket in row for other in indexed_buckets.get(bucket, ())
+                             if other in indexed_signatures})
+        if candidates:
+            stacked = np.stack([indexed_signatures[c] for c in candidates])
+            equal = (stacked == signatures[i]).sum(axis=1)
+            best = int(np.argmax(equal))  # first maximum: the lowest id on ties
+            if equal[best] / signatures.shape[1] >= threshold:
+                out.duplicate_of[i] = candidates[best]
+                continue
+        out.kept.append(i)
+        indexed_signatures[text_id] = signatures[i]
+        for bucket in row:
+            indexed_buckets.setdefault(bucket, []).append(text_id)
+    return out

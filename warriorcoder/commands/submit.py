@@ -31,5 +31,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
                                                         instructions=[i.instruction for i in items],
                                                         tests=tests),
                  args.timeout, client_security(args))
-    print(f"{reply.accepted} accepted, {reply.rejected} rejected (duplicates or benchmark leaks)")
+    print(f"{reply.accepted} accepted, {reply.already_accepted} already accepted (the round holds "
+          f"them), {reply.rejected} rejected (duplicates or benchmark leaks)")
     return 0

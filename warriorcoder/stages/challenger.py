@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from warriorcoder.arena.decontamination import BenchmarkIndex, decontaminate
 from warriorcoder.arena.dedup import minhash_dedup
 from warriorcoder.arena.ids import derive_seed, stable_id
 from warriorcoder.arena.mining import clean_instruction, pair_defenders
-from warriorcoder.arena.quality import parse_quality_score, quality_prompt
+from warriorcoder.arena.quality import not_a_coding_task, parse_quality_score, quality_prompt
 from warriorcoder.backends.base import (
     ChatMessage,
     ChatRequest,
@@ -38,6 +39,9 @@ from warriorcoder.backends.chat_templates import prequery_prefix
 from warriorcoder.config import ArenaConfig, ConfigError, SamplingConfig, parse_config
 from warriorcoder.console.progress import ProgressBar
 from warriorcoder.stages.model_calls import ModelStage, generate_by_model, to_generation_pb
+from warriorcoder.stages.rater import season_newcomers
+from warriorcoder.storage.dedup_index import DedupIndex, IndexedItem
+from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 
 log = logging.getLogger(__name__)
@@ -105,6 +109,9 @@ class Funnel:
     decontaminated: int = 0
     quality: int = 0
     diverse: int = 0
+    # Left after the claim in the arena's dedup index (another challenger may have claimed a
+    # near-duplicate since the filters ran).
+    claimed: int = 0
     # Challenges that have tests, and attackers' test requests that failed (execution on).
     with_tests: int = 0
     tests_failures: int = 0
@@ -146,8 +153,80 @@ class RoundStart:
         return parse_config(data, "(round start)")
 
 
+@dataclass(frozen=True)
+class Submission:
+    """What became of submitted instructions: the new challenges (stored), the challenges that
+    earlier submissions (or the round itself) already hold for some of them, and how many
+    instructions were rejected (duplicates or benchmark leaks)."""
+
+    accepted: list[arena_pb2.Challenge]
+    already_accepted: list[arena_pb2.Challenge]
+    rejected: int
+
+
+def _no_checkpoint(name: str) -> None:
+    """The default checkpoint: nothing happens between the steps of storing challenges."""
+
+
 class Challenger(ModelStage):
+    """Mines, filters and pairs a round's challenges, and adds submitted instructions.
+
+    `outbox`: store challenges marked as not yet published (the publisher clears the mark once
+    the broker has them: see service/servicers/challenger.py). `checkpoint` is called with
+    "claimed" (dedup index written, challenges not stored yet) and "stored" (challenges stored):
+    the service's fault injection hooks in there.
+    """
+
     _benchmark: BenchmarkIndex | None = None
+    _dedup_index: DedupIndex | None = None
+
+    def __init__(
+        self,
+        config: ArenaConfig,
+        backends: Any,
+        store: ArenaStore,
+        *,
+        outbox: bool = False,
+        checkpoint: Callable[[str], None] = _no_checkpoint,
+    ) -> None:
+        super().__init__(config, backends, store)
+        self.outbox = outbox
+        self.checkpoint = checkpoint
+
+    def dedup_index(self) -> DedupIndex:
+        """The arena's MinHash index in the store (every round of the arena, shared by every
+        challenger of the store)."""
+        if self._dedup_index is None:
+            d = self.config.challenger.dedup
+            self._dedup_index = DedupIndex(self.store, threshold=d.threshold,
+                                           num_perm=d.num_perm, shingle_size=d.shingle_size,
+                                           scope=self.config.arena)
+        return self._dedup_index
+
+    async def _drop_indexed(
+        self, candidates: list[arena_pb2.Challenge], funnel: Funnel, *, claim: bool
+    ) -> list[arena_pb2.Challenge]:
+        """The candidates that are not near-duplicates of a challenge of the arena's index
+        (earlier rounds, other challengers); with `claim`, the kept ones join the index."""
+        if not candidates or not self.config.challenger.dedup.enabled:
+            return candidates
+        round_id = self.config.round_id
+        items = [IndexedItem(challenge_id_for(round_id, c.instruction), round_id, c.instruction)
+                 for c in candidates]
+        index = self.dedup_index()
+        result = await self.store.call(index.claim if claim else index.check, items)
+        for i, owner in sorted(result.duplicate_of.items()):
+            earlier = owner.round_id != round_id
+            where = f"round {owner.round_id}" if earlier else "this round"
+            funnel.reject("duplicate of an earlier round" if earlier
+                          else "duplicate of a challenge stored meanwhile")
+            log.info("dropped %r: near-duplicate of challenge %s of %s",
+                     candidates[i].instruction[:60], owner.challenge_id, where)
+        return [candidates[i] for i in result.kept]
+
+    async def _store(self, challenges: Sequence[arena_pb2.Challenge]) -> None:
+        save = self.store.save_challenges_unpublished if self.outbox else self.store.save_challenges
+        await self.store.call(save, challenges)
 
     def benchmark_index(self) -> BenchmarkIndex:
         """The decontamination index, built once (it reads every HumanEval problem)."""
@@ -262,6 +341,11 @@ class Challenger(ModelStage):
             if result.text is None:
                 funnel.reject(result.reason or "rejected")
                 continue
+            # Pre-query mining also yields small talk and trivia: only coding tasks battle.
+            off_topic = not_a_coding_task(result.text)
+            if off_topic is not None:
+                funnel.reject(off_topic)
+                continue
             raw.instruction = result.text
             origin.setdefault(result.text, mined_id)
             candidates.append(raw)
@@ -275,6 +359,9 @@ class Challenger(ModelStage):
                 shingle_size=ch.dedup.shingle_size,
             ).kept
             candidates = [candidates[i] for i in kept]
+            # Then against every earlier round of the arena (read only: the claim before
+            # storing decides again, against whatever other challengers claimed meanwhile).
+            candidates = await self._drop_indexed(candidates, funnel, claim=False)
         funnel.deduplicated = len(candidates)
 
         if ch.decontamination.enabled and candidates:
@@ -300,11 +387,13 @@ class Challenger(ModelStage):
 
         challenges = []
         mined_ids: dict[str, str] = {}
+        newcomers = season_newcomers(self.store, cfg, cfg.round_id)
         for c in candidates:
             c.challenge_id = challenge_id_for(cfg.round_id, c.instruction)
             rng = random.Random(derive_seed(cfg.seed, "defenders", c.challenge_id))
             del c.defenders[:]
-            c.defenders.extend(pair_defenders(c.attacker, self.roster, ch.defenders, rng))
+            c.defenders.extend(pair_defenders(c.attacker, self.roster, ch.defenders, rng,
+                                              newcomers))
             challenges.append(c)
             if c.source == "mined" and c.instruction in origin:
                 mined_ids[c.challenge_id] = origin[c.instruction]
@@ -410,6 +499,7 @@ class Challenger(ModelStage):
             candidates = [candidates[i] for i in kept_idx]
 
         challenges = []
+        newcomers = season_newcomers(self.store, self.config, round_id) if candidates else []
         for cid, text in candidates:
             attacker = self.roster[int(cid, 16) % len(self.roster)]
             rng = random.Random(derive_seed(self.config.seed, "defenders", cid))
@@ -419,7 +509,7 @@ class Challenger(ModelStage):
                 instruction=text,
                 attacker=attacker,
                 source="user",
-                defenders=pair_defenders(attacker, self.roster, ch.defenders, rng),
+                defenders=pair_defenders(attacker, self.roster, ch.defenders, rng, newcomers),
                 tests=tests_of[text],
             ))
         return challenges
@@ -462,8 +552,12 @@ class Challenger(ModelStage):
         challenges, mined_ids = await self._select(funnel)
         if cfg.execution.enabled and cfg.execution.generate_tests:
             funnel.tests_failures = await self.write_tests(challenges, mined_ids, progress)
+        challenges = await self._drop_indexed(challenges, funnel, claim=True)
+        funnel.claimed = len(challenges)
         funnel.with_tests = sum(1 for c in challenges if c.tests)
-        await self.store.call(self.store.save_challenges, challenges)
+        self.checkpoint("claimed")
+        await self._store(challenges)
+        self.checkpoint("stored")
         # Only a round whose mining (and test writing) fully succeeded is sealed; otherwise a
         # rerun does the rest.
         await self.store.call(functools.partial(
@@ -489,9 +583,10 @@ class Challenger(ModelStage):
         info = await self.store.call(self.store.round_info, round_id) or {}
         started_with = {"challenges_per_attacker": start.challenges_per_attacker,
                         "seed_instructions": list(start.seed_instructions)}
-        await self.store.call(
-            functools.partial(self.store.save_round_info, round_id, started_with=started_with))
-        stage = self if config is self.config else Challenger(config, self.backends, self.store)
+        await self.store.call(functools.partial(
+            self.store.save_round_info, round_id, started_with=started_with, arena=config.arena))
+        stage = self if config is self.config else Challenger(
+            config, self.backends, self.store, outbox=self.outbox, checkpoint=self.checkpoint)
         challenges = await stage.prepare_round(progress)
         if info.get("challenges_ready") and start.seed_instructions:
             # prepare_round returns a sealed round as stored and would drop new seeds.
@@ -502,10 +597,31 @@ class Challenger(ModelStage):
         self, texts: list[str], tests: list[str] | None = None
     ) -> list[arena_pb2.Challenge]:
         """Filter, pair and store instructions submitted to the running round; returns the
-        accepted challenges (see `user_challenges` for what is dropped)."""
+        new challenges (see `submit`)."""
+        return (await self.submit(texts, tests)).accepted
+
+    async def submit(self, texts: list[str], tests: list[str] | None = None) -> Submission:
+        """Filter, pair and store instructions submitted to the running round.
+
+        An instruction whose challenge the round already stores (an earlier submission, a
+        retry after a lost reply, a mined one) is reported as already accepted, not rejected.
+        The others go through `user_challenges` (near-duplicates within the request, benchmark
+        leaks) and then the arena's dedup index (every challenge of every round of the arena,
+        whichever challenger stored it), which they join.
+        """
         round_id = self.config.round_id
-        stored = await self.store.call(self.store.challenges, round_id)
-        # Dedup against every stored challenge takes a while on a large round: not on the loop.
-        accepted = await asyncio.to_thread(self.user_challenges, round_id, texts, stored, tests)
-        await self.store.call(self.store.save_challenges, accepted)
-        return accepted
+        if tests is not None and len(tests) != len(texts):
+            raise ValueError(f"submit: {len(tests)} tests for {len(texts)} instructions")
+        ids = [challenge_id_for(round_id, text) for text in texts]
+        stored = await self.store.call(self.store.challenges_of, ids)
+        already = [stored[cid] for cid in dict.fromkeys(ids) if cid in stored]
+        fresh = [i for i, cid in enumerate(ids) if cid not in stored]
+        # Near-duplicate search within a large request takes a while: not on the event loop.
+        accepted = await asyncio.to_thread(
+            self.user_challenges, round_id, [texts[i] for i in fresh], [],
+            None if tests is None else [tests[i] for i in fresh])
+        accepted = await self._drop_indexed(accepted, Funnel(), claim=True)
+        self.checkpoint("claimed")
+        await self._store(accepted)
+        self.checkpoint("stored")
+        return Submission(accepted, already, len(texts) - len(accepted) - len(already))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from warriorcoder.arena.challenge_tests import check_user_tests
 from warriorcoder.arena.ids import battle_id
+from warriorcoder.arena.tournament import TournamentMode, unsettled_challenges
 from warriorcoder.config import ArenaConfig
 from warriorcoder.service.grpc_server import InvalidArgument, NotFound, NotReady
+from warriorcoder.service.outbox import ChallengeOutbox, Publish
 from warriorcoder.service.servicers.checks import Context
 from warriorcoder.stages.challenger import Challenger, RoundStart
 from warriorcoder.storage.store import ArenaStore
@@ -18,8 +20,6 @@ from warriorcoder.v1 import services_pb2_grpc as services_grpc
 
 log = logging.getLogger(__name__)
 
-# Publishes a batch of challenges and returns once they are durably sent.
-Publish = Callable[[Sequence[arena_pb2.Challenge]], None]
 # Challenge counts by status come from the stored enum names (see storage.store.to_document).
 _RATED = arena_pb2.BattleStatus.Name(arena_pb2.BATTLE_STATUS_RATED)
 _FAILED = arena_pb2.BattleStatus.Name(arena_pb2.BATTLE_STATUS_FAILED)
@@ -62,15 +62,24 @@ def _checked_tests(tests: Sequence[str], instructions: int) -> list[str] | None:
 
 
 class ChallengerServicer(services_grpc.ChallengerServicer):
-    """StartRound mines, filters and publishes a round; SubmitInstructions adds user challenges."""
+    """StartRound mines, filters and publishes a round; SubmitInstructions adds user challenges.
+
+    Challenges go out through an outbox (`publish`, or one made around a plain publish
+    function), which clears the not-yet-published mark a challenger with `outbox=True` stores
+    them with, and publishes in the background whatever a crash or an outage left
+    unacknowledged (`start_outbox`).
+    """
 
     def __init__(
-        self, config: ArenaConfig, challenger: Challenger, store: ArenaStore, publish: Publish
+        self, config: ArenaConfig, challenger: Challenger, store: ArenaStore,
+        publish: ChallengeOutbox | Publish,
     ) -> None:
         self.config = config
         self.challenger = challenger
         self.store = store
-        self.publish = publish
+        self.outbox = (publish if isinstance(publish, ChallengeOutbox)
+                       else ChallengeOutbox(store, publish))
+        self._draining: asyncio.Task[None] | None = None
         # One preparation at a time; it runs as its own task so that a client that gives up
         # (deadline, disconnect) does not cancel mining half-way.
         self._preparing: asyncio.Task[int] | None = None
@@ -126,17 +135,23 @@ class ChallengerServicer(services_grpc.ChallengerServicer):
             raise
         return services_pb2.StartRoundResponse(round_id=round_id, challenges=published)
 
+    def start_outbox(self) -> None:
+        """Publish stored challenges the broker has not acknowledged (left by a crash or an
+        outage), now and periodically, in a background task (needs a running event loop)."""
+        if self._draining is None:
+            self._draining = asyncio.get_running_loop().create_task(self.outbox.run())
+
     async def aclose(self) -> None:
-        """Cancel a preparation in progress (on shutdown); mined work is stored, a later
-        StartRound resumes it."""
-        task = self._preparing
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        """Cancel a preparation in progress and the outbox task (on shutdown); mined work is
+        stored and a later StartRound resumes it; unpublished challenges stay marked."""
+        for task in (self._preparing, self._draining):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     async def _prepare(self, wanted: RoundStart) -> int:
         challenges = await self.challenger.start_round(wanted)
-        await asyncio.to_thread(self.publish, challenges)  # waits for the broker's acks
+        await self.outbox.publish(challenges)  # waits for the broker's acks
         log.info("round %s: %d challenges published", self.config.round_id, len(challenges))
         return len(challenges)
 
@@ -145,10 +160,13 @@ class ChallengerServicer(services_grpc.ChallengerServicer):
     ) -> services_pb2.SubmitInstructionsResponse:
         """Store and publish user instructions as challenges of the round.
 
-        Rejected (counted, not an error): duplicates of the round's stored challenges or of an
-        earlier instruction of the request (exact after whitespace normalization, or near
-        duplicates when dedup is on) and instructions that overlap a benchmark. `tests`, when
-        given, holds one entry per instruction: its plain-Python asserts, or "" for none.
+        Already accepted (counted, not rejected): instructions whose challenge the round holds
+        (exact after whitespace normalization); any of those the broker has not acknowledged
+        yet is published again, so a retry after a lost reply or a crash loses nothing.
+        Rejected (counted, not an error): duplicates of an earlier instruction of the request,
+        near-duplicates of a challenge of any round of the arena (when dedup is on) and
+        instructions that overlap a benchmark. `tests`, when given, holds one entry per
+        instruction: its plain-Python asserts, or "" for none.
         """
         self._own_round(request.round_id)
         if not request.instructions:
@@ -157,30 +175,48 @@ class ChallengerServicer(services_grpc.ChallengerServicer):
             request.instructions, "instructions", self.config.challenger.max_chars
         )
         tests = _checked_tests(request.tests, len(texts))
-        accepted = await self.challenger.submit_instructions(texts, tests)
-        if accepted:
-            await asyncio.to_thread(self.publish, accepted)
+        submission = await self.challenger.submit(texts, tests)
+        unacknowledged = await self.store.call(
+            self.store.unpublished_among, [c.challenge_id for c in submission.already_accepted])
+        if unacknowledged:
+            log.info("%d resubmitted challenges were never acknowledged: publishing them again",
+                     len(unacknowledged))
+        pending = [*submission.accepted, *unacknowledged]
+        if pending:
+            await self.outbox.publish(pending)
         return services_pb2.SubmitInstructionsResponse(
-            accepted=len(accepted), rejected=len(texts) - len(accepted)
+            accepted=len(submission.accepted), rejected=submission.rejected,
+            already_accepted=len(submission.already_accepted),
         )
 
     async def GetRoundStatus(
         self, request: services_pb2.GetRoundStatusRequest, context: Context
     ) -> services_pb2.RoundStatus:
-        """Counts of the round's challenges, responses, judgments and battles in the store."""
+        """Counts of the round's challenges, responses, judgments and battles in the store, and
+        whether the round is complete (see `round_status`)."""
         round_id = request.round_id or self.config.round_id
-        status = await self.store.call(round_status, self.store, round_id)
+        status = await self.store.call(
+            round_status, self.store, round_id, self.config.selection.tournament)
         if status is None:
             raise NotFound(f"round {round_id!r} is unknown: no challenges and no round record")
         return status
 
 
-def round_status(store: ArenaStore, round_id: str) -> services_pb2.RoundStatus | None:
+def round_status(
+    store: ArenaStore, round_id: str, tournament: TournamentMode = "contenders"
+) -> services_pb2.RoundStatus | None:
     """Counts of the round's challenges, responses, judgments and battles in the store; None
-    when the round is unknown (no challenges and no round record). Blocking: several reads."""
+    when the round is unknown (no challenges and no round record). Blocking: several reads.
+
+    A round is complete when its challenges are final (mining and test writing finished) and
+    every battle their tournaments schedule is rated or failed (`unsettled_challenges`).
+    """
     challenges = store.challenges(round_id)
-    if not challenges and store.round_info(round_id) is None:
+    info = store.round_info(round_id)
+    if not challenges and info is None:
         return None
+    ready = bool((info or {}).get("challenges_ready"))
+    pending = unsettled_challenges(tournament, challenges, store.battles(round_id))
     challenge_ids = [c.challenge_id for c in challenges]
     battle_ids = [battle_id(c.challenge_id, c.attacker, d) for c in challenges
                   for d in c.defenders]
@@ -196,6 +232,9 @@ def round_status(store: ArenaStore, round_id: str) -> services_pb2.RoundStatus |
         judgments=count_in("judgments", "battle_id", battle_ids),
         rated_battles=store.count("battles", {"round_id": round_id, "status": _RATED}),
         failed_battles=store.count("battles", {"round_id": round_id, "status": _FAILED}),
+        challenges_ready=ready,
+        pending_challenges=len(pending),
+        complete=ready and not pending,
     )
 
 
