@@ -170,7 +170,9 @@ class StageLoop(Generic[M]):
 
         Cancelled mid-batch, or stopped while a batch waits for an outage to end, nothing of
         that batch (nor of any later batch) is committed: a replica or a restart gets it again.
-        Other broker failures (produce refused for good, commit refused for reasons other than
+        Polls and commits that fail while the broker is away (a broker restart) are retried
+        like publishes, so the service rides the outage out instead of exiting. Other broker
+        failures (produce refused for good, commit refused for reasons other than
         a rebalance) propagate: the process should exit and be restarted.
         """
         loop = asyncio.get_running_loop()
@@ -196,7 +198,11 @@ class StageLoop(Generic[M]):
                 if in_flight.full:
                     await in_flight.wait_head()
                 else:
-                    records = await on_worker(self._poll, consumer)
+                    try:
+                        records = await self._through_outages(
+                            lambda: on_worker(self._poll, consumer), "polling")
+                    except _Abandoned:
+                        break
                     if self._assignment:
                         self._ready.set()
                     if records:
@@ -237,8 +243,28 @@ class StageLoop(Generic[M]):
             in_flight.pop_head()
             done.extend(records)
         if done:
-            await on_worker(self._commit, consumer, done)
+            try:
+                # The coordinator may be away (broker restart): wait for it like a publish does.
+                await self._through_outages(lambda: on_worker(self._commit, consumer, done),
+                                            f"committing {len(done)} records")
+            except _Abandoned:
+                log.warning("%s: stopping during an outage; %d handled records left "
+                            "uncommitted", self.service, len(done))
+                return True
         return abandoned
+
+    async def _through_outages(self, call: Callable[[], Awaitable[Any]], doing: str) -> Any:
+        """`call()`, retried with backoff while it fails on infrastructure (`is_transient`);
+        _Abandoned when stop is set during an outage. Other errors propagate."""
+        outages = 0
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                outages += 1
+                await self._wait_out(exc, outages, doing)
 
     # -- consumer calls (on the worker thread) ------------------------------------------------
 
