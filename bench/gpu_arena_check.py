@@ -72,8 +72,8 @@ def run_round(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "challenges": result.challenges,
         "rated_battles": board.battles,
         "failed_battles": board.failed_battles,
-        "sft_records": len(result.export.sft),
-        "preference_pairs": len(result.export.preference),
+        "sft_records": result.export.sft_records,
+        "preference_pairs": result.export.preference_records,
         "ratings": {r.model_id: round(r.elo, 1) for r in board.ratings},
     }
 

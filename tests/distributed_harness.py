@@ -226,6 +226,8 @@ def running_arena(tmp_path: Path, config: dict[str, Any], *, kafka_bootstrap: st
         "WARRIORCODER_MONGO_URI": mongo_uri,
         "WARRIORCODER_MONGO_DATABASE": f"d{uuid.uuid4().hex[:10]}",
         "WARRIORCODER_GRPC_HOST": "127.0.0.1",
+        # WriteExport writes only under the export root: the tests' folders are under tmp_path.
+        "WARRIORCODER_EXPORT_ROOT": str(tmp_path),
         "WARRIORCODER_SHUTDOWN_GRACE_S": "5",
         **(extra_env or {}),
     }

@@ -57,11 +57,11 @@ def test_tiny_round_with_smollm2(tmp_path: Path) -> None:
     assert {s.judge for s in result.leaderboard.judges} <= {"smol-a", "smol-b", "smol-c"}
     export = tmp_path / "export"
     sft_rows = [json.loads(line) for line in (export / "sft.jsonl").read_text().splitlines()]
-    assert len(sft_rows) == len(result.export.sft)
+    assert len(sft_rows) == result.export.sft_records
     if sft_rows:
         ds = datasets.load_dataset("json", data_files=str(export / "sft.jsonl"), split="train")
         assert ds[0]["messages"][0]["role"] == "user"
-    if result.export.preference:
+    if result.export.preference_records:
         ds = datasets.load_dataset("json", data_files=str(export / "preference.jsonl"),
                                    split="train")
         assert set(ds.column_names) >= {"prompt", "chosen", "rejected"}

@@ -130,7 +130,7 @@ async def serving(
         (services_grpc.add_JudgeServicer_to_server, JudgeServicer(Judge(config, backends, store))),
         (services_grpc.add_RaterServicer_to_server, RaterServicer(store, rater)),
         (services_grpc.add_ExporterServicer_to_server,
-         ExporterServicer(config, store, Exporter(config, store))),
+         ExporterServicer(config, store, Exporter(config, store), export_root=tmp_path)),
     ]
     server, health, port = await build_server(
         "127.0.0.1", 0, servicers, SERVICE_NAMES, interceptors=interceptors)
@@ -322,9 +322,7 @@ def test_submit_instructions_accepts_new_and_rejects_duplicates_and_leaks(
         stored = arena.store.challenges("t1")[0].instruction
         reply = await arena.challenger.SubmitInstructions(services_pb2.SubmitInstructionsRequest(
             instructions=[new, "  " + new.replace(" ", "   ") + "\n", stored, leaked]))
-        # The round's own challenge is already accepted; the whitespace variant of `new` and
-        # the benchmark leak are rejected.
-        assert (reply.accepted, reply.already_accepted, reply.rejected) == (1, 1, 2)
+        assert (reply.accepted, reply.rejected) == (1, 3)
         (challenge,) = arena.published[before:]
         assert challenge.challenge_id == challenge_id_for("t1", new)
         assert challenge.source == "user" and challenge.instruction == new
@@ -332,11 +330,10 @@ def test_submit_instructions_accepts_new_and_rejects_duplicates_and_leaks(
         assert sorted(challenge.defenders) == sorted(set(ROSTER) - {challenge.attacker})
         assert arena.store.challenge(challenge.challenge_id) == challenge
 
-        # Resubmitting is a no-op: same id, already accepted, nothing published (the broker
-        # acknowledged it the first time).
+        # Resubmitting is a no-op: same id, rejected as a duplicate, nothing published.
         reply = await arena.challenger.SubmitInstructions(services_pb2.SubmitInstructionsRequest(
             round_id="t1", instructions=[new]))
-        assert (reply.accepted, reply.already_accepted, reply.rejected) == (0, 1, 0)
+        assert (reply.accepted, reply.rejected) == (0, 1)
         assert len(arena.published) == before + 1
 
         # Seeds given to an already prepared round are submitted, not dropped.
@@ -497,20 +494,11 @@ def test_unexpected_error_is_internal_without_details(
     assert logged and "secret connection string" in caplog.text
 
 
-class FailsAfterFirst(list[arena_pb2.TrainingRecord]):
-    """Records whose iteration breaks after the first one (a store that goes away)."""
-
-    def __iter__(self) -> Iterator[arena_pb2.TrainingRecord]:
-        yield self[0]
-        raise RuntimeError("the store went away mid-export")
-
-
 class BrokenRecordsExporter(Exporter):
-    """Gives one good SFT record, then fails."""
+    """Gives one good SFT record, then fails (a store that goes away mid-export)."""
 
-    def records(
-        self, board: arena_pb2.Leaderboard
-    ) -> tuple[list[arena_pb2.TrainingRecord], list[arena_pb2.TrainingRecord]]:
+    def stream(self, scope: Any, board: arena_pb2.Leaderboard, kinds: Any = ()
+               ) -> Iterator[arena_pb2.TrainingRecord]:
         good = arena_pb2.TrainingRecord(
             record_id="c1/sft", kind="sft", prompt="Q", chosen="A", chosen_model="alpha",
             prompt_messages=[arena_pb2.ChatTurn(role="user", content="Q")],
@@ -519,7 +507,8 @@ class BrokenRecordsExporter(Exporter):
                 judges=["gamma"], scores={"alpha": 0.9}, config_hash="h",
                 votes=[arena_pb2.Vote(battle_id="b1", judge="gamma",
                                       verdict=arena_pb2.VERDICT_A)]))
-        return FailsAfterFirst([good, good]), []
+        yield good
+        raise RuntimeError("the store went away mid-export")
 
 
 def test_error_mid_stream_ends_the_stream_with_internal(tmp_path: Path) -> None:
@@ -529,7 +518,8 @@ def test_error_mid_stream_ends_the_stream_with_internal(tmp_path: Path) -> None:
         store.save_battle(arena_pb2.RatedBattle(
             battle_id="b1", challenge_id="c1", round_id="t1", model_a="alpha", model_b="beta",
             status=arena_pb2.BATTLE_STATUS_RATED, local_score_a=1.0))
-        servicer = ExporterServicer(config, store, BrokenRecordsExporter(config, store))
+        servicer = ExporterServicer(config, store, BrokenRecordsExporter(config, store),
+                                    export_root=tmp_path / "exports")
         server, _, port = await build_server(
             "127.0.0.1", 0, [(services_grpc.add_ExporterServicer_to_server, servicer)],
             ["warriorcoder.v1.Exporter"])
@@ -570,7 +560,9 @@ def test_stream_records_write_export_and_the_embedded_export_give_identical_reco
         board = arena.rater.leaderboard("t1")
         embedded = Exporter(arena.config, arena.store).export(board, tmp_path / "embedded")
         assert {r.kind for r in streamed} == {"sft", "preference"}
-        assert streamed == embedded.sft + embedded.preference
+        sft, preference = Exporter(arena.config, arena.store).records(board)
+        assert streamed == sft + preference
+        assert (embedded.sft_records, embedded.preference_records) == (len(sft), len(preference))
         written: list[arena_pb2.TrainingRecord] = []
         for kind in ("sft", "preference"):
             rpc_file = tmp_path / "rpc" / f"{kind}.jsonl"
@@ -707,8 +699,13 @@ def test_write_export_outside_the_export_root_is_refused(tmp_path: Path) -> None
                 stub = services_grpc.ExporterStub(channel)
                 with pytest.raises(grpc.aio.AioRpcError) as err:
                     await stub.WriteExport(EX(output_dir=str(tmp_path / "exports" / ".." / "x")))
-                assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+                assert "contains '..'" in (err.value.details() or "")
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.WriteExport(EX(output_dir=str(tmp_path / "elsewhere")))
+                assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
                 assert "outside the export root" in (err.value.details() or "")
+                assert not (tmp_path / "x").exists() and not (tmp_path / "elsewhere").exists()
         finally:
             await server.stop(None)
 

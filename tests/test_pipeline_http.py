@@ -56,5 +56,5 @@ def test_round_over_http_with_a_failing_server(tmp_path: Path) -> None:
     down_judgments = [j for b in rated for j in store.judgments(b.battle_id) if j.judge == "down"]
     assert down_judgments and all(
         j.verdict == arena_pb2.VERDICT_INVALID and "HTTP 500" in j.error for j in down_judgments)
-    assert len(result.export.sft) == 2
+    assert result.export.sft_records == 2
     assert result.leaderboard.failed_battles == len(failed)

@@ -25,6 +25,7 @@ pair for DPO. Both are TrainingRecord messages (see arena.training_record for th
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -125,27 +126,56 @@ def select_winners(
     """
     by_challenge: dict[str, list[arena_pb2.RatedBattle]] = defaultdict(list)
     for b in battles:
-        if b.status == arena_pb2.BATTLE_STATUS_RATED:
-            by_challenge[b.challenge_id].append(b)
+        by_challenge[b.challenge_id].append(b)
     outcomes = []
     for challenge_id in sorted(by_challenge):
-        group = sorted(by_challenge[challenge_id], key=lambda b: b.battle_id)
-        scores = final_scores(group, ratings, alpha, scale, aggregate)
-        tokens: dict[str, int] = {}
-        for b in group:
-            tokens[b.model_a] = b.tokens_a
-            tokens[b.model_b] = b.tokens_b
-        ranked = _ranked(scores, scores, tokens)
-        lost = sorted({m for b in group if (m := unanimous_loser(b)) is not None})
-        eligible = [m for m in ranked if m not in lost] if head_to_head_guard else ranked
-        winner = (eligible or ranked)[0]
-        # The worst answer other than the winner (the guard may have promoted the winner past
-        # a better-scored answer; a pair with a margin below the minimum is dropped later).
-        loser = [m for m in ranked if m != winner][-1] if len(ranked) > 1 else winner
-        outcomes.append(
-            ChallengeOutcome(challenge_id, scores, winner, loser, tuple(group), tuple(lost))
-        )
+        outcome = select_winner(challenge_id, by_challenge[challenge_id], ratings, alpha, scale,
+                                aggregate=aggregate, head_to_head_guard=head_to_head_guard)
+        if outcome is not None:
+            outcomes.append(outcome)
     return outcomes
+
+
+def select_winner(
+    challenge_id: str,
+    battles: Iterable[arena_pb2.RatedBattle],
+    ratings: Mapping[str, float],
+    alpha: float,
+    scale: RatingScale = DEFAULT_SCALE,
+    *,
+    aggregate: Aggregate = "mean",
+    head_to_head_guard: bool = True,
+) -> ChallengeOutcome | None:
+    """The outcome of one challenge from its battles (see `select_winners`); None when none of
+    them is rated. Battles of other challenges are a caller's bug: ValueError."""
+    group = sorted((b for b in battles if b.status == arena_pb2.BATTLE_STATUS_RATED),
+                   key=lambda b: b.battle_id)
+    if not group:
+        return None
+    strays = sorted({b.challenge_id for b in group} - {challenge_id})
+    if strays:
+        raise ValueError(f"battles of challenges {strays} given as challenge {challenge_id!r}")
+    scores = final_scores(group, ratings, alpha, scale, aggregate)
+    tokens: dict[str, int] = {}
+    for b in group:
+        tokens[b.model_a] = b.tokens_a
+        tokens[b.model_b] = b.tokens_b
+    ranked = _ranked(scores, scores, tokens)
+    lost = sorted({m for b in group if (m := unanimous_loser(b)) is not None})
+    eligible = [m for m in ranked if m not in lost] if head_to_head_guard else ranked
+    winner = (eligible or ranked)[0]
+    # The worst answer other than the winner (the guard may have promoted the winner past
+    # a better-scored answer; a pair with a margin below the minimum is dropped later).
+    loser = [m for m in ranked if m != winner][-1] if len(ranked) > 1 else winner
+    return ChallengeOutcome(challenge_id, scores, winner, loser, tuple(group), tuple(lost))
+
+
+def instruction_key(instruction: str) -> str:
+    """What makes two challenges the same task for a dataset: the instruction with its
+    whitespace runs collapsed and its ends stripped (hex SHA-256). An export keeps one record
+    per key, across rounds."""
+    normal = " ".join(instruction.split())
+    return hashlib.sha256(normal.encode("utf-8")).hexdigest()
 
 
 def _provenance(

@@ -42,9 +42,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     print()
     print(leaderboard_markdown(result.leaderboard))
     print(f"challenges: {result.challenges}")
-    print(f"SFT records:        {len(result.export.sft):5d}  {run_dir / 'export' / 'sft.jsonl'}")
-    print(f"preference pairs:   {len(result.export.preference):5d}  "
-          f"{run_dir / 'export' / 'preference.jsonl'}")
+    export = result.export
+    # A kind with no records has no file (docs/exports.md): say so instead of naming a path.
+    for label, count, name in (("SFT records:     ", export.sft_records, "sft.jsonl"),
+                               ("preference pairs:", export.preference_records,
+                                "preference.jsonl")):
+        where = export.folder / name if count else "(no file: none this round)"
+        print(f"{label}   {count:5d}  {where}")
+    print(f"manifest:           {export.folder / 'manifest.json'} (dataset {export.dataset_id})")
     print(f"leaderboard:        {run_dir / 'export' / 'leaderboard.md'} (.json, .png)")
     board = result.leaderboard
     print(f"judge cost:         {board.judge_calls} calls, {board.judge_tokens} tokens, "

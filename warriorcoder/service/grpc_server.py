@@ -36,6 +36,7 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "NotReady",
+    "PermissionDenied",
     "ServiceServer",
     "ServicerRegistration",
     "build_server",
@@ -59,6 +60,11 @@ class NotReady(RuntimeError):
     """The service cannot do this now but may later (e.g. a round is still being prepared)."""
 
 
+class PermissionDenied(PermissionError):
+    """The request asks for something the service never does for anyone (e.g. a write outside
+    the export root, or over files it did not write); the message names what and why."""
+
+
 HealthServicer: TypeAlias = grpc_health.aio.HealthServicer
 
 # (add_XServicer_to_server, servicer) as the generated code pairs them.
@@ -70,6 +76,7 @@ _STATUS_OF: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFound, grpc.StatusCode.NOT_FOUND),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     # Transient by definition: UNAVAILABLE tells clients that retrying is right.
     (NotReady, grpc.StatusCode.UNAVAILABLE),
 )

@@ -92,11 +92,10 @@ class ServiceSettings(BaseSettings):
     # Seconds in-flight work gets to finish after SIGTERM.
     shutdown_grace_s: float = Field(20.0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # Fault injection, for tests only: the challenger kills itself (SIGKILL) when it reaches
-    # this point of storing and publishing challenges. "claimed": dedup index written,
-    # challenges not stored; "stored": stored, not published; "published": published, not yet
-    # marked as published. Empty: never.
-    fault_crash_at: Literal["", "claimed", "stored", "published"] = ""
+    # Exporter: the folder every WriteExport writes under (created at start-up; a relative
+    # path is taken from the working directory). output_dir is a path under it; nothing is
+    # ever written outside it (docs/exports.md).
+    export_root: Path = Path("exports")
 
     @model_validator(mode="after")
     def _check_security(self) -> ServiceSettings:

@@ -1,6 +1,8 @@
 """Exporter: training records (SFT and preference pairs) and leaderboard files from the rated
-battles; consumes `battles` to count them, serves StreamRecords and WriteExport."""
+battles; consumes `battles` to count them, serves StreamRecords and WriteExport (into folders
+under the export root, settings.export_root)."""
 
+from warriorcoder.exports.folder import ExportRoot
 from warriorcoder.service.runner import ServiceContext, ServiceParts
 from warriorcoder.service.servicers.exporter import ExporterServicer
 from warriorcoder.stages.bus import Topic
@@ -13,7 +15,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
         ctx.metrics.record_battles(battles)
         return []
 
-    servicer = ExporterServicer(ctx.config, ctx.store, Exporter(ctx.config, ctx.store))
+    servicer = ExporterServicer(ctx.config, ctx.store, Exporter(ctx.config, ctx.store),
+                                export_root=ExportRoot(ctx.settings.export_root))
     return ServiceParts(
         servicers=[(services_pb2_grpc.add_ExporterServicer_to_server, servicer)],
         service_names=["warriorcoder.v1.Exporter"],

@@ -90,21 +90,35 @@ class GetLeaderboardRequest(_message.Message):
     def __init__(self, round_id: _Optional[str] = ..., season: _Optional[bool] = ..., arena: _Optional[str] = ...) -> None: ...
 
 class ExportRequest(_message.Message):
-    __slots__ = ("round_id", "kind", "output_dir")
+    __slots__ = ("round_id", "kind", "output_dir", "season", "arena")
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_DIR_FIELD_NUMBER: _ClassVar[int]
+    SEASON_FIELD_NUMBER: _ClassVar[int]
+    ARENA_FIELD_NUMBER: _ClassVar[int]
     round_id: str
     kind: str
     output_dir: str
-    def __init__(self, round_id: _Optional[str] = ..., kind: _Optional[str] = ..., output_dir: _Optional[str] = ...) -> None: ...
+    season: bool
+    arena: str
+    def __init__(self, round_id: _Optional[str] = ..., kind: _Optional[str] = ..., output_dir: _Optional[str] = ..., season: _Optional[bool] = ..., arena: _Optional[str] = ...) -> None: ...
 
 class ExportSummary(_message.Message):
-    __slots__ = ("sft_records", "preference_records", "files")
+    __slots__ = ("sft_records", "preference_records", "files", "manifest", "dataset_id", "duplicates", "skipped", "rounds")
     SFT_RECORDS_FIELD_NUMBER: _ClassVar[int]
     PREFERENCE_RECORDS_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
     sft_records: int
     preference_records: int
     files: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, sft_records: _Optional[int] = ..., preference_records: _Optional[int] = ..., files: _Optional[_Iterable[str]] = ...) -> None: ...
+    manifest: str
+    dataset_id: str
+    duplicates: int
+    skipped: int
+    rounds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, sft_records: _Optional[int] = ..., preference_records: _Optional[int] = ..., files: _Optional[_Iterable[str]] = ..., manifest: _Optional[str] = ..., dataset_id: _Optional[str] = ..., duplicates: _Optional[int] = ..., skipped: _Optional[int] = ..., rounds: _Optional[_Iterable[str]] = ...) -> None: ...
