@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 # Markers that show the model ran past the user turn into another role or a template token.
@@ -64,15 +64,30 @@ def clean_instruction(
 
 
 def pair_defenders(
-    attacker: str, roster: Sequence[str], defenders: str | int, rng: random.Random
+    attacker: str,
+    roster: Sequence[str],
+    defenders: str | int,
+    rng: random.Random,
+    newcomers: Collection[str] = (),
 ) -> list[str]:
-    """The defenders of one challenge: every other expert ("all") or `defenders` of them sampled."""
+    """The defenders of one challenge: every other expert ("all") or `defenders` of them sampled.
+
+    `newcomers` are experts the arena's earlier rounds never rated (say a model made by
+    `warriorcoder train`). With sampled defenders, a challenge of an established attacker is
+    defended by newcomers first, so every newcomer battles the pool and gets placed on the
+    season's scale; the rest are sampled as before. Without newcomers the draw is unchanged.
+    """
     others = [m for m in roster if m != attacker]
     if defenders == "all":
         return others
     if not isinstance(defenders, int) or not 1 <= defenders <= len(others):
         raise ValueError(f"defenders must be 'all' or 1..{len(others)}, got {defenders!r}")
-    return sorted(rng.sample(others, defenders), key=others.index)
+    fresh = [m for m in others if m in newcomers] if attacker not in newcomers else []
+    if not fresh:
+        return sorted(rng.sample(others, defenders), key=others.index)
+    chosen = rng.sample(fresh, min(defenders, len(fresh)))
+    chosen += rng.sample([m for m in others if m not in chosen], defenders - len(chosen))
+    return sorted(chosen, key=others.index)
 
 
 def judges_for(model_a: str, model_b: str, roster: Sequence[str]) -> list[str]:

@@ -69,6 +69,18 @@ def _rating_tables(board: arena_pb2.Leaderboard) -> list[str]:
         rows = [r for r in ratings if r.group == group]
         if len(groups) > 1:
             lines += [f"### Group {group}: {len(rows)} models", ""]
+        # Every interval overlapping every other (all ratings equal, or too few battles): the
+        # battles rank no model above another, so none gets a rank.
+        unranked = len(rows) > 1 and all(ranks[r.model_id] == (1, len(rows)) for r in rows)
+        if unranked:
+            lines += [
+                (
+                    f"These {len(rows)} models cannot be told apart: every model's interval "
+                    "overlaps every other's, so the battles rank none of them above another. "
+                    "They are listed, not ranked."
+                ),
+                "",
+            ]
         anchor = [r.model_id for r in rows if r.anchor]
         if anchor and len(anchor) < len(rows):
             lines += [
@@ -86,12 +98,22 @@ def _rating_tables(board: arena_pb2.Leaderboard) -> list[str]:
         ]
         for r in rows:
             lines.append(
-                f"| {_rank_cell(ranks[r.model_id])} | {r.model_id} | {_rating_cell(r)} | "
+                f"| {'–' if unranked else _rank_cell(ranks[r.model_id])} | {r.model_id} | "
+                f"{_rating_cell(r)} | "
                 f"{_interval_cell(r)} | {r.elo:.1f} | "
                 f"{r.battles} | {r.wins} / {r.losses} / {r.ties} | {_rate(r.win_rate)} |"
             )
         lines.append("")
     return lines[:-1]
+
+
+def board_title(board: arena_pb2.Leaderboard) -> str:
+    """What a board covers: one round, or an arena's season and its rounds."""
+    if board.season:
+        rounds = ", ".join(board.rounds)
+        count = f"{len(board.rounds)} round{'s' if len(board.rounds) != 1 else ''}"
+        return f"season of arena {board.arena} ({count}: {rounds})"
+    return board.round_id
 
 
 def leaderboard_markdown(board: arena_pb2.Leaderboard) -> str:
@@ -100,7 +122,7 @@ def leaderboard_markdown(board: arena_pb2.Leaderboard) -> str:
         f"95% bootstrap, {board.bootstrap_rounds} rounds"  # stored before the method was named
     )
     lines = [
-        f"## Leaderboard: {board.round_id}",
+        f"## Leaderboard: {board_title(board)}",
         "",
         (
             f"{board.battles} rated battles, {board.failed_battles} failed; "
@@ -186,7 +208,7 @@ def plot_leaderboard(board: arena_pb2.Leaderboard, path: Path) -> None:
     ax.set_xlim(left, right)
     method = board.interval_method or f"95% bootstrap, {board.bootstrap_rounds} rounds"
     ax.set_xlabel(f"Bradley-Terry rating ({method}); arrows: unbounded")
-    ax.set_title(f"{board.round_id}: {board.battles} battles")
+    ax.set_title(f"{board_title(board)}: {board.battles} battles")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

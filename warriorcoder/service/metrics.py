@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -137,6 +137,16 @@ class ServiceMetrics:
             "warriorcoder_rating",
             "Rating of a model on the latest leaderboard (method: elo, bradley_terry).",
             ["service", "round", "model", "method"], registry=r)
+        self.season_rating = Gauge(
+            "warriorcoder_season_rating",
+            "Rating of a model on the latest season leaderboard of an arena, over all its rounds "
+            "(method: elo, bradley_terry, bradley_terry_lower, bradley_terry_upper; a bound the "
+            "battles leave open is absent).",
+            ["service", "arena", "model", "method"], registry=r)
+        self.season_battles = Gauge(
+            "warriorcoder_season_battles",
+            "Rated battles of a model over all rounds of an arena (latest season leaderboard).",
+            ["service", "arena", "model"], registry=r)
         self.judge_tokens_per_record = Gauge(
             "warriorcoder_judge_tokens_per_record",
             "Judge tokens (prompt + completion, retries included) per exported SFT record on "
@@ -236,6 +246,25 @@ class ServiceMetrics:
             labels = (self.service, board.round_id, rating.model_id)
             self.rating.labels(*labels, "elo").set(rating.elo)
             self.rating.labels(*labels, "bradley_terry").set(rating.bradley_terry)
+
+    def record_season_leaderboard(self, board: arena_pb2.Leaderboard) -> None:
+        """Set each model's season ratings, interval bounds and battles of `board` (a season
+        board: every round of its arena)."""
+        for rating in board.ratings:
+            labels = (self.service, board.arena, rating.model_id)
+            self.season_rating.labels(*labels, "elo").set(rating.elo)
+            self.season_rating.labels(*labels, "bradley_terry").set(rating.bradley_terry)
+            for method, value, open_side in (
+                ("bradley_terry_lower", rating.bradley_terry_lower, rating.lower_unbounded),
+                ("bradley_terry_upper", rating.bradley_terry_upper, rating.upper_unbounded),
+            ):
+                if not open_side:
+                    self.season_rating.labels(*labels, method).set(value)
+                    continue
+                # An open side has no number: drop a bound an earlier board had.
+                with suppress(KeyError):
+                    self.season_rating.remove(*labels, method)
+            self.season_battles.labels(*labels).set(rating.battles)
 
     def set_sandbox_isolation(self, mode: str) -> None:
         """Publish the sandbox mode answers run in (probed once per process: it never changes)."""

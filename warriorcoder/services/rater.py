@@ -1,5 +1,6 @@
-"""Rater: local score per battle from the votes, stored; consumes `judgments`, produces
-`battles`. GetLeaderboard rates the round (Elo, Bradley-Terry with intervals, judge stats)."""
+"""Rater: local score per battle from the votes, stored and counted into the round's and the
+season's rating tallies; consumes `judgments`, produces `battles`. GetLeaderboard rates a round
+or a season (Elo, Bradley-Terry with intervals, judge stats) from its tally."""
 
 import asyncio
 import logging
@@ -14,8 +15,9 @@ from warriorcoder.v1 import arena_pb2, services_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-# The ratings metric (warriorcoder_rating) comes from the leaderboard, which rates every stored
-# battle of the round: it is refreshed in the background at most this often, and once more after
+# The ratings metrics (warriorcoder_rating, warriorcoder_season_rating) come from the round's
+# and the season's leaderboards, computed from their tallies (a cost that grows with the models,
+# not with the battles): refreshed in the background at most this often, and once more after
 # the last batch, so the final ratings of a round are always published.
 RATINGS_REFRESH_S = 60.0
 
@@ -32,6 +34,9 @@ def build(ctx: ServiceContext) -> ServiceParts:
         try:  # off the event loop: the store is MongoDB, whose client is thread-safe
             board = await asyncio.to_thread(rater.leaderboard, round_id)
             ctx.metrics.record_leaderboard(board)
+            season = await asyncio.to_thread(rater.season_leaderboard, board.arena)
+            if season is not None:
+                ctx.metrics.record_season_leaderboard(season)
         except Exception as error:  # noqa: BLE001 - a metric must not stop the stage
             log.warning("ratings metric not refreshed: %s", error)
 

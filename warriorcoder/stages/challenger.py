@@ -177,6 +177,10 @@ class Challenger(ModelStage):
     the service's fault injection hooks in there.
     """
 
+    # Experts the arena's other rounds never rated, paired against the pool first (read from
+    # the store on the event loop before submitted instructions are paired in a thread).
+    newcomers: Sequence[str] = ()
+
     _benchmark: BenchmarkIndex | None = None
     _dedup_index: DedupIndex | None = None
 
@@ -387,7 +391,7 @@ class Challenger(ModelStage):
 
         challenges = []
         mined_ids: dict[str, str] = {}
-        newcomers = season_newcomers(self.store, cfg, cfg.round_id)
+        newcomers = await self.store.call(season_newcomers, self.store, cfg, cfg.round_id)
         for c in candidates:
             c.challenge_id = challenge_id_for(cfg.round_id, c.instruction)
             rng = random.Random(derive_seed(cfg.seed, "defenders", c.challenge_id))
@@ -499,7 +503,7 @@ class Challenger(ModelStage):
             candidates = [candidates[i] for i in kept_idx]
 
         challenges = []
-        newcomers = season_newcomers(self.store, self.config, round_id) if candidates else []
+        newcomers = self.newcomers
         for cid, text in candidates:
             attacker = self.roster[int(cid, 16) % len(self.roster)]
             rng = random.Random(derive_seed(self.config.seed, "defenders", cid))
@@ -616,6 +620,8 @@ class Challenger(ModelStage):
         stored = await self.store.call(self.store.challenges_of, ids)
         already = [stored[cid] for cid in dict.fromkeys(ids) if cid in stored]
         fresh = [i for i, cid in enumerate(ids) if cid not in stored]
+        self.newcomers = await self.store.call(season_newcomers, self.store, self.config,
+                                               round_id)
         # Near-duplicate search within a large request takes a while: not on the event loop.
         accepted = await asyncio.to_thread(
             self.user_challenges, round_id, [texts[i] for i in fresh], [],

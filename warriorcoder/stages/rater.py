@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from warriorcoder.arena.grounding import rate_grounded_battle
 from warriorcoder.arena.judging import JudgeTally, battle_judge_tallies, judge_stats
@@ -104,19 +104,29 @@ def _entry(battle: arena_pb2.RatedBattle, judges: Mapping[str, JudgeTally]) -> B
 
 
 class _Change:
-    """What one stored batch changes in one tally."""
+    """What one stored batch changes in one tally: battles stored for the first time (counted
+    with their judges, and rated for Elo, in battle-id order), battles rated anew (counted out
+    and in again), and the change in the number of challenges with a rated battle."""
 
     def __init__(self) -> None:
-        self.counted: list[tuple[int, BattleEntry, bool]] = []  # (sign, entry, judges too)
-        self.first_rated: list[BattleEntry] = []  # new battles, for Elo, in battle-id order
+        self.fresh: list[BattleEntry] = []
+        self.fresh_ids: set[str] = set()
+        self.moved: list[tuple[BattleEntry, BattleEntry]] = []  # (stored before, now)
         self.records = 0
         self.rounds: list[str] = []
 
-    def apply(self, tally: RatingTally, k_factor: float, scale: RatingScale) -> None:
-        for sign, entry, judges in self.counted:
-            tally.add(entry, sign, judges=judges)
-        tally.rate_elo(self.first_rated, k_factor, scale)
-        tally.records += self.records
+    def apply(self, tally: RatingTally, k_factor: float, scale: RatingScale, *,
+              fresh_only: bool = False) -> None:
+        """Count the change into `tally`; `fresh_only`: only the new battles (the tally was
+        just counted from the store without them, and with everything else as stored now)."""
+        for entry in self.fresh:
+            tally.add(entry)
+        tally.rate_elo(self.fresh, k_factor, scale)
+        if not fresh_only:
+            for old, new in self.moved:
+                tally.add(old, -1, judges=False)
+                tally.add(new, judges=False)
+            tally.records += self.records
         tally.rounds += [r for r in self.rounds if r not in tally.rounds]
 
 
@@ -132,6 +142,7 @@ class Rater:
         self.scale = RatingScale(initial=r.initial, scale=r.scale, base=r.base)
         self.roster = [e.id for e in config.roster]
         self._arenas: dict[str, str] = {}  # round -> arena, once registered
+        self._existing: set[str] = set()  # tally scopes known to be stored
         # Tally documents read (a refresh reads one, never the battles behind it).
         self.tally_reads = 0
 
@@ -180,6 +191,12 @@ class Rater:
         if not latest:
             return
         judges = judges or {}
+        # The tallies exist before the battles are written: a tally counted from the store
+        # while another writer stores its battles could count those twice.
+        for round_id in {b.round_id for b in latest.values()}:
+            self._tally(round_scope(round_id), [round_id], create=True)
+            arena = self.arena_of(round_id)
+            self._tally(season_scope(arena), self._season_rounds(arena), create=True)
         before = self.store.battles_of(latest)
         inserted = self.store.save_battles_inserting(latest.values())
         changes: dict[str, _Change] = {}
@@ -189,12 +206,12 @@ class Rater:
             change = changes.setdefault(battle.round_id, _Change())
             entry = _entry(battle, judges.get(battle_id, {}))
             if battle_id in inserted:
-                change.counted.append((1, entry, True))
-                change.first_rated.append(entry)
+                change.fresh.append(entry)
+                change.fresh_ids.add(battle_id)
                 rated_delta[battle.round_id, battle.challenge_id] += entry.rated
             elif battle_id in before and before[battle_id] != battle:
                 old = _entry(before[battle_id], {})
-                change.counted += [(-1, old, False), (1, entry, False)]
+                change.moved.append((old, entry))
                 rated_delta[battle.round_id, battle.challenge_id] += entry.rated - old.rated
         moved = {key: delta for key, delta in rated_delta.items() if delta}
         if moved:
@@ -222,33 +239,39 @@ class Rater:
         self, scope: str, rounds: list[str] | None, change: _Change, arena: str = ""
     ) -> None:
         """Apply `change` to the stored tally of `scope` (compare and swap: a writer that
-        loses the race rereads and applies again). A scope with no tally yet is counted from
-        the store, which already holds this batch."""
+        loses the race rereads and applies again). A scope with no tally yet is first counted
+        from the store (which already holds this batch) without the batch's new battles, whose
+        judges only the batch carries."""
+        k_factor = self.config.rating.k_factor
         for _ in range(_TALLY_ATTEMPTS):
             doc = self.store.rating_tally(scope)
             self.tally_reads += 1
             if doc is None:
-                tally = self.rebuild(rounds if rounds is not None else self._season_rounds(arena))
+                tally = self.rebuild(rounds if rounds is not None else self._season_rounds(arena),
+                                     skip=change.fresh_ids)
+                change.apply(tally, k_factor, self.scale, fresh_only=True)
                 version = None
             else:
                 tally = RatingTally.from_document(doc)
                 version = int(doc["version"])
-                change.apply(tally, self.config.rating.k_factor, self.scale)
+                change.apply(tally, k_factor, self.scale)
             if self.store.put_rating_tally(scope, tally.to_document(), version):
                 return
         raise RuntimeError(f"rating tally {scope!r}: other writers kept changing it "
                            f"({_TALLY_ATTEMPTS} attempts)")
 
-    def rebuild(self, rounds: Iterable[str]) -> RatingTally:
+    def rebuild(self, rounds: Iterable[str], skip: Collection[str] = ()) -> RatingTally:
         """A tally counted from the stored battles of `rounds` (and their judgments), read
         page by page: memory holds one page and the tally, never the rounds. Elo runs over
-        each round's battles in battle-id order, the rounds in the order given."""
+        each round's battles in battle-id order, the rounds in the order given. Battles in
+        `skip` are left out, except from the count of challenges with a rated battle."""
         tally = RatingTally()
         k_factor = self.config.rating.k_factor
         for round_id in rounds:
             tally.rounds.append(round_id)
             for page in self.store.stream_battles(round_id, _TALLY_FIELDS):
-                battles = [from_document(doc, arena_pb2.RatedBattle) for doc in page]
+                battles = [from_document(doc, arena_pb2.RatedBattle) for doc in page
+                           if str(doc["_id"]) not in skip]
                 judgments = self.store.judgments_of(b.battle_id for b in battles)
                 entries = [
                     _entry(b, _judge_tallies(_pair_of(b), judgments[b.battle_id])
@@ -261,18 +284,27 @@ class Rater:
             tally.records += self.store.rated_challenge_count(round_id)
         return tally
 
-    def _tally(self, scope: str, rounds: list[str]) -> RatingTally | None:
+    def _tally(self, scope: str, rounds: list[str], create: bool = False
+               ) -> RatingTally | None:
         """The stored tally of `scope`; counted from the store (and stored) when there is none
-        yet but `rounds` hold battles; None when they hold none."""
+        yet but `rounds` hold battles (or `create` is set); None when they hold none.
+
+        With `create`, only makes sure the tally exists, and returns None: once this process
+        has seen a tally it never reads it for that again (tallies are never removed).
+        """
+        if create and scope in self._existing:
+            return None
         for _ in range(_TALLY_ATTEMPTS):
             doc = self.store.rating_tally(scope)
             self.tally_reads += 1
             if doc is not None:
-                return RatingTally.from_document(doc)
-            if not any(self.store.count("battles", {"round_id": r}) for r in rounds):
+                self._existing.add(scope)
+                return None if create else RatingTally.from_document(doc)
+            if not create and not any(
+                    self.store.count("battles", {"round_id": r}) for r in rounds):
                 return None
-            if self.store.put_rating_tally(scope, self.rebuild(rounds).to_document(), None):
-                continue  # read back what was stored
+            # A lost race (another writer stored it first) rereads.
+            self.store.put_rating_tally(scope, self.rebuild(rounds).to_document(), None)
         raise RuntimeError(f"rating tally {scope!r}: other writers kept changing it")
 
     # -- leaderboards -----------------------------------------------------------------------
@@ -376,3 +408,15 @@ class Rater:
         # Failed battles count too: a judge that never writes a verdict must show it.
         board.judges.extend(judge_stats(j, t) for j, t in sorted(tally.judges.items()))
         return board
+
+
+def season_newcomers(store: ArenaStore, config: ArenaConfig, round_id: str) -> list[str]:
+    """Experts of the roster that the arena's other rounds never rated (none when it has no
+    other rated round): the challenger pairs them against the pool first."""
+    rated: set[str] = set()
+    for other in store.arena_rounds(config.arena, DEFAULT_ARENA):
+        doc = store.rating_tally(round_scope(other)) if other != round_id else None
+        if doc is not None:
+            tally = RatingTally.from_document(doc)
+            rated.update(name for key in tally.cells for name in key[:2])
+    return [e.id for e in config.roster if e.id not in rated] if rated else []

@@ -340,7 +340,7 @@ class ArenaStore:
             try:
                 self.db["tallies"].insert_one(body)
             except Exception as error:  # the driver's duplicate-key error (pymongo or neosqlite)
-                if "duplicate" in str(error).lower() or "E11000" in str(error):
+                if getattr(error, "code", None) == 11000 or "UNIQUE constraint" in str(error):
                     return False
                 raise
             return True

@@ -1,4 +1,4 @@
-"""RaterServicer: GetBattle, GetLeaderboard."""
+"""RaterServicer: GetBattle, GetLeaderboard (a round, or an arena's season)."""
 
 from __future__ import annotations
 
@@ -31,10 +31,21 @@ class RaterServicer(services_grpc.RaterServicer):
     async def GetLeaderboard(
         self, request: services_pb2.GetLeaderboardRequest, context: Context
     ) -> arena_pb2.Leaderboard:
-        """Elo, Bradley-Terry with intervals and judge statistics, computed now and stored (the
-        exporter reuses it while no battle changes)."""
+        """Elo, Bradley-Terry with intervals and judge statistics of a round (or, with
+        `season`, of every round of an arena), computed now from the rating tally and stored
+        (the exporter reuses a round's board while its tally does not change)."""
+        # Off the event loop: the intervals take a while (their cost grows with the models,
+        # not with the battles).
+        if request.season:
+            arena = request.arena or self.rater.config.arena
+            season = await self.store.call(self.rater.season_leaderboard, arena)
+            if season is None:
+                raise NotFound(f"arena {arena!r} has no battles (unknown arena, or none rated "
+                               "yet)")
+            return season
+        if request.arena:
+            raise InvalidArgument("arena names a season: set season too (or leave arena empty)")
         round_id = request.round_id or self.rater.config.round_id
-        # Off the event loop: the intervals take a while on a large round.
         board = await self.store.call(self._leaderboard, round_id)
         if board is None:
             raise NotFound(f"round {round_id!r} has no battles (unknown round, or none rated yet)")
