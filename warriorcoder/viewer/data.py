@@ -35,6 +35,8 @@ PAGE_SIZE = 50
 # says how far it searched; its "next" link goes on from there.
 SCAN_CHUNK = 250
 SCAN_LIMIT = 5000
+# Characters of a challenge shown in the battle list.
+INSTRUCTION_CHARS = 110
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class BattlePage:
     # Candidates read for a filter on judgments; `scan_stopped` when SCAN_LIMIT ended the page.
     scanned: int = 0
     scan_stopped: bool = False
+    # The start of each listed battle's challenge, by challenge id.
+    instructions: dict[str, str] = field(default_factory=dict)
 
 
 def _merge(
@@ -170,12 +174,13 @@ def battle_page(
         total = sum(store.count("battles", q) for q in queries)
     first = rows[0].battle.battle_id if rows else None
     last = rows[-1].battle.battle_id if rows else None
+    challenges = store.challenges_of(r.battle.challenge_id for r in rows)
+    instructions = {cid: c.instruction[:INSTRUCTION_CHARS] for cid, c in challenges.items()}
     if backwards:
         # Coming back from a later page: that page follows this one.
-        return BattlePage(rows, last or before, beyond, total, scanned, stopped)
-    came_from_start = after is None
-    prev_before = None if came_from_start else (first or after)
-    return BattlePage(rows, beyond, prev_before, total, scanned, stopped)
+        return BattlePage(rows, last or before, beyond, total, scanned, stopped, instructions)
+    prev_before = None if after is None else (first or after)
+    return BattlePage(rows, beyond, prev_before, total, scanned, stopped, instructions)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,8 @@ class ViewerSource:
     default_round: str | None = None
     # Shown in the page header: the run folder or the database.
     label: str = ""
+    # Seconds between the live script's checks for new data while a page is open.
+    live_poll_s: float = LIVE_POLL_S
 
 
 class Viewer:
@@ -93,7 +95,7 @@ class Viewer:
             pct=pct, status=status_name, rating=rating,
         )
         self.env.globals.update(outcome_labels=OUTCOME_LABELS, label=source.label,
-                                live_poll_s=LIVE_POLL_S)
+                                live_poll_s=f"{source.live_poll_s:g}")
         self._css = stylesheet()
 
     def _on_store_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -7,7 +7,7 @@
   const url = body.dataset.live;
   document.documentElement.dataset.liveScript = url ? "polling" : "idle";
   if (!url) return;
-  const every = Math.max(1, Number(body.dataset.livePoll) || 5) * 1000;
+  const every = Math.max(0.2, Number(body.dataset.livePoll) || 5) * 1000;
   const status = document.getElementById("live-status");
   const toggle = document.getElementById("live-toggle");
   const pausedKey = "warriorcoder-viewer-paused";
