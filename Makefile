@@ -10,7 +10,7 @@ CONFIG ?= examples/arena.yaml
 PROTO_SRC := $(wildcard protos/warriorcoder/v1/*.proto)
 PROTO_GEN := $(patsubst protos/%.proto,%_pb2.py,$(PROTO_SRC))
 
-.PHONY: help venv tools protos check-protos run test test-fast test-vllm lint typecheck bench up down status clean chart-check
+.PHONY: help venv tools protos check-protos run test test-fast test-vllm lint typecheck bench up down status clean chart-check image test-image
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -99,6 +99,17 @@ $(VLLM_VENV)/.installed:
 
 test-vllm: $(VENV)/.installed $(VLLM_VENV)/.installed  ## One distributed round against a real vLLM server on the CPU
 	WARRIORCODER_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest -q -m vllm -rs tests/test_distributed_models.py
+
+# The services' image. deploy/image.sh picks docker (when its daemon answers), else podman, else
+# buildah, and without a reachable image registry makes the base with debootstrap. IMAGE
+# overrides the name (default warriorcoder:<version>).
+image:  ## Build the services' image (deploy/Dockerfile) with docker, podman or buildah
+	deploy/image.sh build
+
+# Slow (minutes) and needs a container engine that runs images (docker or podman): not in `test`.
+test-image: $(VENV)/.installed image  ## Run the five services from the image against the local broker and MongoDB, run a round, check the export
+	WARRIORCODER_TEST_IMAGE=$$(deploy/image.sh name) WARRIORCODER_IMAGE_ENGINE=$$(deploy/image.sh engine) \
+	  $(PY) -m pytest -q -m image -rs tests/test_image.py
 
 bench: $(VENV)/.installed  ## Benchmarks (results go in docs/benchmarks.md)
 	$(PY) bench/bench_bradley_terry.py

@@ -211,9 +211,11 @@ class Arena:
 @contextmanager
 def running_arena(tmp_path: Path, config: dict[str, Any], *, kafka_bootstrap: str,
                   mongo_uri: str, prefix: str, extra_env: dict[str, str] | None = None,
-                  services: Sequence[str] = SERVICES) -> Iterator[Arena]:
+                  services: Sequence[str] = SERVICES,
+                  arena_type: type[Arena] = Arena) -> Iterator[Arena]:
     """Write `config`, start `services` against the broker and MongoDB (a database of its
-    own) with topic/group `prefix`; kill them all on exit."""
+    own) with topic/group `prefix`; kill them all on exit. `arena_type` decides how a service
+    process is started (an Arena subclass may run them from the container image)."""
     config_path = tmp_path / "arena.yaml"
     config_path.write_text(yaml.safe_dump(config))
     env = {
@@ -234,8 +236,8 @@ def running_arena(tmp_path: Path, config: dict[str, Any], *, kafka_bootstrap: st
     logs = tmp_path / "logs"
     logs.mkdir(exist_ok=True)
     ports = free_ports(2 * len(SERVICES))
-    arena = Arena(config_path, env, dict(zip(SERVICES, ports[:5], strict=True)),
-                  dict(zip(SERVICES, ports[5:], strict=True)), logs)
+    arena = arena_type(config_path, env, dict(zip(SERVICES, ports[:5], strict=True)),
+                       dict(zip(SERVICES, ports[5:], strict=True)), logs)
     try:
         arena.start_all(services)
         yield arena
