@@ -242,6 +242,8 @@ def test_full_round_through_every_rpc(tmp_path: Path) -> None:
 
         status = await arena.challenger.GetRoundStatus(services_pb2.GetRoundStatusRequest())
         assert (status.challenges, status.responses, status.judgments) == (len(challenges), 0, 0)
+        assert status.challenges_ready and not status.complete
+        assert status.pending_challenges == len(challenges)
 
         pairs: list[arena_pb2.ResponsePair] = []
         for c in challenges:
@@ -322,7 +324,9 @@ def test_submit_instructions_accepts_new_and_rejects_duplicates_and_leaks(
         stored = arena.store.challenges("t1")[0].instruction
         reply = await arena.challenger.SubmitInstructions(services_pb2.SubmitInstructionsRequest(
             instructions=[new, "  " + new.replace(" ", "   ") + "\n", stored, leaked]))
-        assert (reply.accepted, reply.rejected) == (1, 3)
+        # The round's own challenge is already accepted; the whitespace variant of `new` and
+        # the benchmark leak are rejected.
+        assert (reply.accepted, reply.already_accepted, reply.rejected) == (1, 1, 2)
         (challenge,) = arena.published[before:]
         assert challenge.challenge_id == challenge_id_for("t1", new)
         assert challenge.source == "user" and challenge.instruction == new
@@ -330,10 +334,11 @@ def test_submit_instructions_accepts_new_and_rejects_duplicates_and_leaks(
         assert sorted(challenge.defenders) == sorted(set(ROSTER) - {challenge.attacker})
         assert arena.store.challenge(challenge.challenge_id) == challenge
 
-        # Resubmitting is a no-op: same id, rejected as a duplicate, nothing published.
+        # Resubmitting is a no-op: same id, already accepted, nothing published (the broker
+        # acknowledged it the first time).
         reply = await arena.challenger.SubmitInstructions(services_pb2.SubmitInstructionsRequest(
             round_id="t1", instructions=[new]))
-        assert (reply.accepted, reply.rejected) == (0, 1)
+        assert (reply.accepted, reply.already_accepted, reply.rejected) == (0, 1, 0)
         assert len(arena.published) == before + 1
 
         # Seeds given to an already prepared round are submitted, not dropped.

@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warriorcoder.arena.quality import QUALITY_RUBRIC, parse_quality_score, quality_prompt
+from warriorcoder.arena.quality import (
+    QUALITY_RUBRIC,
+    not_a_coding_task,
+    parse_quality_score,
+    quality_prompt,
+)
 
 
 def test_rubric_names_every_criterion_and_the_answer_format() -> None:
@@ -117,3 +122,65 @@ def test_rejects_non_str() -> None:
 @given(st.integers(min_value=1, max_value=10), st.text(alphabet="abc .,\n", max_size=40))
 def test_any_valid_integer_after_prose_round_trips(score: int, prose: str) -> None:
     assert parse_quality_score(f"{prose}\nScore: {score}") == float(score)
+
+
+# Programming requests in the forms mined text takes: named functions, plain questions about
+# code, SQL, shell, a pasted snippet, and two hints together ("sort a list").
+CODING = [
+    "Write a Python function `count_vowels(text)` that returns how many vowels text contains.",
+    "How do I sort a list of tuples by the second element?",
+    "Why does my for loop never end?",
+    "Explain what a closure is in JavaScript.",
+    "Write a SQL query that finds duplicate emails.",
+    "What's the difference between a process and a thread?",
+    "How can I read a CSV file and compute the average of a column?",
+    "Write unit tests for this: def f(x): return x*2",
+    "What is wrong with this: for i in range(10) print(i)",
+    "Create a program that asks the user for their age and prints it in days.",
+    "Make my website's navigation bar sticky with CSS.",
+    "Given a list of numbers, return the index of the largest one.",
+]
+NOT_CODING = [
+    "What is the capital of France?",
+    "Write a poem about the ocean at night.",
+    "How are you doing today?",
+    "Tell me a joke about cats.",
+    "Can you recommend a good book to read this summer?",
+    "What are the health benefits of green tea?",
+    "I'm feeling sad today, can you cheer me up?",
+    "Summarize the history of the Roman Empire in three sentences.",
+    "Please write a short story about a dragon and a knight.",
+    "What should I cook for dinner tonight?",
+]
+
+
+@pytest.mark.parametrize("text", CODING)
+def test_coding_requests_are_kept(text: str) -> None:
+    assert not_a_coding_task(text) is None
+
+
+@pytest.mark.parametrize("text", NOT_CODING)
+def test_requests_that_are_not_about_code_are_named(text: str) -> None:
+    assert not_a_coding_task(text) == "not a coding task (no code and no programming terms)"
+
+
+def test_one_hint_alone_is_not_enough_but_code_is() -> None:
+    assert not_a_coding_task("Count the sheep in the picture.") is not None
+    assert not_a_coding_task("Count the sheep: total_sheep = 3") is None
+    assert not_a_coding_task("   ") == "empty"
+    with pytest.raises(TypeError):
+        not_a_coding_task(None)  # type: ignore[arg-type]
+
+
+def test_the_shipped_demo_challenges_and_the_fake_miner_pass() -> None:
+    import json
+    import random
+    from pathlib import Path
+
+    from warriorcoder.backends.fake import fake_instruction
+
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo-challenges.jsonl"
+    texts = [json.loads(line)["instruction"] for line in demo.read_text().splitlines()]
+    texts += [fake_instruction(random.Random(seed)) for seed in range(100)]
+    assert len(texts) > 100
+    assert [t for t in texts if not_a_coding_task(t)] == []

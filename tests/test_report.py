@@ -108,13 +108,15 @@ def test_markdown_shows_groups_open_sides_and_shared_ranks(board: arena_pb2.Lead
     lower = {r.model_id: r for r in board.ratings}["champ"].bradley_terry_lower
     assert f"≥ {lower:.1f}" in champ and f"[{lower:.1f}, unbounded)" in champ
     # Ten battles each: alpha, beta and gamma overlap, so no one of them gets a single rank;
-    # x and y are ranked against each other only.
+    # x and y, ranked against each other only, overlap: they are listed, not ranked.
     ranks = {
         line.split("|")[2].strip(): line.split("|")[1].strip()
         for line in text.splitlines()
         if line.startswith("| ") and "rank" not in line
     }
-    assert ranks["x"] == ranks["y"] == "1–2"
+    assert ranks["x"] == ranks["y"] == "–"
+    assert text.count("cannot be told apart") == 1
+    assert "These 2 models cannot be told apart" in text
     assert all("–" in ranks[name] for name in ("alpha", "beta", "gamma"))
     assert "95% profile likelihood" in text
 
@@ -150,3 +152,22 @@ def test_plot_of_models_with_nothing_bounded(tmp_path: Path) -> None:
     plot_leaderboard(lonely, tmp_path / "board.png")
     assert (tmp_path / "board.png").stat().st_size > 0
     assert "| 1 | idle | not determined | (unbounded, unbounded) |" in leaderboard_markdown(lonely)
+
+
+def test_a_board_whose_ratings_cannot_be_told_apart_ranks_nobody() -> None:
+    # What a first demo run printed: three experts at exactly 1000.0 with [1000.0, 1000.0]
+    # intervals, still ranked 1-3.
+    board = arena_pb2.Leaderboard(round_id="demo-1", battles=15, interval_method="x")
+    for name in ("a", "b", "c"):
+        board.ratings.add(model_id=name, bradley_terry=1000.0, bradley_terry_lower=1000.0,
+                          bradley_terry_upper=1000.0, elo=1000.0, battles=10, ties=10)
+    text = leaderboard_markdown(board)
+    assert "These 3 models cannot be told apart" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "rank" not in line]
+    assert [row.split("|")[1].strip() for row in rows] == ["–", "–", "–"]
+    # One model apart from the rest: ranks again, shared where intervals overlap.
+    board.ratings[0].bradley_terry_lower, board.ratings[0].bradley_terry_upper = 1100.0, 1200.0
+    text = leaderboard_markdown(board)
+    assert "cannot be told apart" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "rank" not in line]
+    assert [row.split("|")[1].strip() for row in rows] == ["1", "2–3", "2–3"]

@@ -6,13 +6,24 @@ on clarity, specificity, solvability and being a coding task, ending with ``Scor
 are messy, so the parser accepts the usual spellings (``Score: 7``, ``score = 7/10``,
 ``**Score:** 8``, ``Rating: 6 out of 10``, ``[[7]]``) and takes the last one; it never guesses
 from a bare number, and an out-of-range or ambiguous last score gives None.
+
+:func:`not_a_coding_task` needs no judge: it says why a mined text is not a programming request
+("What is the capital of France?", "Write a poem about autumn"), or None for one that is. The
+Challenger drops such mined texts before deduplication, whether or not rubric scoring is on.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_SCORE", "MIN_SCORE", "QUALITY_RUBRIC", "parse_quality_score", "quality_prompt"]
+__all__ = [
+    "MAX_SCORE",
+    "MIN_SCORE",
+    "QUALITY_RUBRIC",
+    "not_a_coding_task",
+    "parse_quality_score",
+    "quality_prompt",
+]
 
 MIN_SCORE = 1
 MAX_SCORE = 10
@@ -94,3 +105,63 @@ def parse_quality_score(text: str) -> float | None:
     if not MIN_SCORE <= score <= MAX_SCORE:
         return None
     return score
+
+
+
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# Words that make a request about programming on their own ("write a function", "this regex").
+_CODING_TERMS = _word_set("""
+    algorithm algorithms api apis array arrays async bash binary bit bitwise boolean bug bugs
+    c# c++ char class classes cli code codebase codes coding compile compiler complexity csv
+    css database debug debugging decorator def dict dictionary django docker dockerfile enum
+    exception exceptions fastapi flask func function functions generator git golang hashmap
+    html http implement implementation implementing int integer integers iterator java
+    javascript json kotlin lambda leetcode library linked linux loop loops matrix method
+    methods module numpy object-oriented oop pandas parse parser parsing php program
+    programmatically programming programs pseudocode pytest python query queue recursion
+    recursive refactor regex regexp rust scala script scripting scripts sql stack string
+    strings struct subarray substring syntax thread threading threads tuple typescript unittest
+    variable variables xml yaml concurrency multiprocessing mutex pointer pointers
+""")
+# Words that hint at programming only together ("sort a list", "read a file").
+_WEAK_TERMS = _word_set("""
+    input inputs output outputs list lists sort sorted sorting file files data return returns
+    print value values number numbers element elements index key keys count characters
+    character calculate compute convert test tests error errors efficient performance tree
+    graph node nodes process memory
+""")
+# Text that is code, or names code: a fenced block, an inline `span`, a call like f(x), an
+# identifier in snake_case or camelCase, a comparison or an assignment operator.
+_CODE_MARKERS = re.compile(
+    r"```|`[^`\n]+`|\b[A-Za-z_]\w*\([^()\n]*\)|\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z]\w*\b"
+    r"|==|!=|<=|>=|\+=|->"
+)
+_WORD = re.compile(r"[a-z][a-z0-9+#-]*")
+
+
+def not_a_coding_task(text: str) -> str | None:
+    """Why `text` is not a programming request, or None when it is one.
+
+    A request counts as a coding task when it shows code (a fenced block, an inline code span,
+    a call, a snake_case or camelCase name, a comparison operator), uses one programming term
+    ("function", "regex", "Python", "SQL", ...), or two words that hint at programming together
+    ("sort a list of numbers"). Small talk, trivia and creative writing have none of these. The
+    check is lenient on purpose: it removes what plainly is not about code and leaves doubtful
+    cases to rubric scoring (`quality_prompt`).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, got {type(text).__name__}")
+    if not text.strip():
+        return "empty"
+    if _CODE_MARKERS.search(text):
+        return None
+    words = {w.strip("-") for w in _WORD.findall(text.lower())}
+    if words & _CODING_TERMS:
+        return None
+    if len(words & _WEAK_TERMS) >= 2:
+        return None
+    return "not a coding task (no code and no programming terms)"

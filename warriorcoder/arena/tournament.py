@@ -55,6 +55,7 @@ __all__ = [
     "pending_battles",
     "plan_judges",
     "tournament_models",
+    "unsettled_challenges",
 ]
 
 
@@ -143,6 +144,27 @@ def pending_battles(
         known.update({m: results[m] for m in stage})
         stage = next_battles(mode, attacker, defenders, known)
     return []
+
+
+def unsettled_challenges(
+    mode: TournamentMode,
+    challenges: Iterable[arena_pb2.Challenge],
+    battles: Iterable[arena_pb2.RatedBattle],
+) -> list[str]:
+    """Ids of the challenges whose tournament still has a battle that is neither rated nor
+    failed: the work a round has in flight. A failed battle counts as fought (it beats nobody,
+    as in `beaten`), so a round whose every battle is rated or failed has none.
+    """
+    results: dict[str, dict[Match, float | None]] = {}
+    for b in battles:
+        if b.status == arena_pb2.BATTLE_STATUS_RATED:
+            results.setdefault(b.challenge_id, {})[(b.model_a, b.model_b)] = b.local_score_a
+        elif b.status == arena_pb2.BATTLE_STATUS_FAILED:
+            results.setdefault(b.challenge_id, {})[(b.model_a, b.model_b)] = None
+    return [
+        c.challenge_id for c in challenges
+        if pending_battles(mode, c.attacker, c.defenders, results.get(c.challenge_id, {}))
+    ]
 
 
 def _check_mode(mode: str) -> None:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from warriorcoder.v1 import arena_pb2 as warriorcoder_dot_v1_dot_arena__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ewarriorcoder/v1/services.proto\x12\x0fwarriorcoder.v1\x1a\x1bwarriorcoder/v1/arena.proto\"a\n\x11StartRoundRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x1f\n\x17\x63hallenges_per_attacker\x18\x02 \x01(\x05\x12\x19\n\x11seed_instructions\x18\x03 \x03(\t\":\n\x12StartRoundResponse\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x12\n\nchallenges\x18\x02 \x01(\x05\"R\n\x19SubmitInstructionsRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x14\n\x0cinstructions\x18\x02 \x03(\t\x12\r\n\x05tests\x18\x03 \x03(\t\"Z\n\x1aSubmitInstructionsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x10\n\x08rejected\x18\x02 \x01(\x05\x12\x18\n\x10\x61lready_accepted\x18\x03 \x01(\x05\")\n\x15GetRoundStatusRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\"\x88\x01\n\x0bRoundStatus\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x12\n\nchallenges\x18\x02 \x01(\x05\x12\x11\n\tresponses\x18\x03 \x01(\x05\x12\x11\n\tjudgments\x18\x04 \x01(\x05\x12\x15\n\rrated_battles\x18\x05 \x01(\x05\x12\x16\n\x0e\x66\x61iled_battles\x18\x06 \x01(\x05\"?\n\x0fRespondResponse\x12,\n\x05pairs\x18\x01 \x03(\x0b\x32\x1d.warriorcoder.v1.ResponsePair\"%\n\x10GetBattleRequest\x12\x11\n\tbattle_id\x18\x01 \x01(\t\"H\n\x15GetLeaderboardRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x0e\n\x06season\x18\x02 \x01(\x08\x12\r\n\x05\x61rena\x18\x03 \x01(\t\"b\n\rExportRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\noutput_dir\x18\x03 \x01(\t\x12\x0e\n\x06season\x18\x04 \x01(\x08\x12\r\n\x05\x61rena\x18\x05 \x01(\t\"\xaa\x01\n\rExportSummary\x12\x13\n\x0bsft_records\x18\x01 \x01(\x05\x12\x1a\n\x12preference_records\x18\x02 \x01(\x05\x12\r\n\x05\x66iles\x18\x03 \x03(\t\x12\x10\n\x08manifest\x18\x04 \x01(\t\x12\x12\n\ndataset_id\x18\x05 \x01(\t\x12\x12\n\nduplicates\x18\x06 \x01(\x05\x12\x0f\n\x07skipped\x18\x07 \x01(\x05\x12\x0e\n\x06rounds\x18\x08 \x03(\t2\xaa\x02\n\nChallenger\x12U\n\nStartRound\x12\".warriorcoder.v1.StartRoundRequest\x1a#.warriorcoder.v1.StartRoundResponse\x12m\n\x12SubmitInstructions\x12*.warriorcoder.v1.SubmitInstructionsRequest\x1a+.warriorcoder.v1.SubmitInstructionsResponse\x12V\n\x0eGetRoundStatus\x12&.warriorcoder.v1.GetRoundStatusRequest\x1a\x1c.warriorcoder.v1.RoundStatus2T\n\tResponder\x12G\n\x07Respond\x12\x1a.warriorcoder.v1.Challenge\x1a .warriorcoder.v1.RespondResponse2W\n\x05Judge\x12N\n\x0bJudgeBattle\x12\x1d.warriorcoder.v1.ResponsePair\x1a .warriorcoder.v1.BattleJudgments2\xad\x01\n\x05Rater\x12L\n\tGetBattle\x12!.warriorcoder.v1.GetBattleRequest\x1a\x1c.warriorcoder.v1.RatedBattle\x12V\n\x0eGetLeaderboard\x12&.warriorcoder.v1.GetLeaderboardRequest\x1a\x1c.warriorcoder.v1.Leaderboard2\xad\x01\n\x08\x45xporter\x12R\n\rStreamRecords\x12\x1e.warriorcoder.v1.ExportRequest\x1a\x1f.warriorcoder.v1.TrainingRecord0\x01\x12M\n\x0bWriteExport\x12\x1e.warriorcoder.v1.ExportRequest\x1a\x1e.warriorcoder.v1.ExportSummaryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ewarriorcoder/v1/services.proto\x12\x0fwarriorcoder.v1\x1a\x1bwarriorcoder/v1/arena.proto\"a\n\x11StartRoundRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x1f\n\x17\x63hallenges_per_attacker\x18\x02 \x01(\x05\x12\x19\n\x11seed_instructions\x18\x03 \x03(\t\":\n\x12StartRoundResponse\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x12\n\nchallenges\x18\x02 \x01(\x05\"R\n\x19SubmitInstructionsRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x14\n\x0cinstructions\x18\x02 \x03(\t\x12\r\n\x05tests\x18\x03 \x03(\t\"Z\n\x1aSubmitInstructionsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x10\n\x08rejected\x18\x02 \x01(\x05\x12\x18\n\x10\x61lready_accepted\x18\x03 \x01(\x05\")\n\x15GetRoundStatusRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\"\xd0\x01\n\x0bRoundStatus\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x12\n\nchallenges\x18\x02 \x01(\x05\x12\x11\n\tresponses\x18\x03 \x01(\x05\x12\x11\n\tjudgments\x18\x04 \x01(\x05\x12\x15\n\rrated_battles\x18\x05 \x01(\x05\x12\x16\n\x0e\x66\x61iled_battles\x18\x06 \x01(\x05\x12\x18\n\x10\x63hallenges_ready\x18\x07 \x01(\x08\x12\x1a\n\x12pending_challenges\x18\x08 \x01(\x05\x12\x10\n\x08\x63omplete\x18\t \x01(\x08\"?\n\x0fRespondResponse\x12,\n\x05pairs\x18\x01 \x03(\x0b\x32\x1d.warriorcoder.v1.ResponsePair\"%\n\x10GetBattleRequest\x12\x11\n\tbattle_id\x18\x01 \x01(\t\"H\n\x15GetLeaderboardRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x0e\n\x06season\x18\x02 \x01(\x08\x12\r\n\x05\x61rena\x18\x03 \x01(\t\"b\n\rExportRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\noutput_dir\x18\x03 \x01(\t\x12\x0e\n\x06season\x18\x04 \x01(\x08\x12\r\n\x05\x61rena\x18\x05 \x01(\t\"\xaa\x01\n\rExportSummary\x12\x13\n\x0bsft_records\x18\x01 \x01(\x05\x12\x1a\n\x12preference_records\x18\x02 \x01(\x05\x12\r\n\x05\x66iles\x18\x03 \x03(\t\x12\x10\n\x08manifest\x18\x04 \x01(\t\x12\x12\n\ndataset_id\x18\x05 \x01(\t\x12\x12\n\nduplicates\x18\x06 \x01(\x05\x12\x0f\n\x07skipped\x18\x07 \x01(\x05\x12\x0e\n\x06rounds\x18\x08 \x03(\t2\xaa\x02\n\nChallenger\x12U\n\nStartRound\x12\".warriorcoder.v1.StartRoundRequest\x1a#.warriorcoder.v1.StartRoundResponse\x12m\n\x12SubmitInstructions\x12*.warriorcoder.v1.SubmitInstructionsRequest\x1a+.warriorcoder.v1.SubmitInstructionsResponse\x12V\n\x0eGetRoundStatus\x12&.warriorcoder.v1.GetRoundStatusRequest\x1a\x1c.warriorcoder.v1.RoundStatus2T\n\tResponder\x12G\n\x07Respond\x12\x1a.warriorcoder.v1.Challenge\x1a .warriorcoder.v1.RespondResponse2W\n\x05Judge\x12N\n\x0bJudgeBattle\x12\x1d.warriorcoder.v1.ResponsePair\x1a .warriorcoder.v1.BattleJudgments2\xad\x01\n\x05Rater\x12L\n\tGetBattle\x12!.warriorcoder.v1.GetBattleRequest\x1a\x1c.warriorcoder.v1.RatedBattle\x12V\n\x0eGetLeaderboard\x12&.warriorcoder.v1.GetLeaderboardRequest\x1a\x1c.warriorcoder.v1.Leaderboard2\xad\x01\n\x08\x45xporter\x12R\n\rStreamRecords\x12\x1e.warriorcoder.v1.ExportRequest\x1a\x1f.warriorcoder.v1.TrainingRecord0\x01\x12M\n\x0bWriteExport\x12\x1e.warriorcoder.v1.ExportRequest\x1a\x1e.warriorcoder.v1.ExportSummaryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,25 +43,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETROUNDSTATUSREQUEST']._serialized_start=415
   _globals['_GETROUNDSTATUSREQUEST']._serialized_end=456
   _globals['_ROUNDSTATUS']._serialized_start=459
-  _globals['_ROUNDSTATUS']._serialized_end=595
-  _globals['_RESPONDRESPONSE']._serialized_start=597
-  _globals['_RESPONDRESPONSE']._serialized_end=660
-  _globals['_GETBATTLEREQUEST']._serialized_start=662
-  _globals['_GETBATTLEREQUEST']._serialized_end=699
-  _globals['_GETLEADERBOARDREQUEST']._serialized_start=701
-  _globals['_GETLEADERBOARDREQUEST']._serialized_end=773
-  _globals['_EXPORTREQUEST']._serialized_start=775
-  _globals['_EXPORTREQUEST']._serialized_end=873
-  _globals['_EXPORTSUMMARY']._serialized_start=876
-  _globals['_EXPORTSUMMARY']._serialized_end=1046
-  _globals['_CHALLENGER']._serialized_start=1049
-  _globals['_CHALLENGER']._serialized_end=1347
-  _globals['_RESPONDER']._serialized_start=1349
-  _globals['_RESPONDER']._serialized_end=1433
-  _globals['_JUDGE']._serialized_start=1435
-  _globals['_JUDGE']._serialized_end=1522
-  _globals['_RATER']._serialized_start=1525
-  _globals['_RATER']._serialized_end=1698
-  _globals['_EXPORTER']._serialized_start=1701
-  _globals['_EXPORTER']._serialized_end=1874
+  _globals['_ROUNDSTATUS']._serialized_end=667
+  _globals['_RESPONDRESPONSE']._serialized_start=669
+  _globals['_RESPONDRESPONSE']._serialized_end=732
+  _globals['_GETBATTLEREQUEST']._serialized_start=734
+  _globals['_GETBATTLEREQUEST']._serialized_end=771
+  _globals['_GETLEADERBOARDREQUEST']._serialized_start=773
+  _globals['_GETLEADERBOARDREQUEST']._serialized_end=845
+  _globals['_EXPORTREQUEST']._serialized_start=847
+  _globals['_EXPORTREQUEST']._serialized_end=945
+  _globals['_EXPORTSUMMARY']._serialized_start=948
+  _globals['_EXPORTSUMMARY']._serialized_end=1118
+  _globals['_CHALLENGER']._serialized_start=1121
+  _globals['_CHALLENGER']._serialized_end=1419
+  _globals['_RESPONDER']._serialized_start=1421
+  _globals['_RESPONDER']._serialized_end=1505
+  _globals['_JUDGE']._serialized_start=1507
+  _globals['_JUDGE']._serialized_end=1594
+  _globals['_RATER']._serialized_start=1597
+  _globals['_RATER']._serialized_end=1770
+  _globals['_EXPORTER']._serialized_start=1773
+  _globals['_EXPORTER']._serialized_end=1946
 # @@protoc_insertion_point(module_scope)

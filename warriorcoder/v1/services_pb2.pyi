@@ -52,20 +52,26 @@ class GetRoundStatusRequest(_message.Message):
     def __init__(self, round_id: _Optional[str] = ...) -> None: ...
 
 class RoundStatus(_message.Message):
-    __slots__ = ("round_id", "challenges", "responses", "judgments", "rated_battles", "failed_battles")
+    __slots__ = ("round_id", "challenges", "responses", "judgments", "rated_battles", "failed_battles", "challenges_ready", "pending_challenges", "complete")
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
     CHALLENGES_FIELD_NUMBER: _ClassVar[int]
     RESPONSES_FIELD_NUMBER: _ClassVar[int]
     JUDGMENTS_FIELD_NUMBER: _ClassVar[int]
     RATED_BATTLES_FIELD_NUMBER: _ClassVar[int]
     FAILED_BATTLES_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGES_READY_FIELD_NUMBER: _ClassVar[int]
+    PENDING_CHALLENGES_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
     round_id: str
     challenges: int
     responses: int
     judgments: int
     rated_battles: int
     failed_battles: int
-    def __init__(self, round_id: _Optional[str] = ..., challenges: _Optional[int] = ..., responses: _Optional[int] = ..., judgments: _Optional[int] = ..., rated_battles: _Optional[int] = ..., failed_battles: _Optional[int] = ...) -> None: ...
+    challenges_ready: bool
+    pending_challenges: int
+    complete: bool
+    def __init__(self, round_id: _Optional[str] = ..., challenges: _Optional[int] = ..., responses: _Optional[int] = ..., judgments: _Optional[int] = ..., rated_battles: _Optional[int] = ..., failed_battles: _Optional[int] = ..., challenges_ready: _Optional[bool] = ..., pending_challenges: _Optional[int] = ..., complete: _Optional[bool] = ...) -> None: ...
 
 class RespondResponse(_message.Message):
     __slots__ = ("pairs",)
