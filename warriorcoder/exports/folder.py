@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -111,7 +112,10 @@ class ExportRoot:
                 try:
                     child = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except OSError as error:
-                    if error.errno == errno.ELOOP:
+                    # A link gives ELOOP, or ENOTDIR (O_DIRECTORY is checked first).
+                    if error.errno == errno.ELOOP or (
+                            error.errno == errno.ENOTDIR and stat.S_ISLNK(
+                                os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode)):
                         raise OutsideExportRoot(
                             f"output_dir {requested!r}: {walked} is a symbolic link; an export "
                             "never follows links out of the export root") from None

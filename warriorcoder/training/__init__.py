@@ -26,6 +26,7 @@ from warriorcoder.training.models import (
 from warriorcoder.training.records import (
     PREFERENCE_FILE,
     SFT_FILE,
+    export_manifest,
     file_sha256,
     find_data_file,
     load_records,
@@ -63,6 +64,7 @@ __all__ = [
     "add_train_parser",
     "answer_only_batch",
     "chat_renderer",
+    "export_manifest",
     "file_sha256",
     "find_data_file",
     "fit_records",

@@ -19,6 +19,7 @@ from warriorcoder.v1 import arena_pb2
 
 SFT_FILE = "sft.jsonl"
 PREFERENCE_FILE = "preference.jsonl"
+MANIFEST_FILE = "manifest.json"
 
 
 def data_file_name(method: str) -> str:
@@ -38,6 +39,14 @@ def find_data_file(data: str | Path, method: str) -> Path:
     for candidate in (path / "export" / name, path / name):
         if candidate.is_file():
             return candidate
+    for folder in (path / "export", path):
+        # An export writes no file for a kind it has no records of; its manifest says so.
+        manifest = folder / MANIFEST_FILE
+        if manifest.is_file() and name in _empty_kinds(manifest):
+            what = "preference pairs" if name == PREFERENCE_FILE else "SFT records"
+            raise TrainingError(f"--data {path}: the export in {folder} has no {what} "
+                                f"(see {manifest}: 'empty'); nothing to train on with "
+                                f"--method {method}")
     raise TrainingError(
         f"--data {path}: no export/{name} in this folder; give the run folder of "
         f"`warriorcoder run`, its export folder, or a .jsonl file"
@@ -92,3 +101,42 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _empty_kinds(manifest: Path) -> dict[str, Any]:
+    """The files an export's manifest says it did not write (no records), by name."""
+    try:
+        data = json.loads(manifest.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    empty = data.get("empty") if isinstance(data, dict) else None
+    return empty if isinstance(empty, dict) else {}
+
+
+def export_manifest(data_path: Path) -> dict[str, Any] | None:
+    """Which export `data_path` came from, for the trained model's provenance: the manifest
+    beside it (manifest.json, docs/exports.md) by path, SHA-256, dataset id and scope, and
+    whether it lists this file with the checksum the file has now (False: the file changed
+    after the export, or the manifest is not about it). None when there is no manifest."""
+    manifest_path = data_path.parent / MANIFEST_FILE
+    if not manifest_path.is_file():
+        return None
+    raw = manifest_path.read_bytes()
+    reference: dict[str, Any] = {"path": str(manifest_path.resolve()),
+                                 "sha256": hashlib.sha256(raw).hexdigest()}
+    try:
+        manifest = json.loads(raw)
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict):
+        return {**reference, "error": "not a JSON object", "matches_data": False}
+    listed = [f for f in manifest.get("files") or [] if isinstance(f, dict)
+              and f.get("name") == data_path.name]
+    return {
+        **reference,
+        "dataset_id": manifest.get("dataset_id"),
+        "scope": manifest.get("scope"),
+        "rounds": [r.get("round_id") for r in manifest.get("rounds") or [] if isinstance(r, dict)],
+        "config_hash": manifest.get("config_hash"),
+        "matches_data": any(f.get("sha256") == file_sha256(data_path) for f in listed),
+    }

@@ -41,6 +41,7 @@ from warriorcoder.training.models import (
     resolve_dtype,
 )
 from warriorcoder.training.records import (
+    export_manifest,
     file_sha256,
     find_data_file,
     load_records,
@@ -397,6 +398,8 @@ def _train_into(settings: TrainingSettings, data_path: Path,
                  "records": len(records), "train_examples": len(train_idx),
                  "eval_examples": len(eval_idx), "truncated": fit.truncated,
                  "dropped": fit.dropped},
+        # The export the data came from (its manifest.json), when there is one.
+        "export_manifest": export_manifest(data_path),
         "hyperparameters": settings.hyperparameters(),
         "lora": asdict(settings.lora) if settings.lora is not None else None,
         "saved": saved,
