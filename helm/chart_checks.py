@@ -48,7 +48,7 @@ TABLE_BEGIN, TABLE_END = "<!-- values-table: begin -->", "<!-- values-table: end
 SERVICES = ("challenger", "responder", "judge", "rater", "exporter")
 # Grafana variables and what stands in for them when promtool parses a query.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h",
-                     "$namespace": ".*", "$round": ".*"}
+                     "$namespace": ".*", "$round": ".*", "$arena": ".*"}
 
 Manifest = dict[str, Any]
 

@@ -136,7 +136,7 @@ def test_ratings_of_a_tally_equal_those_of_its_battles_one_by_one() -> None:
 
 
 def test_counted_rows_are_validated_and_elo_refuses_them() -> None:
-    with pytest.raises(ValueError, match="count=0.5 is not a whole number"):
+    with pytest.raises(ValueError, match=r"count=0\.5 is not a whole number"):
         BattleOutcomes(("a", "b"), np.array([0]), np.array([1]), np.array([1.0]),
                        np.array([0.5]))
     with pytest.raises(ValueError, match="one entry per row"):
@@ -503,3 +503,100 @@ def test_two_raters_on_mongodb_count_each_battle_once(mongo_uri: str) -> None:
     assert season is not None and season.battles == board.battles
     assert board.records == 12
     assert sum(r.battles for r in board.ratings) == 2 * board.battles
+
+
+# -- metrics and the dashboard ------------------------------------------------------------------
+
+DASHBOARD = (Path(__file__).resolve().parent.parent / "helm" / "warriorcoder" / "files"
+             / "dashboards" / "warriorcoder-arena.json")
+
+
+def season_board(tmp_path: Path) -> arena_pb2.Leaderboard:
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    rater = Rater(make_config("r1", arena="league"), store)
+    play(rater, "r1", POOL, challenges=3, seed=15)
+    # An unbeaten newcomer: its upper side is open.
+    rater.record([arena_pb2.RatedBattle(
+        battle_id=f"champ{i}", challenge_id=f"k{i}", round_id="r1", model_a="champ",
+        model_b="alpha", status=arena_pb2.BATTLE_STATUS_RATED, local_score_a=1.0)
+        for i in range(3)])
+    season = rater.season_leaderboard()
+    assert season is not None
+    return season
+
+
+def test_season_metrics_leave_an_open_side_out(tmp_path: Path) -> None:
+    from warriorcoder.service.metrics import ServiceMetrics
+
+    board = season_board(tmp_path)
+    metrics = ServiceMetrics("rater")
+    metrics.record_season_leaderboard(board)
+    text = metrics.exposition().decode()
+    assert 'warriorcoder_season_rating{arena="league",method="bradley_terry_lower",model="champ"'\
+        in text.replace('service="rater",', "")
+    assert 'method="bradley_terry_upper",model="champ"' not in text
+    assert 'method="bradley_terry_upper",model="alpha"' in text
+    assert 'warriorcoder_season_battles{arena="league",model="champ",service="rater"} 3.0' in text
+
+
+@pytest.mark.integration
+def test_the_dashboards_season_panels_show_every_model(tmp_path: Path) -> None:
+    """Prometheus scrapes a rater's season metrics; every query of the dashboard's season
+    panels, as Grafana sends it, returns every model."""
+    import json
+    import shutil
+    import subprocess
+    import time
+    import urllib.parse
+    import urllib.request
+
+    from conftest import free_ports, wait_for_port
+
+    from warriorcoder.service.metrics import ServiceMetrics
+
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        pytest.skip("prometheus is not installed (make tools)")
+    board = season_board(tmp_path)
+    metrics = ServiceMetrics("rater")
+    metrics.record_season_leaderboard(board)
+    metrics_port = metrics.start_http(0, "127.0.0.1")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": [
+        {"job_name": "rater", "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}]}))
+    (port,) = free_ports(1)
+    proc = subprocess.Popen(
+        [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'db'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def query(expr: str) -> list[dict[str, Any]]:
+        url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        body = json.loads(urllib.request.urlopen(url, timeout=10).read())
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    panels = [p for p in json.loads(DASHBOARD.read_text())["panels"]
+              if p["title"].startswith("Season") and p["type"] != "row"]
+    assert len(panels) == 3
+    models = {r.model_id for r in board.ratings}
+    try:
+        wait_for_port(port)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if query('warriorcoder_season_battles{model="champ"}'):
+                    break
+            except OSError:  # not ready yet
+                pass
+            time.sleep(0.3)
+        for panel in panels:
+            for target in panel["targets"]:
+                expr = target["expr"].replace("$namespace", ".*").replace("$arena", "league")
+                found = {r["metric"]["model"] for r in query(expr)}
+                # The open upper side of the unbeaten newcomer has no series.
+                expected = models - {"champ"} if "bradley_terry_upper" in expr else models
+                assert found == expected, (panel["title"], expr, found)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
