@@ -3,7 +3,8 @@
     python helm/chart_checks.py manifests RENDERED.yaml [...]
         Cross-references inside each rendered release: selectors of Services, HPAs, PDBs,
         ServiceMonitors and NetworkPolicies find their pods; named ports, volumes, ConfigMaps and
-        claims exist; every WARRIORCODER_* variable is a ServiceSettings field; the arena config
+        claims exist; every WARRIORCODER_* variable is a ServiceSettings field, and each
+        service's variables load as ServiceSettings (its security checks too); the arena config
         passes warriorcoder's own validation and its roster points at rendered model servers;
         the PrometheusRule carries exactly the rules file; the helm test asks every service;
         each KEDA ScaledObject has the CRD's structure and watches its service's own consumer
@@ -30,11 +31,13 @@ import argparse
 import json
 import re
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from warriorcoder.config import ConfigError, parse_config
 from warriorcoder.service.metrics import ServiceMetrics
@@ -121,6 +124,9 @@ def check_release(docs: list[Manifest], source: str) -> list[str]:
                     problem(doc, f"{name} is not a service setting "
                                  "(warriorcoder/service/settings.py)")
             if doc["kind"] == "Deployment" and labels.get("warriorcoder/role") == "service":
+                error = service_settings_error(container.get("env", []))
+                if error:
+                    problem(doc, f"its environment is not valid service settings: {error}")
                 component = labels["app.kubernetes.io/component"]
                 if container.get("args") != ["serve", component]:
                     problem(doc, f"args {container.get('args')} should be ['serve', {component!r}]")
@@ -233,13 +239,12 @@ def consumed_topic(component: str) -> str | None:
 
 
 def deployment_settings(deployment: Manifest) -> ServiceSettings:
-    """The ServiceSettings a Deployment's service container would load from its plain env
-    values (values from Secrets are left out: they are not needed here)."""
-    env = {e["name"].removeprefix("WARRIORCODER_").lower(): e["value"]
-           for e in deployment["spec"]["template"]["spec"]["containers"][0].get("env", [])
-           if e["name"].startswith("WARRIORCODER_") and "value" in e}
-    known = {k: v for k, v in env.items() if k in ServiceSettings.model_fields}
-    return ServiceSettings.model_validate(known)
+    """The ServiceSettings a Deployment's service container would load from its env (values
+    from Secrets and files as `settings_values` stands them in)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        return ServiceSettings.model_validate(settings_values(
+            deployment["spec"]["template"]["spec"]["containers"][0].get("env", []),
+            Path(scratch)))
 
 
 def check_scaled_objects(docs: list[Manifest], by_kind: dict[str, dict[str, Manifest]],
@@ -315,6 +320,37 @@ def kafka_trigger_problems(trigger: dict[str, Any], deployment: Manifest | None)
     found += [f"trigger {key} {metadata.get(key)!r}, but the {component} service uses {want!r}"
               for key, want in expected.items() if metadata.get(key) != want]
     return found
+
+
+def settings_values(env: list[dict[str, Any]], scratch: Path) -> dict[str, Any]:
+    """A service container's WARRIORCODER_* variables as ServiceSettings fields. A value from a
+    Secret stands in as a placeholder and a *_FILE path as an empty file in `scratch`, since
+    neither exists offline; every other value is the rendered one. Variables that are not
+    settings are left out (reported on their own)."""
+    values: dict[str, Any] = {}
+    for var in env:
+        field = var["name"].removeprefix("WARRIORCODER_").lower()
+        if not var["name"].startswith("WARRIORCODER_") or (
+                field not in ServiceSettings.model_fields):
+            continue
+        value = var.get("value", f"from-secret-{field}")
+        if field.endswith("_file"):
+            path = scratch / field
+            path.touch()
+            value = str(path)
+        values[field] = value
+    return values
+
+
+def service_settings_error(env: list[dict[str, Any]]) -> str | None:
+    """Why a service container's variables fail ServiceSettings (its own checks), or None."""
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            ServiceSettings.model_validate(settings_values(env, Path(scratch)))
+        except ValidationError as err:
+            return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                             for e in err.errors())
+    return None
 
 
 def check_test_pod(docs: list[Manifest], services: dict[str, Manifest], source: str) -> list[str]:

@@ -276,6 +276,11 @@ spec:
             - name: metrics
               containerPort: {{ $g.metricsPort }}
               protocol: TCP
+            {{- if $g.grpc.tls.enabled }}
+            - name: grpc-health
+              containerPort: {{ $g.grpc.healthPort }}
+              protocol: TCP
+            {{- end }}
           env:
             - name: WARRIORCODER_ARENA_CONFIG
               value: /etc/warriorcoder/arena.yaml
@@ -304,6 +309,7 @@ spec:
               value: {{ $g.logLevel | quote }}
             - name: WARRIORCODER_SHUTDOWN_GRACE_S
               value: {{ $g.shutdownGraceSeconds | quote }}
+            {{- include "warriorcoder.securityEnv" $root | nindent 12 }}
             {{- if include "warriorcoder.isModelCaller" . }}
             {{- range $entry := $root.Values.modelServers }}
             {{- $ms := dict }}
@@ -333,21 +339,22 @@ spec:
             {{- end }}
           {{- end }}
           # Native gRPC probes ask the standard health service (overall status ""), which turns
-          # NOT_SERVING on SIGTERM. gRPC opens once Kafka and MongoDB are reachable.
+          # NOT_SERVING on SIGTERM. gRPC opens once Kafka and MongoDB are reachable. With TLS
+          # they ask the plaintext health-only port (kubelet's gRPC probes speak no TLS).
           startupProbe:
             grpc:
-              port: {{ $g.grpcPort }}
+              port: {{ include "warriorcoder.healthCheckPort" $root }}
             periodSeconds: 5
             failureThreshold: 60
           readinessProbe:
             grpc:
-              port: {{ $g.grpcPort }}
+              port: {{ include "warriorcoder.healthCheckPort" $root }}
             periodSeconds: 10
             timeoutSeconds: 5
             failureThreshold: 3
           livenessProbe:
             grpc:
-              port: {{ $g.grpcPort }}
+              port: {{ include "warriorcoder.healthCheckPort" $root }}
             periodSeconds: 20
             timeoutSeconds: 5
             failureThreshold: 3
@@ -363,6 +370,7 @@ spec:
               mountPath: /tmp
             - name: cache
               mountPath: /home/warriorcoder/.cache
+            {{- include "warriorcoder.securityVolumeMounts" $root | nindent 12 }}
             {{- if eq $name "exporter" }}
             - name: exports
               mountPath: {{ $svc.exports.mountPath }}
@@ -377,6 +385,7 @@ spec:
         - name: cache
           emptyDir:
             sizeLimit: {{ $g.cacheSizeLimit }}
+        {{- include "warriorcoder.securityVolumes" $root | nindent 8 }}
         {{- if eq $name "exporter" }}
         - name: exports
           {{- if $svc.exports.persistence.enabled }}
@@ -433,6 +442,13 @@ spec:
       targetPort: metrics
       protocol: TCP
       appProtocol: http
+    {{- if $root.Values.global.grpc.tls.enabled }}
+    - name: grpc-health
+      port: {{ $root.Values.global.grpc.healthPort }}
+      targetPort: grpc-health
+      protocol: TCP
+      appProtocol: grpc
+    {{- end }}
 {{- end }}
 {{- end }}
 
@@ -592,6 +608,9 @@ spec:
         {{- end }}
       ports:
         - {port: grpc, protocol: TCP}
+        {{- if $g.grpc.tls.enabled }}
+        - {port: grpc-health, protocol: TCP}
+        {{- end }}
     - from:
         {{- toYaml $np.prometheus | nindent 8 }}
       ports:
