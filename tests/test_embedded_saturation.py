@@ -22,7 +22,8 @@ CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 
 
-def config_for(servers: dict[str, FakeOpenAIServer]) -> Any:
+def config_for(servers: dict[str, FakeOpenAIServer], challenges: int = CHALLENGES,
+               defenders: int | str = 1) -> Any:
     return parse_config({
         "round_id": "busy",
         "roster": [
@@ -32,10 +33,10 @@ def config_for(servers: dict[str, FakeOpenAIServer]) -> Any:
             for name, server in servers.items()
         ],
         "challenger": {
-            "per_setting": 0, "defenders": 1,
+            "per_setting": 0, "defenders": defenders,
             "dedup": {"enabled": False}, "decontamination": {"enabled": False},
             "user_instructions": [f"Write a Python function number {i} that returns {i} squared."
-                                  for i in range(CHALLENGES)],
+                                  for i in range(challenges)],
         },
         "judge": {"verdict_mode": "prefill", "max_tokens": 4, "retries_on_invalid": 0},
         "rating": {"bootstrap_rounds": 10},
@@ -67,3 +68,30 @@ def test_slots_fill_and_judging_overlaps_answering(tmp_path: Path) -> None:
     # Overlapping batches judged no battle twice: one judge, two orders per battle.
     assert sum(log.count(COMPLETIONS) for log in logs.values()) == 2 * CHALLENGES
     assert sum(log.count(CHAT) for log in logs.values()) == 2 * CHALLENGES
+
+
+def test_overlapping_batches_finish_every_tournament_once(tmp_path: Path) -> None:
+    """Four experts, every other one defends, tournaments on: the follow-up battles that a
+    challenge's results unlock are fought by the batch that judged its opening battles, once."""
+    with (FakeOpenAIServer() as a, FakeOpenAIServer() as b, FakeOpenAIServer() as c,
+          FakeOpenAIServer() as d):
+        servers = {"a": a, "b": b, "c": c, "d": d}
+        for server in servers.values():
+            # Always "[[A]]": each judge's two orders disagree, every battle is a tie, so every
+            # answer stays in contention and the tournament plays every pair.
+            server.set_behaviour("normal", completion_text="A]]", delay_s=0.02)
+        config = config_for(servers, challenges=10, defenders="all")
+        assert config.selection.tournament == "contenders"
+        asyncio.run(run_arena(config, tmp_path))
+        judge_requests = sum(
+            [r.path for r in s.requests].count(COMPLETIONS) for s in servers.values())
+
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    battles = store.battles("busy")
+    assert len(store.challenges("busy")) == 10
+    # 3 opening battles and 3 follow-ups (every pair of the four answers) per challenge.
+    assert len(battles) == 10 * 6
+    assert all(bt.status == arena_pb2.BATTLE_STATUS_RATED for bt in battles)
+    judgments = [j for bt in battles for j in store.judgments(bt.battle_id)]
+    assert len(judgments) == 10 * 6 * 2 * 2  # two judges, two orders
+    assert judge_requests == len(judgments)  # nothing asked twice

@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 # batches run at once follows the experts' max_concurrency (`stage_plan`).
 CHALLENGE_BATCH = 8
 PAIR_BATCH = 8
-# Judged battles per rater batch (the rater calls no model).
-RATER_BATCH = 256
 
 # Called with a batch's inputs and outputs when it is done (progress bars).
 BatchCallback = Callable[[list[Message], Sequence[Message]], object]
@@ -131,10 +129,18 @@ async def _run_stages(
             config,
             respond,
             judge_pairs,
-            _rate(rater),
             on_answered=lambda batch, _: answered.update(len(batch)),
             on_judged=lambda batch, _: judged.update(len(batch)),
         )).run()
+
+    # Rated once every battle is judged, in one batch: online Elo goes in battle-id order
+    # within a batch, so the ratings do not depend on how answering and judging interleaved
+    # (a resumed run rates like an uninterrupted one).
+    items = cast(list[arena_pb2.BattleJudgments], bus.poll(Topic.JUDGMENTS, 1 << 30))
+    for battle in rater.handle(items):
+        if battle.status == arena_pb2.BATTLE_STATUS_FAILED:
+            log.warning("battle %s failed: %s", battle.battle_id, battle.failure_reason)
+
     board = rater.leaderboard(config.round_id)
     export = Exporter(config, store).export(board, run_dir / "export")
     return ArenaRun(run_dir, board, export, len(challenges))
@@ -144,13 +150,13 @@ def stage_plan(
     config: ArenaConfig,
     respond: StageHandler,
     judge: StageHandler,
-    rate: StageHandler,
     *,
     on_answered: BatchCallback | None = None,
     on_judged: BatchCallback | None = None,
 ) -> list[PipelineStage]:
-    """The embedded run's stages: responder -> judge -> rater, each with as many batches in
-    flight as keep every expert's `max_concurrency` slots busy (`batches_to_fill`)."""
+    """The embedded run's model stages: responder -> judge, each with as many batches in
+    flight as keep every expert's `max_concurrency` slots busy (`batches_to_fill`); the judge's
+    outputs stay on the judgments topic for the rater."""
     slots = sum(e.max_concurrency for e in config.roster)
     models = len(config.roster)
     defenders = models - 1 if config.challenger.defenders == "all" else config.challenger.defenders
@@ -162,23 +168,11 @@ def stage_plan(
         PipelineStage("judge", Topic.RESPONSES, Topic.JUDGMENTS, judge, PAIR_BATCH,
                       batches_to_fill(slots, PAIR_BATCH * judges * len(ORDERS)),
                       group=_challenge_of, on_batch=on_judged),
-        PipelineStage("rater", Topic.JUDGMENTS, None, rate, RATER_BATCH, 1),
     ]
 
 
 def _challenge_of(message: Message) -> str:
     return cast(arena_pb2.ResponsePair, message).challenge_id
-
-
-def _rate(rater: Rater) -> StageHandler:
-    async def rate(items: list[Message]) -> list[Message]:
-        battles = rater.handle(cast(list[arena_pb2.BattleJudgments], items))
-        for battle in battles:
-            if battle.status == arena_pb2.BATTLE_STATUS_FAILED:
-                log.warning("battle %s failed: %s", battle.battle_id, battle.failure_reason)
-        return []
-
-    return rate
 
 
 def unfinished_challenges(

@@ -369,75 +369,96 @@ class Judge(ModelStage):
         stored cost then counts one replica's calls) but never counts a battle twice. A
         follow-up battle that failed (a model server down, no valid verdict) is fought again
         once per call, as a redelivered opening battle would be.
+
+        The batch's challenges advance together: one store read of answers and one of
+        judgments per stage of all their tournaments, and their follow-up battles are judged
+        at once. A challenge whose every match is an opening battle (one defender, or
+        round_robin) has nothing to continue and costs no read.
         """
         mode = self.config.selection.tournament
         out: list[arena_pb2.BattleJudgments] = []
         wanted = list(dict.fromkeys(p.challenge_id for p in pairs))
         stored = await self.store.call(self.store.challenges_of, wanted)  # one read per batch
+        active: list[arena_pb2.Challenge] = []
         for challenge_id in wanted:
             challenge = stored.get(challenge_id)
             if challenge is None:
                 log.warning("tournament of %s: challenge not in the store", challenge_id)
                 continue
+            models = tournament_models(challenge.attacker, challenge.defenders)
             opening = set(opening_battles(mode, challenge.attacker, challenge.defenders))
-            fought: set[Match] = set()
-            while True:
-                results, retry = await self._tournament_state(challenge)
+            if any(m not in opening for m in itertools.combinations(models, 2)):
+                active.append(challenge)
+        fought: dict[str, set[Match]] = {c.challenge_id: set() for c in active}
+        while active:
+            states = await self._tournament_states(active)
+            unlocked: list[tuple[arena_pb2.Challenge, list[Match]]] = []
+            for challenge in active:
+                results, retry = states[challenge.challenge_id]
+                opening = set(opening_battles(mode, challenge.attacker, challenge.defenders))
                 pending = pending_battles(mode, challenge.attacker, challenge.defenders, results)
-                todo = [
-                    m for m in dict.fromkeys(pending + retry) if m not in opening | fought
-                ]
-                if not todo:
-                    break
-                fought.update(todo)
-                new_pairs = await self._tournament_pairs(challenge, todo)
-                out += await self.judge_battles(new_pairs)
+                done = opening | fought[challenge.challenge_id]
+                todo = [m for m in dict.fromkeys(pending + retry) if m not in done]
+                if todo:
+                    fought[challenge.challenge_id].update(todo)
+                    unlocked.append((challenge, todo))
+            if unlocked:
+                out += await self.judge_battles(await self._tournament_pairs(unlocked))
+            active = [challenge for challenge, _ in unlocked]
         return out
 
     async def _tournament_pairs(
-        self, challenge: arena_pb2.Challenge, matches: Sequence[Match]
+        self, wanted: Sequence[tuple[arena_pb2.Challenge, Sequence[Match]]]
     ) -> list[arena_pb2.ResponsePair]:
-        """ResponsePairs of `matches` from the stored answers (missing answers: skipped)."""
-        models = {m for match in matches for m in match}
-        responses = await self.store.call(
-            self.store.responses_of, [(challenge.challenge_id, m) for m in sorted(models)]
-        )
+        """ResponsePairs of each challenge's matches from the stored answers, in one read
+        (missing answers: skipped)."""
+        keys = sorted({(c.challenge_id, m) for c, matches in wanted
+                       for match in matches for m in match})
+        responses = await self.store.call(self.store.responses_of, keys)
         out = []
-        for a, b in matches:
-            ra = responses.get((challenge.challenge_id, a))
-            rb = responses.get((challenge.challenge_id, b))
-            if ra is None or rb is None:
-                log.warning("tournament battle %s vs %s of %s: answer missing",
-                            a, b, challenge.challenge_id)
-                continue
-            try:
-                judges = judges_for(a, b, self.roster)
-            except ValueError as error:  # reported, never faked
-                log.warning("tournament battle of %s not fought: %s", challenge.challenge_id, error)
-                continue
-            out.append(battle_pair(challenge, ra, rb, judges))
+        for challenge, matches in wanted:
+            for a, b in matches:
+                ra = responses.get((challenge.challenge_id, a))
+                rb = responses.get((challenge.challenge_id, b))
+                if ra is None or rb is None:
+                    log.warning("tournament battle %s vs %s of %s: answer missing",
+                                a, b, challenge.challenge_id)
+                    continue
+                try:
+                    judges = judges_for(a, b, self.roster)
+                except ValueError as error:  # reported, never faked
+                    log.warning("tournament battle of %s not fought: %s",
+                                challenge.challenge_id, error)
+                    continue
+                out.append(battle_pair(challenge, ra, rb, judges))
         return out
 
-    async def _tournament_state(
-        self, challenge: arena_pb2.Challenge
-    ) -> tuple[dict[Match, float | None], list[Match]]:
-        """Results so far of the challenge's battles (model_a's local score, None for a failed
-        battle; absent while incomplete), and the complete battles that failed (worth one more
-        try per call, as a redelivered opening battle gets: its invalid judgments are asked
-        again)."""
-        models = tournament_models(challenge.attacker, challenge.defenders)
-        matches = list(itertools.combinations(models, 2))
-        pairs = {p.battle_id: p for p in await self._tournament_pairs(challenge, matches)}
+    async def _tournament_states(
+        self, challenges: Sequence[arena_pb2.Challenge]
+    ) -> dict[str, tuple[dict[Match, float | None], list[Match]]]:
+        """Per challenge id: results so far of the challenge's battles (model_a's local score,
+        None for a failed battle; absent while incomplete), and the complete battles that
+        failed (worth one more try per call, as a redelivered opening battle gets: its invalid
+        judgments are asked again). One read of answers and one of judgments for all."""
+        matches = {
+            c.challenge_id: list(itertools.combinations(
+                tournament_models(c.attacker, c.defenders), 2))
+            for c in challenges
+        }
+        built = await self._tournament_pairs([(c, matches[c.challenge_id]) for c in challenges])
+        pairs = {p.battle_id: p for p in built}
         stored = await self.store.call(self.store.judgments_of, list(pairs))
-        complete: list[tuple[arena_pb2.ResponsePair, list[arena_pb2.Judgment]]] = []
+        results: dict[str, dict[Match, float | None]] = {}
         # A battle that cannot be built (an answer missing, no judge to sit it) counts as failed,
         # so the schedule goes on without it; `_tournament_pairs` logged why.
-        built = {(p.model_a, p.model_b) for p in pairs.values()}
-        results: dict[Match, float | None] = {m: None for m in matches if m not in built}
+        for c in challenges:
+            made = {(p.model_a, p.model_b) for p in built if p.challenge_id == c.challenge_id}
+            results[c.challenge_id] = {m: None for m in matches[c.challenge_id] if m not in made}
+        complete: list[tuple[arena_pb2.ResponsePair, list[arena_pb2.Judgment]]] = []
         for bid, pair in pairs.items():
             match = (pair.model_a, pair.model_b)
             if pair.response_a.error or pair.response_b.error:
-                results[match] = None
+                results[pair.challenge_id][match] = None
                 continue
             latest = {j.judgment_id: j for j in stored[bid]}
             asked, done = self._plan(pair, latest)
@@ -446,16 +467,16 @@ class Judge(ModelStage):
                     (with_judges(pair, asked), [j for j in stored[bid] if j.judge in asked])
                 )
         executions = await self.execute([pair for pair, _ in complete])
-        retry: list[Match] = []
+        retry: dict[str, list[Match]] = {c.challenge_id: [] for c in challenges}
         for pair, judgments in complete:
             result_a, result_b = executions.get(pair.battle_id, (None, None))
             rated = rate_judged_battle(self.config, pair, judgments, result_a, result_b)
             match = (pair.model_a, pair.model_b)
             rated_ok = rated.status == arena_pb2.BATTLE_STATUS_RATED
-            results[match] = rated.local_score_a if rated_ok else None
+            results[pair.challenge_id][match] = rated.local_score_a if rated_ok else None
             if not rated_ok:
-                retry.append(match)
-        return results, retry
+                retry[pair.challenge_id].append(match)
+        return {cid: (results[cid], retry[cid]) for cid in results}
 
     async def execute(
         self, pairs: Sequence[arena_pb2.ResponsePair]
