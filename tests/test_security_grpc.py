@@ -22,13 +22,13 @@ from test_grpc_servicers import SEED, SERVICE_NAMES, make_config
 from warriorcoder.backends import load_backend
 from warriorcoder.commands.remote import RemoteError, add_remote_args, call, client_security
 from warriorcoder.service.grpc_server import ServiceServer, build_service_server
-from warriorcoder.service.security import READ_ONLY_METHODS, is_loopback, is_read_only
+from warriorcoder.service.security import READ_ONLY_METHODS, is_read_only
 from warriorcoder.service.servicers.challenger import ChallengerServicer
 from warriorcoder.service.servicers.exporter import ExporterServicer
 from warriorcoder.service.servicers.judge import JudgeServicer
 from warriorcoder.service.servicers.rater import RaterServicer
 from warriorcoder.service.servicers.responder import ResponderServicer
-from warriorcoder.service.settings import ServiceSettings
+from warriorcoder.service.settings import ServiceSettings, is_loopback
 from warriorcoder.stages.challenger import Challenger
 from warriorcoder.stages.exporter import Exporter
 from warriorcoder.stages.judge import Judge

@@ -7,6 +7,8 @@ Secrets are SecretStr: printed as '**********'.
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -99,16 +101,84 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_security(self) -> ServiceSettings:
-        from warriorcoder.service.security import check_security_settings
-
         check_security_settings(self)
         return self
+
+    def writer_identities(self) -> frozenset[str]:
+        """The client certificate identities of grpc_writer_identities."""
+        return frozenset(n.strip() for n in self.grpc_writer_identities.split(",") if n.strip())
 
     def topic(self, name: str) -> str:
         return f"{self.kafka_topic_prefix}{name}"
 
     def group(self, service: ServiceName) -> str:
         return f"{self.kafka_group_prefix}.{service}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` listens on loopback only ("0.0.0.0", "::" and "" do not)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def _missing_files(settings: ServiceSettings, names: Iterable[str]) -> list[str]:
+    out = []
+    for name in names:
+        path: Path | None = getattr(settings, name)
+        if path is not None and not path.is_file():
+            out.append(f"{name}: {path} is not a file")
+    return out
+
+
+def check_security_settings(settings: ServiceSettings) -> None:
+    """ValueError naming every inconsistent security setting: half a TLS key pair, a client CA
+    without server TLS, SASL without its credentials, a missing file, or a service exposed
+    beyond loopback with no way to authenticate writers."""
+    problems = _missing_files(settings, (
+        "grpc_tls_cert_file", "grpc_tls_key_file", "grpc_tls_client_ca_file",
+        "kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file",
+        "mongo_tls_ca_file", "mongo_tls_certificate_key_file",
+    ))
+    if (settings.grpc_tls_cert_file is None) != (settings.grpc_tls_key_file is None):
+        problems.append("grpc_tls_cert_file and grpc_tls_key_file go together: set both or none")
+    if settings.grpc_tls_client_ca_file is not None and settings.grpc_tls_cert_file is None:
+        problems.append("grpc_tls_client_ca_file needs server TLS (grpc_tls_cert_file and "
+                        "grpc_tls_key_file)")
+    if settings.writer_identities() and settings.grpc_tls_client_ca_file is None:
+        problems.append("grpc_writer_identities needs client certificates "
+                        "(grpc_tls_client_ca_file)")
+    if settings.grpc_token is not None and not settings.grpc_token.get_secret_value().strip():
+        problems.append("grpc_token is blank: unset it or give a token")
+    protocol = settings.kafka_security_protocol
+    sasl = protocol.startswith("SASL_")
+    sasl_values = {"kafka_sasl_mechanism": settings.kafka_sasl_mechanism,
+                   "kafka_sasl_username": settings.kafka_sasl_username,
+                   "kafka_sasl_password": settings.kafka_sasl_password}
+    if sasl:
+        problems += [f"{name} is required with kafka_security_protocol {protocol}"
+                     for name, value in sasl_values.items() if value is None]
+    else:
+        problems += [f"{name} is set, but kafka_security_protocol {protocol} uses no SASL"
+                     for name, value in sasl_values.items() if value is not None]
+    if not protocol.endswith("SSL"):
+        problems += [f"{name} is set, but kafka_security_protocol {protocol} uses no SSL"
+                     for name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file",
+                                  "kafka_ssl_key_file")
+                     if getattr(settings, name) is not None]
+    if not is_loopback(settings.grpc_host) and not settings.grpc_allow_unauthenticated and (
+        settings.grpc_token is None and settings.grpc_tls_client_ca_file is None
+    ):
+        problems.append(
+            f"grpc_host {settings.grpc_host!r} listens beyond loopback, so anyone who reaches "
+            "the port could start rounds, submit instructions and write exports: set grpc_token "
+            "or grpc_tls_client_ca_file, listen on 127.0.0.1, or set "
+            "grpc_allow_unauthenticated=true to accept that")
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def load_settings(env_file: Path | None = None) -> ServiceSettings:
