@@ -39,18 +39,18 @@ ROSTER = [
 ]
 # Distinct coding instructions (pairwise far apart) and, per base, near-duplicate rewrites.
 BASES = [
-    "Write a Python function that merges two sorted lists of integers into one sorted list "
-    "without using the built-in sort, and explain its running time.",
-    "Implement an LRU cache class in Python with get and put methods that both run in constant "
-    "time, using a dictionary and a doubly linked list.",
-    "Given a string of brackets, write a function that returns whether every opening bracket "
-    "is closed in the right order, using a stack.",
-    "Write a Go program that reads a CSV file of transactions and prints the total amount per "
-    "customer, sorted by the total in descending order.",
-    "Create a Rust function that parses an IPv4 address from a string and returns an error "
-    "value for every malformed input instead of panicking.",
-    "Write a SQL query that returns, for each department, the employee with the highest salary, "
-    "breaking ties by the earliest hire date.",
+    ("Write a Python function that merges two sorted lists of integers into one sorted list "
+     "without using the built-in sort, and explain its running time."),
+    ("Implement an LRU cache class in Python with get and put methods that both run in constant "
+     "time, using a dictionary and a doubly linked list."),
+    ("Given a string of brackets, write a function that returns whether every opening bracket "
+     "is closed in the right order, using a stack."),
+    ("Write a Go program that reads a CSV file of transactions and prints the total amount per "
+     "customer, sorted by the total in descending order."),
+    ("Create a Rust function that parses an IPv4 address from a string and returns an error "
+     "value for every malformed input instead of panicking."),
+    ("Write a SQL query that returns, for each department, the employee with the highest salary, "
+     "breaking ties by the earliest hire date."),
 ]
 
 
@@ -172,7 +172,7 @@ def test_rounds_stored_before_the_index_are_added_on_first_use(tmp_path: Path) -
     # Another arena's round in the same store is not this arena's history.
     store.save_challenges([arena_pb2.Challenge(challenge_id=challenge_id_for("x1", BASES[3]),
                                                round_id="x1", instruction=BASES[3])])
-    store.save_round_info("x1", arena="other")
+    store.register_round("x1", "other")
     index = DedupIndex(store)
     result = index.check(items([variants(t)[1] for t in BASES[:4]], "r1"))
     assert result.kept == [3]
@@ -271,7 +271,7 @@ def test_concurrent_claims_keep_exactly_one_of_each_group(mongo_uri: str,
             barrier.wait(timeout=30)
             result = index.claim(mine)
             kept[n] = [mine[i] for i in result.kept]
-        except BaseException as error:
+        except BaseException as error:  # noqa: BLE001 - reported by the test's own thread
             errors.append(error)
 
     threads = [threading.Thread(target=claim, args=(n,)) for n in range(clients)]

@@ -18,7 +18,7 @@ import functools
 import json
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
     GenerationError,
+    ModelBackend,
 )
 from warriorcoder.backends.chat_templates import prequery_prefix
 from warriorcoder.config import ArenaConfig, ConfigError, SamplingConfig, parse_config
@@ -187,7 +188,7 @@ class Challenger(ModelStage):
     def __init__(
         self,
         config: ArenaConfig,
-        backends: Any,
+        backends: Mapping[str, ModelBackend],
         store: ArenaStore,
         *,
         outbox: bool = False,
@@ -587,8 +588,10 @@ class Challenger(ModelStage):
         info = await self.store.call(self.store.round_info, round_id) or {}
         started_with = {"challenges_per_attacker": start.challenges_per_attacker,
                         "seed_instructions": list(start.seed_instructions)}
-        await self.store.call(functools.partial(
-            self.store.save_round_info, round_id, started_with=started_with, arena=config.arena))
+        await self.store.call(
+            functools.partial(self.store.save_round_info, round_id, started_with=started_with))
+        # The round joins its arena now: the arena's dedup index covers the rounds it names.
+        await self.store.call(self.store.register_round, round_id, config.arena)
         stage = self if config is self.config else Challenger(
             config, self.backends, self.store, outbox=self.outbox, checkpoint=self.checkpoint)
         challenges = await stage.prepare_round(progress)
