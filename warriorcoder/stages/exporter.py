@@ -204,9 +204,10 @@ class Exporter:
                 outcomes.append(outcome)
         if not outcomes:
             return []
-        challenges = self.store.challenges_of(o.challenge_id for o in outcomes)
-        answers = {key: r.generation.text for key, r in self.store.responses_of(
-            (o.challenge_id, m) for o in outcomes for m in {o.winner, o.loser}).items()}
+        # Only the fields a record needs travel and are parsed (a chunk's two reads).
+        challenges = self.store.instructions_of(o.challenge_id for o in outcomes)
+        answers = self.store.answer_texts(
+            (o.challenge_id, m) for o in outcomes for m in {o.winner, o.loser})
         out = []
         for o in outcomes:
             candidate = self._candidate(round_id, o, challenges.get(o.challenge_id), answers,
@@ -219,7 +220,7 @@ class Exporter:
         self,
         round_id: str,
         o: ChallengeOutcome,
-        challenge: arena_pb2.Challenge | None,
+        challenge: tuple[str, str] | None,
         answers: dict[tuple[str, str], str],
         seen: Collected,
     ) -> tuple[arena_pb2.TrainingRecord, arena_pb2.TrainingRecord | None] | None:
@@ -230,10 +231,10 @@ class Exporter:
         if challenge is None:
             problem = ("unknown_challenge",
                        f"the battles name challenge {cid}, which the store does not hold")
-        elif challenge.round_id != round_id:
+        elif challenge[0] != round_id:
             problem = ("wrong_round", (f"challenge {cid} belongs to round "
-                       f"{challenge.round_id!r}, not {round_id!r} as its battles say"))
-        elif not challenge.instruction.strip():
+                       f"{challenge[0]!r}, not {round_id!r} as its battles say"))
+        elif not challenge[1].strip():
             problem = ("empty_instruction", f"challenge {cid} has an empty instruction")
         else:
             missing = sorted(m for m in {o.winner, o.loser} if (cid, m) not in answers)
@@ -247,7 +248,7 @@ class Exporter:
             return None
         assert challenge is not None
         sft, preference = training_records(
-            [o], {cid: challenge.instruction}, answers, round_id=round_id,
+            [o], {cid: challenge[1]}, answers, round_id=round_id,
             config_hash=self.config.config_hash(),
             min_preference_margin=self.config.export.min_preference_margin)
         pair = preference[0] if preference else None

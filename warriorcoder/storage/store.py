@@ -24,12 +24,16 @@ T = TypeVar("T")
 # Ids per `$in` query: keeps each query document far below MongoDB's 16 MB limit.
 _IN_CHUNK = 1000
 DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5000
+# A challenge document carries OUTBOX_FIELD = OUTBOX_PENDING from the moment it is stored until
+# the broker acknowledged it (`save_challenges_unpublished`, `mark_published`).
+OUTBOX_FIELD = "outbox"
+OUTBOX_PENDING = "pending"
 
 # collection -> fields to index (besides _id)
 COLLECTIONS: dict[str, tuple[str, ...]] = {
     "rounds": (),
     "mined": ("round_id",),
-    "challenges": ("round_id",),
+    "challenges": ("round_id", "outbox"),
     "responses": ("challenge_id",),
     "judgments": ("battle_id",),
     "executions": (),
@@ -270,6 +274,48 @@ class ArenaStore:
     def count(self, collection: str, query: dict[str, Any] | None = None) -> int:
         return int(self.db[collection].count_documents(query or {}))
 
+    # -- the challenger's outbox: challenges stored but not yet acknowledged by the broker -------
+    @property
+    def shared(self) -> bool:
+        """Whether other processes may write this database at the same time (a MongoDB server),
+        rather than one run owning it (the embedded file)."""
+        return bool(self._threadsafe)
+
+    def save_challenges_unpublished(self, challenges: Iterable[arena_pb2.Challenge]) -> None:
+        """Upsert challenges marked as not yet published, in one request: the mark and the
+        challenge are one document, so no challenge is stored without it."""
+        ops = []
+        for c in challenges:
+            doc = to_document(c, c.challenge_id)
+            doc[OUTBOX_FIELD] = OUTBOX_PENDING
+            ops.append(self._replace_one({"_id": c.challenge_id}, doc, upsert=True))
+        if ops:
+            self.db["challenges"].bulk_write(ops, ordered=False)
+
+    def mark_published(self, challenge_ids: Iterable[str]) -> None:
+        """Clear the not-yet-published mark of challenges the broker acknowledged."""
+        ids = list(dict.fromkeys(challenge_ids))
+        for start in range(0, len(ids), _IN_CHUNK):
+            self.db["challenges"].update_many(
+                {"_id": {"$in": ids[start : start + _IN_CHUNK]}, OUTBOX_FIELD: OUTBOX_PENDING},
+                {"$unset": {OUTBOX_FIELD: ""}})
+
+    def unpublished_challenges(self, limit: int = 1000) -> list[arena_pb2.Challenge]:
+        """Up to `limit` stored challenges (of any round) still marked as not published, in id
+        order."""
+        docs = self.db["challenges"].find({OUTBOX_FIELD: OUTBOX_PENDING}).sort("_id", 1)
+        return [from_document(d, arena_pb2.Challenge) for d in docs.limit(limit)]
+
+    def unpublished_among(self, challenge_ids: Iterable[str]) -> list[arena_pb2.Challenge]:
+        """The challenges among `challenge_ids` still marked as not published, in id order."""
+        ids = list(dict.fromkeys(challenge_ids))
+        out: list[arena_pb2.Challenge] = []
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = {"_id": {"$in": ids[start : start + _IN_CHUNK]},
+                     OUTBOX_FIELD: OUTBOX_PENDING}
+            out += self._find("challenges", query, arena_pb2.Challenge)
+        return sorted(out, key=lambda c: c.challenge_id)
+
     # -- seasons and rating tallies (warriorcoder/arena/tally.py, docs/ratings.md) ------------
     def register_round(self, round_id: str, arena: str) -> str:
         """Record that `round_id` belongs to `arena` unless it already belongs to one; returns
@@ -426,6 +472,33 @@ class ArenaStore:
                   .sort([("challenge_id", 1), ("battle_id", 1)]).batch_size(batch_size))
         for doc in cursor:
             yield from_document(doc, arena_pb2.RatedBattle)
+
+    def instructions_of(self, challenge_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """(round id, instruction) of the stored challenges among `challenge_ids`, read with a
+        projection (no other field travels or is parsed); missing ones absent."""
+        ids = list(dict.fromkeys(challenge_ids))
+        found: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = {"_id": {"$in": ids[start : start + _IN_CHUNK]}}
+            for doc in self.db["challenges"].find(query, {"round_id": 1, "instruction": 1}):
+                found[str(doc["_id"])] = (str(doc.get("round_id") or ""),
+                                          str(doc.get("instruction") or ""))
+        return found
+
+    def answer_texts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The answer text of each stored (challenge_id, model_id) response among `keys`, read
+        with a projection; missing ones absent."""
+        wanted = {self.response_id(c, m): (c, m) for c, m in keys}
+        ids = list(wanted)
+        found: dict[tuple[str, str], str] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = {"_id": {"$in": ids[start : start + _IN_CHUNK]}}
+            # The whole generation: the MongoDB wire server ignores dotted projections.
+            for doc in self.db["responses"].find(query, {"generation": 1}):
+                generation = doc.get("generation")
+                text = generation.get("text") if isinstance(generation, dict) else None
+                found[wanted[str(doc["_id"])]] = text if isinstance(text, str) else ""
+        return found
 
     @property
     def threadsafe(self) -> bool:

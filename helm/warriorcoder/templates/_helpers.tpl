@@ -309,6 +309,11 @@ spec:
               value: {{ $g.logLevel | quote }}
             - name: WARRIORCODER_SHUTDOWN_GRACE_S
               value: {{ $g.shutdownGraceSeconds | quote }}
+            {{- if eq $name "exporter" }}
+            # WriteExport writes only under this folder: the exports volume.
+            - name: WARRIORCODER_EXPORT_ROOT
+              value: {{ $svc.exports.mountPath | quote }}
+            {{- end }}
             {{- include "warriorcoder.securityEnv" $root | nindent 12 }}
             {{- if include "warriorcoder.isModelCaller" . }}
             {{- range $entry := $root.Values.modelServers }}
