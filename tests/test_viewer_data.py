@@ -157,7 +157,7 @@ def test_every_filter_pages_through_exactly_its_battles(store: ArenaStore) -> No
         forward, backward = all_pages(store, flt, limit=7)
         assert forward == want, flt
         assert backward == want, flt
-        first = data.battle_page(store, "r1", flt, limit=7)
+        first = data.battle_page(store, "r1", flt, limit=7, count=True)
         if not flt.needs_judgments:
             assert first.total == len(want), flt
     assert expected(battles, BattleFilter(disagreement=True), judgments)  # never vacuous
@@ -173,7 +173,8 @@ def test_a_lost_battle_with_local_score_zero_is_listed(store: ArenaStore) -> Non
     page = data.battle_page(store, "r1", BattleFilter(outcome="b"))
     assert [r.battle.battle_id for r in page.rows] == ["b0"]
     assert page.rows[0].outcome == "b"
-    assert data.battle_page(store, "r1", BattleFilter(model="y", outcome="won")).total == 1
+    assert data.battle_page(store, "r1", BattleFilter(model="y", outcome="won"),
+                            count=True).total == 1
 
 
 def test_a_judgment_filter_stops_at_the_scan_limit_and_goes_on_from_there(
@@ -299,3 +300,51 @@ def test_hostile_text_is_cut_and_long_fence_lines_are_prose() -> None:
     assert "cut at" in html
     backticks = "`" * 100_000
     assert segments(backticks + "\n~~~") == [Segment(backticks, False), Segment("", True, "")]
+
+
+def test_the_rater_serves_the_viewer_over_mongodb_on_its_own_port(
+    mongo_uri: str, tmp_path: Path
+) -> None:
+    import asyncio
+
+    import aiohttp
+    import yaml
+    from conftest import free_port
+
+    from warriorcoder.config import load_config
+    from warriorcoder.service.settings import ServiceSettings
+    from warriorcoder.viewer.service import start_service_viewer
+
+    database = f"v{uuid.uuid4().hex[:12]}"
+    store = ArenaStore.connect(mongo_uri, database=database)
+    battles = make_round(store, n=12)
+    arena = tmp_path / "arena.yaml"
+    arena.write_text(yaml.safe_dump({"round_id": "r1", "roster": [
+        {"id": m, "backend": "fake", "model": "fake"} for m in MODELS]}))
+    port = free_port()
+    settings = ServiceSettings(arena_config=arena, mongo_uri=mongo_uri,  # type: ignore[arg-type]
+                               mongo_database=database, viewer_port=port)
+
+    async def scenario() -> None:
+        stop = start_service_viewer(settings, load_config(arena), store)
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # it starts in the background
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/") as response:
+                        body = await response.text()
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            assert "Round r1" in body  # the config's round, straight away
+            async with http.get(f"http://127.0.0.1:{port}/rounds/r1/battles") as response:
+                listing = await response.text()
+            assert listing.count('class="battle outcome-') == len(battles)
+            assert f"MongoDB database {database}" in listing
+            async with http.post(f"http://127.0.0.1:{port}/rounds/r1/battles") as response:
+                assert response.status == 405
+        await stop()
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.ClientConnectionError):
+                await http.get(f"http://127.0.0.1:{port}/")
+
+    asyncio.run(scenario())

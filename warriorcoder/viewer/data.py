@@ -150,12 +150,13 @@ def battle_page(
     after: str | None = None,
     before: str | None = None,
     limit: int = PAGE_SIZE,
-    count: bool = True,
+    count: bool = False,
 ) -> BattlePage:
     """One page of the round's battles under `flt`, in battle-id order: the first `limit`
     after `after`, the last `limit` before `before`, or the first page. Reads O(limit)
     documents per query of the filter, whatever the size of the round (a filter on judgments
-    reads at most SCAN_LIMIT candidates)."""
+    reads at most SCAN_LIMIT candidates). With `count`, also the number of matches (which
+    reads them all)."""
     backwards = before is not None and after is None
     queries = flt.queries(round_id)
     scanned, stopped = 0, False

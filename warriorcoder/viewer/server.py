@@ -158,10 +158,10 @@ class Viewer:
 
     # -- pages ---------------------------------------------------------------------------------
     async def index(self, request: web.Request) -> web.StreamResponse:
-        """The rounds in the store; straight to the round when there is one to show."""
-        rounds = await self.read(ArenaStore.round_ids)
-        if self.source.default_round and self.source.default_round in rounds:
+        """Straight to the configured round, or to the store's only round; else the rounds."""
+        if self.source.default_round:
             raise web.HTTPFound(f"/rounds/{self.source.default_round}/")
+        rounds = await self.read(ArenaStore.round_ids)
         if len(rounds) == 1:
             raise web.HTTPFound(f"/rounds/{rounds[0]}/")
         return self._page("index.html", rounds=rounds, title="rounds", round_id=None)
@@ -198,7 +198,9 @@ class Viewer:
             return self._error(400, str(error))
         if query.get("page") == "last" and after is None and before is None:
             before = LAST_PAGE
-        page, board = await self.read(_list_and_board, round_id, flt, after, before)
+        # Counting every match reads every match: only when asked (a link on the page).
+        counted = query.get("count") == "1"
+        page, board = await self.read(_list_and_board, round_id, flt, after, before, counted)
         base = f"/rounds/{round_id}/battles"
         params = flt.query_string()
 
@@ -217,6 +219,8 @@ class Viewer:
             next_link=link(after=page.next_after) if page.next_after else None,
             prev_link=link(before=page.prev_before) if page.prev_before else None,
             first_link=link(), last_link=link(page="last"),
+            count_link=None if counted or flt.needs_judgments else link(
+                **{k: v for k, v in (("after", after), ("before", before)) if v}, count="1"),
             live=f"/live/{round_id}",
         )
 
@@ -252,8 +256,9 @@ def _list_and_board(
     flt: BattleFilter,
     after: str | None,
     before: str | None,
+    count: bool,
 ) -> tuple[data.BattlePage, arena_pb2.Leaderboard | None]:
-    page = data.battle_page(store, round_id, flt, after=after, before=before)
+    page = data.battle_page(store, round_id, flt, after=after, before=before, count=count)
     return page, store.leaderboard(round_id)
 
 

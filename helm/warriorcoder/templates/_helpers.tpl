@@ -281,6 +281,11 @@ spec:
               containerPort: {{ $g.grpc.healthPort }}
               protocol: TCP
             {{- end }}
+            {{- if and (eq $name "rater") $svc.viewer.enabled }}
+            - name: viewer
+              containerPort: {{ $svc.viewer.port }}
+              protocol: TCP
+            {{- end }}
           env:
             - name: WARRIORCODER_ARENA_CONFIG
               value: /etc/warriorcoder/arena.yaml
@@ -309,6 +314,13 @@ spec:
               value: {{ $g.logLevel | quote }}
             - name: WARRIORCODER_SHUTDOWN_GRACE_S
               value: {{ $g.shutdownGraceSeconds | quote }}
+            {{- if and (eq $name "rater") $svc.viewer.enabled }}
+            # The battle viewer (docs/viewer.md) on its own port, reached through its Service.
+            - name: WARRIORCODER_VIEWER_PORT
+              value: {{ $svc.viewer.port | quote }}
+            - name: WARRIORCODER_VIEWER_HOST
+              value: "0.0.0.0"
+            {{- end }}
             {{- if eq $name "exporter" }}
             # WriteExport writes only under this folder: the exports volume.
             - name: WARRIORCODER_EXPORT_ROOT
@@ -620,6 +632,23 @@ spec:
         {{- toYaml $np.prometheus | nindent 8 }}
       ports:
         - {port: metrics, protocol: TCP}
+    {{- if and (eq .component "rater") $svc.viewer.enabled }}
+    - from:
+        {{- if $svc.viewer.allowFrom }}
+        {{- toYaml $svc.viewer.allowFrom | nindent 8 }}
+        {{- else }}
+        - podSelector:
+            matchLabels:
+              warriorcoder/viewer-client: "true"
+        {{- if $svc.viewer.ingress.enabled }}
+        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: {{ $svc.viewer.ingress.controllerNamespace }}
+        {{- end }}
+        {{- end }}
+      ports:
+        - {port: viewer, protocol: TCP}
+    {{- end }}
   egress:
     {{- include "warriorcoder.dnsEgress" $root | nindent 4 }}
     - ports:
