@@ -98,6 +98,11 @@ class ServiceSettings(BaseSettings):
     # path is taken from the working directory). output_dir is a path under it; nothing is
     # ever written outside it (docs/exports.md).
     export_root: Path = Path("exports")
+    # Fault injection, for tests only: the challenger kills itself (SIGKILL) when it reaches
+    # this point of storing and publishing challenges. "claimed": dedup index written,
+    # challenges not stored; "stored": stored, not published; "published": published, not yet
+    # marked as published. Empty: never.
+    fault_crash_at: Literal["", "claimed", "stored", "published"] = ""
 
     @model_validator(mode="after")
     def _check_security(self) -> ServiceSettings:
