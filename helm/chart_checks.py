@@ -225,6 +225,17 @@ SCALED_OBJECT_INTS = ("pollingInterval", "cooldownPeriod", "initialCooldownPerio
 TRIGGER_FIELDS = {"type", "name", "metadata", "authenticationRef", "metricType",
                   "useCachedMetrics"}
 KAFKA_REQUIRED = ("bootstrapServers", "consumerGroup", "topic", "lagThreshold")
+TRIGGER_AUTH_SPEC = {"secretTargetRef", "env", "configMapTargetRef", "podIdentity",
+                     "hashiCorpVault", "azureKeyVault", "awsSecretManager", "gcpSecretManager",
+                     "boundServiceAccountToken"}
+# What the Kafka scaler takes from a TriggerAuthentication.
+KAFKA_AUTH_PARAMETERS = {"sasl", "saslTokenProvider", "username", "password", "keytab", "realm",
+                         "kerberosConfig", "kerberosServiceName", "oauthTokenEndpointUri",
+                         "scopes", "oauthExtensions", "tls", "ca", "cert", "key", "keyPassword",
+                         "awsRegion", "awsAccessKeyID", "awsSecretAccessKey", "awsRoleArn"}
+# KEDA's name of each SASL mechanism the services support.
+KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256",
+             "SCRAM-SHA-512": "scram_sha512"}
 SERVICES_DIR = HELM_DIR.parent / "warriorcoder/services"
 
 
@@ -284,9 +295,86 @@ def check_scaled_objects(docs: list[Manifest], by_kind: dict[str, dict[str, Mani
         else:
             for trigger in triggers:
                 found += kafka_trigger_problems(trigger, deployment)
+                if deployment is not None:
+                    found += kafka_security_problems(
+                        trigger, deployment, by_kind.get("TriggerAuthentication", {}))
         problems += [f"{source}: ScaledObject/{obj['metadata']['name']}: {text}"
                      for text in found]
+    for auth in by_kind.get("TriggerAuthentication", {}).values():
+        problems += [f"{source}: TriggerAuthentication/{auth['metadata']['name']}: {text}"
+                     for text in trigger_authentication_problems(auth)]
     return problems
+
+
+def trigger_authentication_problems(auth: Manifest) -> list[str]:
+    """The structure of a KEDA TriggerAuthentication, for the Kafka scaler."""
+    found = []
+    if auth.get("apiVersion") != "keda.sh/v1alpha1":
+        found.append(f"apiVersion {auth.get('apiVersion')!r} is not keda.sh/v1alpha1")
+    spec = auth.get("spec", {})
+    found += [f"spec.{key} is not a TriggerAuthentication field"
+              for key in sorted(set(spec) - TRIGGER_AUTH_SPEC)]
+    for ref in spec.get("secretTargetRef", []):
+        if set(ref) != {"parameter", "name", "key"} or not all(
+                isinstance(v, str) and v for v in ref.values()):
+            found.append(f"secretTargetRef {ref} needs a parameter, a Secret name and a key")
+    for ref in spec.get("env", []):
+        if not {"parameter", "name"} <= set(ref) <= {"parameter", "name", "containerName"}:
+            found.append(f"env {ref} needs a parameter and a variable name")
+    found += [f"parameter {ref.get('parameter')!r} is not one the Kafka scaler reads"
+              for source in ("secretTargetRef", "env") for ref in spec.get(source, [])
+              if ref.get("parameter") not in KAFKA_AUTH_PARAMETERS]
+    return found
+
+
+def kafka_security_problems(trigger: dict[str, Any], deployment: Manifest,
+                            auths: dict[str, Manifest]) -> list[str]:
+    """KEDA reaches the broker the way the target's service does: TLS when the service uses
+    SSL, the service's SASL mechanism, and credentials from the very Secrets and variables the
+    Deployment uses. A TriggerAuthentication outside the release is not checked (not seen)."""
+    ref = trigger.get("authenticationRef")
+    auth = None
+    if ref is not None:
+        if ref.get("kind", "TriggerAuthentication") != "TriggerAuthentication" or \
+                ref.get("name") not in auths:
+            return []
+        auth = auths[ref["name"]]["spec"]
+    settings = deployment_settings(deployment)
+    protocol = settings.kafka_security_protocol
+    params = {r["parameter"]: r for source in ("secretTargetRef", "env")
+              for r in (auth or {}).get(source, [])}
+    metadata = trigger.get("metadata", {})
+    found = []
+    tls = metadata.get("tls", "disable")
+    want_tls = "enable" if protocol.endswith("SSL") else "disable"
+    if tls != want_tls and "tls" not in params:
+        found.append(f"tls {tls!r}, but the service connects with {protocol}")
+    sasl = metadata.get("sasl", "none")
+    want_sasl = KEDA_SASL.get(settings.kafka_sasl_mechanism or "", "none") \
+        if protocol.startswith("SASL_") else "none"
+    if sasl != want_sasl and "sasl" not in params:
+        found.append(f"sasl {sasl!r}, but the service uses {want_sasl!r} ({protocol})")
+    if want_sasl != "none" and not {"username", "password"} <= set(params):
+        found.append("SASL without a username and password from a TriggerAuthentication")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container.get("env", [])}
+    used_secrets = {(e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+                    for e in env.values() if "secretKeyRef" in e.get("valueFrom", {})}
+    volumes = deployment["spec"]["template"]["spec"].get("volumes", [])
+    for v in volumes:
+        if "secret" in v:
+            items = v["secret"].get("items")
+            keys = [i["key"] for i in items] if items else ["*"]
+            used_secrets |= {(v["secret"]["secretName"], k) for k in keys}
+    for r in (auth or {}).get("secretTargetRef", []):
+        if (r["name"], r["key"]) not in used_secrets and (r["name"], "*") not in used_secrets:
+            found.append(f"{r['parameter']} from Secret {r['name']}/{r['key']}, which the "
+                         "service does not use")
+    for r in (auth or {}).get("env", []):
+        if r["name"] not in env:
+            found.append(f"{r['parameter']} from ${r['name']}, which the service's container "
+                         "does not set")
+    return found
 
 
 def kafka_trigger_problems(trigger: dict[str, Any], deployment: Manifest | None) -> list[str]:

@@ -82,9 +82,9 @@ for values in "${matrix[@]}"; do
   render "$(basename "$values" .yaml)" -f "$values"
 done
 
-step "kubernetes-validate --strict -k $K8S_VERSION (ServiceMonitor, PrometheusRule and KEDA's ScaledObject are CRDs without a schema here: step 4 checks them)"
+step "kubernetes-validate --strict -k $K8S_VERSION (ServiceMonitor, PrometheusRule and KEDA's ScaledObject and TriggerAuthentication are CRDs without a schema here: step 4 checks them)"
 "$TOOLS_VENV/bin/kubernetes-validate" --strict -k "$K8S_VERSION" --quiet "$work"/rendered/*.yaml 2>&1 \
-  | { grep -Ev "Couldn't find schema for kind ((ServiceMonitor|PrometheusRule) with api version monitoring.coreos.com/v1|ScaledObject with api version keda.sh/v1alpha1)" || true; }
+  | { grep -Ev "Couldn't find schema for kind ((ServiceMonitor|PrometheusRule) with api version monitoring.coreos.com/v1|(ScaledObject|TriggerAuthentication) with api version keda.sh/v1alpha1)" || true; }
 rendered=("$work"/rendered/*.yaml)
 echo "  ${#rendered[@]} rendered releases valid"
 

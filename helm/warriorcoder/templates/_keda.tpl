@@ -11,6 +11,75 @@ owns the HorizontalPodAutoscaler itself, so the chart renders no HPA of its own 
 {{- index $topics . | default "" -}}
 {{- end }}
 
+{{/* The consuming services, those that can scale on lag. */}}
+{{- define "warriorcoder.lagScalable" -}}responder judge rater exporter{{- end }}
+
+{{/* KEDA's name of the services' SASL mechanism (global.kafka.sasl.mechanism). */}}
+{{- define "warriorcoder.kedaSasl" -}}
+{{- index (dict "PLAIN" "plaintext" "SCRAM-SHA-256" "scram_sha256" "SCRAM-SHA-512" "scram_sha512") . -}}
+{{- end }}
+
+{{/*
+Non-empty when the chart makes the KEDA TriggerAuthentication: some stage scales with KEDA
+without an authenticationRef of its own, and the broker needs credentials or certificates the
+services get from Secrets (SASL, or a CA / client certificate Secret). KEDA then reads the same
+Secrets the services read, so the scaler and the services always present the same identity.
+*/}}
+{{- define "warriorcoder.kedaAuthNeeded" -}}
+{{- $root := . }}
+{{- $k := $root.Values.global.kafka }}
+{{- if or (hasPrefix "SASL_" $k.securityProtocol) (and (hasSuffix "SSL" $k.securityProtocol) (or $k.tls.caSecret $k.tls.clientSecret)) }}
+{{- range $c := splitList " " (include "warriorcoder.lagScalable" $root) }}
+{{- $svc := index $root.Values $c }}
+{{- if and $svc.enabled $svc.autoscaling.enabled (eq (default "cpu" $svc.autoscaling.mode) "keda") (not $svc.autoscaling.keda.authenticationRef) }}{{ $c }} {{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "warriorcoder.kedaAuthName" -}}
+{{- printf "%s-kafka" (include "warriorcoder.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The TriggerAuthentication (keda-trigger-authentication.yaml renders it when needed). */}}
+{{- define "warriorcoder.kedaTriggerAuthentication" -}}
+{{- $k := .Values.global.kafka }}
+{{- $sasl := hasPrefix "SASL_" $k.securityProtocol }}
+{{- $tls := hasSuffix "SSL" $k.securityProtocol }}
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata:
+  name: {{ include "warriorcoder.kedaAuthName" . }}
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "warriorcoder.labels" . | nindent 4 }}
+spec:
+  {{- if $sasl }}
+  # The user name is a plain variable of the scaled Deployment's container; KEDA reads it there.
+  env:
+    - parameter: username
+      name: WARRIORCODER_KAFKA_SASL_USERNAME
+  {{- end }}
+  secretTargetRef:
+    {{- if $sasl }}
+    - parameter: password
+      name: {{ $k.sasl.existingSecret }}
+      key: {{ $k.sasl.passwordKey }}
+    {{- end }}
+    {{- if and $tls $k.tls.caSecret }}
+    - parameter: ca
+      name: {{ $k.tls.caSecret }}
+      key: {{ $k.tls.caKey }}
+    {{- end }}
+    {{- if and $tls $k.tls.clientSecret }}
+    - parameter: cert
+      name: {{ $k.tls.clientSecret }}
+      key: {{ $k.tls.certKey }}
+    - parameter: key
+      name: {{ $k.tls.clientSecret }}
+      key: {{ $k.tls.keyKey }}
+    {{- end }}
+{{- end }}
+
 {{/* (dict "root" $ "component" "judge") */}}
 {{- define "warriorcoder.scaledObject" -}}
 {{- $root := .root }}
@@ -26,6 +95,14 @@ owns the HorizontalPodAutoscaler itself, so the chart renders no HPA of its own 
 {{- fail (printf "%s.autoscaling: minReplicas (%d) is above maxReplicas (%d)" .component (int $as.minReplicas) (int $as.maxReplicas)) }}
 {{- end }}
 {{- $k := $as.keda }}
+{{- $chartAuth := include "warriorcoder.kedaAuthNeeded" $root }}
+{{- if and (not $k.authenticationRef) (ne $g.kafka.securityProtocol "PLAINTEXT") }}
+{{- range $key := list "tls" "sasl" }}
+{{- if hasKey $k.extraMetadata $key }}
+{{- fail (printf "%s.autoscaling.keda.extraMetadata.%s: the chart sets it from global.kafka.securityProtocol; set it only with an authenticationRef of your own" $.component $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
 ---
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
@@ -51,9 +128,12 @@ spec:
   {{- end }}
   triggers:
     - type: kafka
-      {{- with $k.authenticationRef }}
+      {{- if $k.authenticationRef }}
       authenticationRef:
-        {{- toYaml . | nindent 8 }}
+        {{- toYaml $k.authenticationRef | nindent 8 }}
+      {{- else if $chartAuth }}
+      authenticationRef:
+        name: {{ include "warriorcoder.kedaAuthName" $root }}
       {{- end }}
       # Every value of a trigger's metadata is a string (the CRD says so).
       metadata:
@@ -66,6 +146,15 @@ spec:
         offsetResetPolicy: earliest
         # Replicas beyond the topic's partitions would sit idle (global.kafka.partitions).
         allowIdleConsumers: "false"
+        {{- /* With an authenticationRef of the user's, tls and sasl are that one's business. */}}
+        {{- if not $k.authenticationRef }}
+        {{- if hasSuffix "SSL" $g.kafka.securityProtocol }}
+        tls: enable
+        {{- end }}
+        {{- if hasPrefix "SASL_" $g.kafka.securityProtocol }}
+        sasl: {{ include "warriorcoder.kedaSasl" $g.kafka.sasl.mechanism }}
+        {{- end }}
+        {{- end }}
         {{- range $key, $value := $k.extraMetadata }}
         {{ $key }}: {{ $value | toString | quote }}
         {{- end }}
