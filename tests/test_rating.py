@@ -85,6 +85,7 @@ def test_win_probability_matches_elo_odds() -> None:
     assert win_probability(2.0, 0.0, natural) == pytest.approx(1.0 / (1.0 + math.exp(-2.0)))
 
 
+@settings(deadline=None)  # a deadline is a timing assertion; CI machines vary
 @given(st.floats(-3000, 3000), st.floats(-3000, 3000))
 def test_win_probabilities_of_both_sides_sum_to_one(rating_a: float, rating_b: float) -> None:
     total = win_probability(rating_a, rating_b) + win_probability(rating_b, rating_a)
@@ -121,6 +122,7 @@ def test_elo_updates_b_from_the_rating_a_had_before_the_battle() -> None:
     assert ratings["a"] == pytest.approx(1020.0 + 40.0 * (0.0 - expected_a))
 
 
+@settings(deadline=None)  # a deadline is a timing assertion; CI machines vary
 @given(battle_lists(any_scores), st.floats(0.0, 64.0))
 def test_elo_is_zero_sum(outcomes: list[BattleOutcome], k_factor: float) -> None:
     # Holds only when both expectations come from the pre-battle ratings.
@@ -128,6 +130,7 @@ def test_elo_is_zero_sum(outcomes: list[BattleOutcome], k_factor: float) -> None
     assert sum(ratings.values()) == pytest.approx(1000.0 * len(ratings), abs=1e-6)
 
 
+@settings(deadline=None)  # a deadline is a timing assertion; CI machines vary
 @given(battle_lists(dyadic_scores), names, names, dyadic_scores)
 def test_elo_update_of_one_battle_is_mirrored(
     history: list[BattleOutcome], model_a: str, model_b: str, score: float
@@ -182,6 +185,7 @@ def test_bradley_terry_recovers_known_strengths(seed: int) -> None:
     assert np.max(np.abs(estimate - truth)) < 40.0
 
 
+@settings(deadline=None)  # a deadline is a timing assertion; CI machines vary
 @given(battle_lists(any_scores))
 def test_bradley_terry_mean_rating_of_each_anchor_set_is_the_initial_rating(
     outcomes: list[BattleOutcome],
@@ -214,11 +218,13 @@ def test_bradley_terry_fractional_score_is_a_weighted_win() -> None:
     assert fractional == pytest.approx(counted, abs=1e-9)
 
 
+@settings(deadline=None)  # a deadline is a timing assertion; CI machines vary
 @given(battle_lists(dyadic_scores, min_size=1))
 def test_bradley_terry_swapping_sides_gives_the_same_ratings(outcomes: list[BattleOutcome]) -> None:
     assert bradley_terry(swapped(outcomes)) == bradley_terry(outcomes)
 
 
+@settings(deadline=None)  # a deadline is a timing assertion; CI machines vary
 @given(battle_lists(any_scores, min_size=1))
 def test_bradley_terry_swapping_sides_with_any_scores(outcomes: list[BattleOutcome]) -> None:
     # 1 - (1 - s) may differ from s in the last bit, hence approx.
@@ -369,6 +375,7 @@ def test_comparison_groups_split_models_that_never_met() -> None:
     assert comparison_groups([]) == []
 
 
+@settings(deadline=None)  # a deadline is a timing assertion; CI machines vary
 @given(battle_lists(any_scores))
 def test_comparison_groups_are_the_connected_components(outcomes: list[BattleOutcome]) -> None:
     # Reference: grow each component by repeated passes over the battles.
@@ -589,6 +596,7 @@ def test_win_stats_counts_from_each_side() -> None:
     assert stats["c"] == WinStats(battles=2, wins=1, losses=1, ties=0, win_rate=0.5)
 
 
+@settings(deadline=None)  # a deadline is a timing assertion; CI machines vary
 @given(battle_lists(any_scores))
 def test_win_stats_add_up(outcomes: list[BattleOutcome]) -> None:
     stats = win_stats(outcomes)

@@ -9,7 +9,6 @@ battles as after a hundred (docs/ratings.md).
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -215,13 +214,17 @@ class Rater:
         # The tallies exist before the battles are written: a tally counted from the store
         # while another writer stores its battles could count those twice.
         for round_id in {b.round_id for b in latest.values()}:
-            self._tally(round_scope(round_id), [round_id], create=True)
             arena = self.arena_of(round_id)
-            self._tally(season_scope(arena), self._season_rounds(arena), create=True)
+            for scope in (round_scope(round_id), season_scope(arena)):
+                if scope not in self._existing:
+                    rounds = [round_id] if scope.startswith("round/") else self._season_rounds(
+                        arena)
+                    self._tally(scope, rounds, create=True)
         before = self.store.battles_of(latest)
         inserted = self.store.save_battles_inserting(latest.values())
         changes: dict[str, _Change] = {}
-        rated_delta: dict[tuple[str, str], int] = Counter()
+        gained: dict[str, str] = {}  # challenge -> round: a battle of it is rated now
+        lost: dict[str, str] = {}  # challenge -> round: a rated battle of it failed anew
         for battle_id in sorted(latest):
             battle = latest[battle_id]
             change = changes.setdefault(battle.round_id, _Change())
@@ -229,17 +232,24 @@ class Rater:
             if battle_id in inserted:
                 change.fresh.append(entry)
                 change.fresh_ids.add(battle_id)
-                rated_delta[battle.round_id, battle.challenge_id] += entry.rated
             elif battle_id in before and before[battle_id] != battle:
                 old = _entry(before[battle_id], {})
                 change.moved.append((old, entry))
-                rated_delta[battle.round_id, battle.challenge_id] += entry.rated - old.rated
-        moved = {key: delta for key, delta in rated_delta.items() if delta}
-        if moved:
-            now = self.store.rated_battle_counts(challenge for _, challenge in moved)
-            for (round_id, challenge), delta in moved.items():
-                after = now.get(challenge, 0)
-                changes[round_id].records += (after > 0) - (after - delta > 0)
+                if old.rated and not entry.rated:
+                    lost[battle.challenge_id] = battle.round_id
+            else:
+                continue
+            if entry.rated:
+                gained[battle.challenge_id] = battle.round_id
+        # Records (challenges with a rated battle) by key, never by a query over the round.
+        for challenge in self.store.mark_rated_challenges(gained.items()):
+            changes[gained[challenge]].records += 1
+        lost = {c: r for c, r in lost.items() if c not in gained}
+        if lost:  # rare: a rated battle rated again as failed
+            gone = [c for c, n in self.store.rated_battle_counts(lost).items() if n == 0]
+            self.store.unmark_rated_challenges(gone)
+            for challenge in gone:
+                changes[lost[challenge]].records -= 1
         for round_id, change in changes.items():
             change.rounds = [round_id]
             arena = self.arena_of(round_id)
@@ -301,6 +311,10 @@ class Rater:
                 for entry in entries:
                     tally.add(entry)
                 tally.rate_elo(entries, k_factor, self.scale)
+                # Battles stored before the records were kept by key get their marks now.
+                self.store.mark_rated_challenges(
+                    (b.challenge_id, b.round_id) for b in battles
+                    if b.status == arena_pb2.BATTLE_STATUS_RATED)
             tally.records += self.store.rated_challenge_count(round_id)
         return tally
 
@@ -309,11 +323,9 @@ class Rater:
         """The stored tally of `scope`; counted from the store (and stored) when there is none
         yet but `rounds` hold battles (or `create` is set); None when they hold none.
 
-        With `create`, only makes sure the tally exists, and returns None: once this process
-        has seen a tally it never reads it for that again (tallies are never removed).
+        With `create`, only makes sure the tally exists (a process that has seen a tally never
+        checks it again: tallies are never removed), and returns None.
         """
-        if create and scope in self._existing:
-            return None
         for _ in range(_TALLY_ATTEMPTS):
             doc = self.store.rating_tally(scope)
             self.tally_reads += 1

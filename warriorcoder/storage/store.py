@@ -41,8 +41,10 @@ COLLECTIONS: dict[str, tuple[str, ...]] = {
     # to SQL by the embedded store or the MongoDB wire server, on battle_id they are.
     "battles": ("round_id", "challenge_id", "battle_id"),
     "leaderboards": (),
-    # One rating tally per round and per season (warriorcoder/arena/tally.py).
+    # One rating tally per round and per season (warriorcoder/arena/tally.py), and the
+    # challenges that have a rated battle (one SFT record each).
     "tallies": (),
+    "rated_challenges": (),
 }
 
 
@@ -513,3 +515,25 @@ class ArenaStore:
     def threadsafe(self) -> bool:
         """Whether worker threads may use this store (MongoDB: yes; the embedded file: no)."""
         return self._threadsafe
+
+    def mark_rated_challenges(self, challenges: Iterable[tuple[str, str]]) -> set[str]:
+        """Record that each (challenge_id, round_id) has a rated battle, in one request keyed
+        by challenge id; returns the challenge ids no writer had recorded before (the server
+        decides, so two writers never both count one)."""
+        if type(self.db).__module__.startswith("neosqlite"):
+            from neosqlite import UpdateOne
+        else:
+            from pymongo import UpdateOne
+        ops = [UpdateOne({"_id": challenge}, {"$setOnInsert": {"round_id": round_id}},
+                         upsert=True)
+               for challenge, round_id in dict(challenges).items()]
+        if not ops:
+            return set()
+        result = self.db["rated_challenges"].bulk_write(ops, ordered=False)
+        return {str(doc_id) for doc_id in (result.upserted_ids or {}).values()}
+
+    def unmark_rated_challenges(self, challenge_ids: Iterable[str]) -> None:
+        """Forget that these challenges have a rated battle (their last one failed anew)."""
+        ids = list(dict.fromkeys(challenge_ids))
+        for start in range(0, len(ids), _IN_CHUNK):
+            self.db["rated_challenges"].delete_many({"_id": {"$in": ids[start:start + _IN_CHUNK]}})
