@@ -348,3 +348,29 @@ def test_the_rater_serves_the_viewer_over_mongodb_on_its_own_port(
                 await http.get(f"http://127.0.0.1:{port}/")
 
     asyncio.run(scenario())
+
+
+def test_the_round_page_shows_the_season_board_when_one_is_stored(tmp_path: Path) -> None:
+    from warriorcoder.viewer.server import Viewer, ViewerSource
+
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    make_round(store, n=6)
+    board = arena_pb2.Leaderboard(round_id="r1", arena="main", battles=5)
+    board.ratings.add(model_id="m0", bradley_terry=1010, bradley_terry_lower=900,
+                      upper_unbounded=True, bradley_terry_upper=float("inf"))
+    store.save_leaderboard(board)
+    viewer = Viewer(ViewerSource(open_store=lambda: store))
+    template = viewer.env.get_template("round.html")
+
+    def render() -> str:
+        summary = data.round_summary(store, "r1", ExportIndex(None))
+        return template.render(title="t", round_id="r1", s=summary, live="")
+
+    assert 'id="season-ratings"' not in render()
+    season = arena_pb2.Leaderboard(arena="main", season=True, rounds=["r0", "r1"], battles=40)
+    season.ratings.add(model_id="m3", bradley_terry=1100)
+    store.save_season_leaderboard(season)
+    html = render()
+    assert 'id="season-ratings"' in html and "Season of arena main" in html and "r0, r1" in html
+    assert "[900, +∞]" in html  # the round board's open upper side
+    viewer.close()

@@ -234,6 +234,13 @@ def test_every_page_renders_the_run_with_model_text_escaped(served: Served, run_
     for model in ("alpha", "beta", "gamma"):
         assert f"?model={model}" in body
     assert 'id="funnel"' in body and 'id="judges"' in body and "profile likelihood" in body
+    assert_no_raw_payload(body)
+    store = ArenaStore.open_embedded(run_dir / "arena.db")
+    board = store.leaderboard(ROUND)
+    assert board is not None
+    season = store.season_leaderboard(board.arena) if board.arena else None
+    # The season's board, when the run stored one, is on the round page too.
+    assert ('id="season-ratings"' in body) == (season is not None and bool(season.ratings))
     battles = battle_ids(run_dir)
     failed = [b for b in battles if b.status == arena_pb2.BATTLE_STATUS_FAILED]
     executed = [b for b in battles if b.HasField("execution_score_a")]

@@ -37,14 +37,21 @@ COLLECTIONS: dict[str, tuple[str, ...]] = {
     "responses": ("challenge_id",),
     "judgments": ("battle_id",),
     "executions": (),
-    # battle_id (equal to _id) is indexed for paging: range queries on _id are not pushed down
-    # to SQL by the embedded store or the MongoDB wire server, on battle_id they are.
-    "battles": ("round_id", "challenge_id", "battle_id"),
+    "battles": ("round_id", "challenge_id"),
     "leaderboards": (),
     # One rating tally per round and per season (warriorcoder/arena/tally.py), and the
     # challenges that have a rated battle (one SFT record each).
     "tallies": (),
     "rated_challenges": (),
+}
+
+
+# collection -> indexes on several fields. The battle viewer pages through a round's battles in
+# battle-id order (`battles_page`): one index serves the round's equality and the order, so a
+# page reads its rows and sorts nothing. battle_id equals _id, but ranges on _id are not pushed
+# down to SQL by the embedded store or the MongoDB wire server, on battle_id they are.
+COMPOUND_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "battles": (("round_id", "battle_id"),),
 }
 
 
@@ -76,6 +83,9 @@ class ArenaStore:
         for name, fields in COLLECTIONS.items():
             for f in fields:
                 db[name].create_index(f)
+        for name, keys in COMPOUND_INDEXES.items():
+            for key in keys:
+                db[name].create_index([(f, 1) for f in key])
 
     @classmethod
     def open_embedded(cls, path: str | Path) -> ArenaStore:

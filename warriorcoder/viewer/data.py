@@ -322,6 +322,8 @@ class RoundSummary:
     # The export the files hold (None: no export written yet).
     export: ExportFiles | None
     info: dict[str, Any]
+    # The season board of the round's arena (every round of it), when one is stored.
+    season: arena_pb2.Leaderboard | None = None
 
 
 def round_summary(store: ArenaStore, round_id: str, exports: ExportIndex) -> RoundSummary:
@@ -363,16 +365,17 @@ def round_summary(store: ArenaStore, round_id: str, exports: ExportIndex) -> Rou
     ]
     rejected = funnel.get("rejected") if isinstance(funnel.get("rejected"), dict) else {}
     assert isinstance(rejected, dict)
-    return RoundSummary(round_id, store.leaderboard(round_id), steps,
-                        {str(k): int(v) for k, v in rejected.items()}, battles, rated,
-                        battles - rated, files, info)
+    board = store.leaderboard(round_id)
+    season = store.season_leaderboard(board.arena) if board is not None and board.arena else None
+    return RoundSummary(round_id, board, steps, {str(k): int(v) for k, v in rejected.items()},
+                        battles, rated, battles - rated, files, info, season)
 
 
 def live_token(store: ArenaStore, round_id: str, battle_id: str | None = None) -> str:
-    """Changes whenever what a page shows may have changed: the round's battle and judgment
-    counts and the stored leaderboard (and the battle's judgments, for a battle's page)."""
-    parts = [store.count("battles", {"round_id": round_id}),
-             store.count("challenges", {"round_id": round_id})]
+    """Changes whenever what a page shows may have changed: the round's battle count and the
+    stored leaderboard (and the battle and its judgments, for a battle's page). One count per
+    check: the live script asks every few seconds while a page is open."""
+    parts = [store.count("battles", {"round_id": round_id})]
     board = store.leaderboard(round_id)
     digest = board.battles_digest if board is not None else ""
     if battle_id is not None:
