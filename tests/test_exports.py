@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -384,8 +383,38 @@ def test_write_export_refusals_and_skips_through_the_grpc_server(
     assert sorted(p.name for p in elsewhere.iterdir()) == ["sft.jsonl"]
 
 
-def rss_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def test_a_season_export_through_the_grpc_server(store: ArenaStore, tmp_path: Path) -> None:
+    seed_round(store, "r1", ["Sort a list.", "Only in round one."], score_a=0.6)
+    seed_round(store, "r2", ["Sort a list.", "Only in round two."], score_a=1.0)
+    for round_id in ("r1", "r2"):
+        store.register_round(round_id, "default")
+    start = serve_exporter(tmp_path, store)
+
+    async def main() -> None:
+        server, port = await start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = services_grpc.ExporterStub(channel)
+                summary = await stub.WriteExport(services_pb2.ExportRequest(
+                    season=True, output_dir="season"))
+                assert list(summary.rounds) == ["r1", "r2"]
+                assert (summary.sft_records, summary.duplicates) == (3, 1)
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.WriteExport(services_pb2.ExportRequest(
+                        season=True, arena="nope", output_dir="other"))
+                assert err.value.code() == grpc.StatusCode.NOT_FOUND
+                # A round's export may not land in the season's folder.
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.WriteExport(services_pb2.ExportRequest(
+                        round_id="r1", output_dir="season"))
+                assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+                assert "season:default" in (err.value.details() or "")
+        finally:
+            await server.stop(None)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+    manifest = json.loads((tmp_path / "exports" / "season" / "manifest.json").read_text())
+    assert manifest["scope"] == "season:default" and manifest["season"] is True
 
 
 def test_health_stays_serving_while_a_big_round_exports(tmp_path: Path, mongo_uri: str) -> None:
@@ -418,6 +447,13 @@ def test_health_stays_serving_while_a_big_round_exports(tmp_path: Path, mongo_ur
                     await asyncio.sleep(0.2)
                 summary = await export
                 assert summary.sft_records == 1500
+                # StreamRecords hands the same records over from its worker thread.
+                streamed = [r async for r in services_grpc.ExporterStub(channel).StreamRecords(
+                    services_pb2.ExportRequest(), timeout=600)]
+                written = jsonl(tmp_path / "exports" / "big" / "sft.jsonl")
+                assert [r.record_id for r in streamed if r.kind == "sft"] == [
+                    r["id"] for r in written]
+                assert len(streamed) == summary.sft_records + summary.preference_records
                 print(f"health probes during the export: {len(statuses)}")
                 assert len(statuses) >= 3  # probed while the export ran
                 assert set(statuses) == {health_pb2.HealthCheckResponse.SERVING}
