@@ -131,6 +131,7 @@ bench: $(VENV)/.installed  ## Benchmarks (results go in docs/benchmarks.md)
 	$(PY) bench/bench_sandbox.py
 	$(PY) bench/bench_verdicts.py
 	$(PY) bench/bench_viewer.py
+	$(PY) bench/bench_season_export.py
 
 screenshots: $(VENV)/.installed tools  ## The battle viewer's screenshots in docs/images (headless Chromium)
 	WARRIORCODER_VIEWER_SCREENSHOTS=docs/images $(PY) -m pytest -q tests/test_viewer_pages.py -k browser
