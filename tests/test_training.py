@@ -306,6 +306,10 @@ def test_tiny_full_fine_tune_saves_a_servable_folder_with_log_and_provenance(
     tiny: Path, tmp_path: Path
 ) -> None:
     run = write_run(tmp_path / "run")
+    # The export's manifest beside the data: the model records which dataset it trained on.
+    (run / "export" / "manifest.json").write_text(json.dumps({
+        "format": "warriorcoder.export/1", "dataset_id": "d" * 16, "scope": "round:r",
+        "files": [{"name": "sft.jsonl", "sha256": file_sha256(run / "export" / "sft.jsonl")}]}))
     result = train(tiny_settings(run, tiny, tmp_path / "out", eval_fraction=0.25),
                    progress=False)
     out = tmp_path / "out"
@@ -329,6 +333,10 @@ def test_tiny_full_fine_tune_saves_a_servable_folder_with_log_and_provenance(
     assert provenance["method"] == "sft"
     assert provenance["data"]["sha256"] == file_sha256(sft)
     assert provenance["data"]["records"] == 4
+    manifest = provenance["export_manifest"]
+    assert (manifest["dataset_id"], manifest["scope"], manifest["matches_data"]) == (
+        "d" * 16, "round:r", True)
+    assert manifest["path"] == str((run / "export" / "manifest.json").resolve())
     assert provenance["base"] == str(tiny)
     assert provenance["hyperparameters"]["learning_rate"] == 3e-3
     assert provenance["results"]["probe_loss_after"] == result.probe_loss_after
