@@ -374,6 +374,25 @@ def test_a_store_rated_before_tallies_is_counted_from_its_battles(tmp_path: Path
     assert season.battles == len(battles)
 
 
+def test_records_of_a_round_stored_before_marks_are_counted_once(tmp_path: Path) -> None:
+    from warriorcoder.stages.rater import rate_judged_battle
+
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    config = make_config()
+    rng = random.Random(16)
+    old = [judged("r1", f"c{c}", a, b, POOL, rng)
+           for c in range(4) for a, b in (("alpha", "beta"), ("gamma", "delta"))]
+    # Battles as a rater stored them before tallies and record marks existed: battles alone.
+    store.save_battles(rate_judged_battle(config, item.pair, item.judgments, None, None)
+                       for item in old)
+    rater = Rater(config, store)
+    # New battles on two old challenges and on two new ones.
+    rater.handle([judged("r1", c, "alpha", "gamma", POOL, rng) for c in ("c0", "c1", "n0", "n1")])
+    board = rater.leaderboard("r1")
+    assert board.records == 6 and board.battles == len(old) + 4
+    assert store.count("rated_challenges") == 6
+
+
 # -- seasons ------------------------------------------------------------------------------------
 
 

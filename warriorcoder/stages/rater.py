@@ -163,6 +163,7 @@ class Rater:
         self.roster = [e.id for e in config.roster]
         self._arenas: dict[str, str] = {}  # round -> arena, once registered
         self._existing: set[str] = set()  # tally scopes known to be stored
+        self._marked: set[str] = set()  # rounds whose rated challenges are all marked
         # Tally documents read (a refresh reads one, never the battles behind it).
         self.tally_reads = 0
 
@@ -214,6 +215,7 @@ class Rater:
         # The tallies exist before the battles are written: a tally counted from the store
         # while another writer stores its battles could count those twice.
         for round_id in {b.round_id for b in latest.values()}:
+            self._mark_records(round_id)
             arena = self.arena_of(round_id)
             for scope in (round_scope(round_id), season_scope(arena)):
                 if scope not in self._existing:
@@ -255,6 +257,19 @@ class Rater:
             arena = self.arena_of(round_id)
             self._update(round_scope(round_id), [round_id], change)
             self._update(season_scope(arena), None, change, arena=arena)
+
+    def _mark_records(self, round_id: str) -> None:
+        """Make sure every challenge of the round with a rated battle is marked (records are
+        counted by these marks): once per round, for battles stored before marks existed."""
+        if round_id in self._marked:
+            return
+        if not (self.store.round_info(round_id) or {}).get("records_marked"):
+            rated = arena_pb2.BattleStatus.Name(arena_pb2.BATTLE_STATUS_RATED)
+            for page in self.store.stream_battles(round_id, ("challenge_id", "status")):
+                self.store.mark_rated_challenges(
+                    (str(d["challenge_id"]), round_id) for d in page if d.get("status") == rated)
+            self.store.save_round_info(round_id, records_marked=True)
+        self._marked.add(round_id)
 
     def arena_of(self, round_id: str) -> str:
         """The arena `round_id` belongs to; a round first seen here joins the configured
@@ -311,10 +326,6 @@ class Rater:
                 for entry in entries:
                     tally.add(entry)
                 tally.rate_elo(entries, k_factor, self.scale)
-                # Battles stored before the records were kept by key get their marks now.
-                self.store.mark_rated_challenges(
-                    (b.challenge_id, b.round_id) for b in battles
-                    if b.status == arena_pb2.BATTLE_STATUS_RATED)
             tally.records += self.store.rated_challenge_count(round_id)
         return tally
 
