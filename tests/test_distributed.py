@@ -69,8 +69,12 @@ def test_full_round_matches_the_embedded_run(arena: Arena, tmp_path: Path) -> No
     # The same config run embedded gives the same dataset, record for record.
     config = parse_config(yaml.safe_load(arena.config_path.read_text()))
     asyncio.run(run_arena(config, tmp_path / "embedded"))
-    for name in ("sft.jsonl", "preference.jsonl"):
-        assert (out / name).read_text() == (tmp_path / "embedded" / "export" / name).read_text()
+    # Every vote ties: no preference pair, so neither export writes preference.jsonl.
+    assert summary.preference_records == 0
+    assert not (out / "preference.jsonl").exists()
+    assert not (tmp_path / "embedded" / "export" / "preference.jsonl").exists()
+    assert (out / "sft.jsonl").read_text() == (
+        tmp_path / "embedded" / "export" / "sft.jsonl").read_text()
 
     # SIGTERM: each service drains, reports NOT_SERVING and exits cleanly.
     for name in SERVICES:
