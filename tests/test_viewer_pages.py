@@ -596,3 +596,15 @@ def add_second_battle(run: Path) -> None:
         battle_id="fffffffffffffffffffffff1", challenge_id="new2", round_id=ROUND,
         model_a="beta", model_b="gamma", status=arena_pb2.BATTLE_STATUS_RATED,
         local_score_a=0.5)])
+
+
+def test_a_store_that_cannot_be_read_gets_an_error_page(tmp_path: Path) -> None:
+    from conftest import free_port
+
+    uri = f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=300"
+    source = ViewerSource(open_store=lambda: ArenaStore.connect(uri), default_round=ROUND)
+    with serve(source) as s:
+        status, headers, body = fetch(f"{s.url}/rounds/{ROUND}/battles")
+    assert status == 500
+    assert "the page could not be made: ServerSelectionTimeoutError" in body
+    assert "script-src 'self'" in headers["Content-Security-Policy"]

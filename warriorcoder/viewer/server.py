@@ -139,6 +139,11 @@ class Viewer:
             else:
                 error.headers.update(SECURITY_HEADERS)
                 raise
+        except Exception as error:  # the store down, a broken record: a page that says so
+            log.exception("viewer: %s failed", request.path)
+            response = self._page("error.html", status=500, title="error",
+                                  message=f"the page could not be made: {type(error).__name__}: "
+                                          f"{str(error)[:300]}")
         response.headers.update(SECURITY_HEADERS)
         return response
 
