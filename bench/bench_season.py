@@ -108,7 +108,7 @@ def fill(uri: str, database: str, size: int, models: int) -> dict[str, Any]:
     from warriorcoder.storage.store import ArenaStore
 
     store = ArenaStore.connect(uri, database)  # creates the indexes
-    battles = pymongo.MongoClient(uri)[database]["battles"]
+    battles: Any = pymongo.MongoClient(uri)[database]["battles"]
     rng = random.Random(size)
     per_round = size // ROUNDS
     started = time.perf_counter()
@@ -165,8 +165,9 @@ def ingest(uri: str, database: str, size: int, models: int, bootstrap: int) -> d
     return {
         "ingested": size,
         "ingest_s": round(time.perf_counter() - started, 1),
-        "first_tenth_battles_per_s": round(tenth * BATCH / sum(batch_seconds[:tenth])),
-        "last_tenth_battles_per_s": round(tenth * BATCH / sum(batch_seconds[-tenth:])),
+        "battles_per_s_per_tenth": [
+            round(tenth * BATCH / sum(batch_seconds[start:start + tenth]))
+            for start in range(0, tenth * 10, tenth)],
         "rss_mib_per_tenth": rss,
         "tally_reads_per_batch": rater.tally_reads / batches,
     }
@@ -205,7 +206,7 @@ def in_subprocess(uri: str, database: str, what: str, models: int, bootstrap: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--models", type=int, default=8)
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--ingest", type=int, default=0,
