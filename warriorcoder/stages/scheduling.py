@@ -154,8 +154,8 @@ class PipelineStage:
 
 
 class StagePipeline:
-    """Runs in-process stages over an `InMemoryBus` until every topic they read is empty and
-    no batch is in flight.
+    """Runs in-process stages (listed in flow order, upstream first) over an `InMemoryBus`
+    until every topic they read is empty and no batch is in flight.
 
     Each stage keeps up to its `max_in_flight` batches running. A stage whose next stage (the
     one consuming its `produces`) already has a full window's worth of events waiting
