@@ -482,3 +482,41 @@ def seed_many(store: ArenaStore, round_id: str, *, challenges: int) -> None:
             battle_id=f"{cid}-{d}", challenge_id=cid, round_id=round_id, model_a="alpha",
             model_b=d, status=RATED, local_score_a=1.0 if d == "gamma" else 0.75,
             tokens_a=5, tokens_b=5) for cid in cids for d in ("beta", "gamma"))
+
+
+# -- `warriorcoder export --run-dir` ----------------------------------------------------------
+
+
+def test_cli_exports_a_run_folders_round_and_season(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from test_pipeline import make_config as pipeline_config
+    from test_pipeline import run as run_round
+
+    from warriorcoder.cli import main
+
+    run_dir = tmp_path / "run"
+    first = run_round(pipeline_config(round_id="r1"), run_dir)
+    second = run_round(pipeline_config(round_id="r2"), run_dir)
+    assert main(["export", "--run-dir", str(run_dir), "--out", str(tmp_path / "r1"),
+                 "--round-id", "r1"]) == 0
+    assert f"{first.export.sft_records} SFT records" in capsys.readouterr().out
+    assert main(["export", "--run-dir", str(run_dir), "--out", str(tmp_path / "season"),
+                 "--season"]) == 0
+    printed = capsys.readouterr().out
+    assert "(rounds: r1, r2)" in printed
+    manifest = json.loads((tmp_path / "season" / "manifest.json").read_text())
+    assert manifest["scope"] == "season:default"
+    counts = manifest["counts"]
+    # Both rounds mine from the same fakes: repeated instructions are kept once, the best.
+    assert counts["sft_records"] + counts["duplicates"] == (
+        first.export.sft_records + second.export.sft_records)
+    rows = jsonl(tmp_path / "season" / "sft.jsonl")
+    keys = [" ".join(r["messages"][-2]["content"].split()) for r in rows]
+    assert len(keys) == len(set(keys)) == counts["sft_records"]
+    # The round's export folder is not the season's: refused, nothing overwritten.
+    before = (tmp_path / "r1" / "sft.jsonl").read_bytes()
+    assert main(["export", "--run-dir", str(run_dir), "--out", str(tmp_path / "r1"),
+                 "--season"]) == 1
+    assert "holds the export of 'round:r1'" in capsys.readouterr().err
+    assert (tmp_path / "r1" / "sft.jsonl").read_bytes() == before
+    assert main(["export", "--out", "x"]) == 2

@@ -67,14 +67,17 @@ def check_ownership(folder: ExportFolder, scope: str, *, adopt: bool = False) ->
     """The export files in `folder` that an export of `scope` may replace or remove.
 
     Raises NotOwned, naming the file, when the folder holds an export of another scope, or an
-    export file that its manifest does not list with its current checksum. With `adopt` (a
-    run folder the embedded run owns) files without a manifest are taken over.
+    export file that its manifest does not list with its current checksum. With `adopt` (the
+    export folder of an embedded run, which the run owns whatever it holds: the export of its
+    latest round) every export file there is taken over.
     """
-    manifest = read_manifest(folder)
     present = [name for name in EXPORT_FILES if folder.exists(name)]
+    if adopt:
+        return set(present)
+    manifest = read_manifest(folder)
     if manifest is None:
         unowned = [n for n in present if n != MANIFEST_FILE]
-        if unowned and not adopt:
+        if unowned:
             raise NotOwned(
                 f"{folder.path}: {', '.join(unowned)} exist and no export manifest says the "
                 "exporter wrote them; choose another folder (or remove them)")

@@ -14,6 +14,7 @@ the manifest says so. See docs/exports.md.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import itertools
@@ -34,7 +35,13 @@ from warriorcoder.arena.rating import RatingScale
 from warriorcoder.arena.selection import ChallengeOutcome, select_winner, training_records
 from warriorcoder.arena.training_record import PREFERENCE, SFT, record_json
 from warriorcoder.config import ArenaConfig
-from warriorcoder.exports.folder import AtomicFile, ExportFolder, ExportRoot, WrittenFile
+from warriorcoder.exports.folder import (
+    AtomicFile,
+    ExportFolder,
+    ExportRoot,
+    NotOwned,
+    WrittenFile,
+)
 from warriorcoder.exports.manifest import (
     FORMAT,
     LEADERBOARD_FILES,
@@ -307,7 +314,10 @@ class Exporter:
                                           {w.name: n for _, w, n in staged if n is not None})
                 # Before any file moves, the old manifest also lists the new checksums: a crash
                 # half-way leaves files that one manifest or the other vouches for.
-                previous = read_manifest(folder) if MANIFEST_FILE in owned else None
+                previous = None
+                if MANIFEST_FILE in owned:
+                    with contextlib.suppress(NotOwned):  # adopted: any manifest.json
+                        previous = read_manifest(folder)
                 if previous is not None:
                     pending = dict(previous)
                     pending["files"] = [*previous.get("files", []),
