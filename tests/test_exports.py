@@ -520,3 +520,17 @@ def test_cli_exports_a_run_folders_round_and_season(tmp_path: Path,
     assert "holds the export of 'round:r1'" in capsys.readouterr().err
     assert (tmp_path / "r1" / "sft.jsonl").read_bytes() == before
     assert main(["export", "--out", "x"]) == 2
+
+
+def test_a_file_where_a_folder_should_be_and_a_busy_folder(tmp_path: Path) -> None:
+    from warriorcoder.exports.folder import BadExportPath, FolderBusy
+
+    root = ExportRoot(tmp_path / "root")
+    (tmp_path / "root" / "plain").write_text("x")
+    with pytest.raises(BadExportPath, match="is a file, not a folder"):
+        root.open("plain/sub").close()
+    # Two exports into one folder at once: the second is told to wait.
+    with root.open("busy") as first, root.open("busy") as second:
+        first.lock()
+        with pytest.raises(FolderBusy, match="another export is writing this folder"):
+            second.lock()
