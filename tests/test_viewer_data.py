@@ -374,3 +374,21 @@ def test_the_round_page_shows_the_season_board_when_one_is_stored(tmp_path: Path
     assert 'id="season-ratings"' in html and "Season of arena main" in html and "r0, r1" in html
     assert "[900, +∞]" in html  # the round board's open upper side
     viewer.close()
+
+
+def test_the_live_token_changes_with_the_round(store: ArenaStore) -> None:
+    battles = make_round(store, n=6)
+    bid = battles[0].battle_id
+    round_token, battle_token = data.live_token(store, "r1"), data.live_token(store, "r1", bid)
+    assert data.live_token(store, "r1") == round_token  # nothing written: no reload
+    if store.data_version() is not None:
+        # The embedded store's version moves only with another connection's commits.
+        ArenaStore.open_embedded(Path(store.db.db_path)).save_battles(
+            [arena_pb2.RatedBattle(battle_id="zzz", round_id="r1")])
+    else:
+        store.save_battles([arena_pb2.RatedBattle(battle_id="zzz", round_id="r1")])
+    assert data.live_token(store, "r1") != round_token
+    if store.data_version() is None:
+        battle_token = data.live_token(store, "r1", bid)
+        store.save_judgments([_judgment(bid, "m9", AB, A)])
+        assert data.live_token(store, "r1", bid) != battle_token

@@ -482,6 +482,13 @@ class ArenaStore:
         """Ids of the rounds the store holds a record of, sorted."""
         return sorted(str(d["_id"]) for d in self.db["rounds"].find({}, {"_id": 1}))
 
+    def data_version(self) -> int | None:
+        """On the embedded store, a number that changes whenever another connection (a running
+        round) commits to the file: SQLite's data_version, free to read. None on MongoDB."""
+        if self._threadsafe:
+            return None
+        return int(self.db.db.execute("PRAGMA data_version").fetchone()[0])
+
     # -- streaming reads of the exporter ---------------------------------------------------------
     def iter_battles_by_challenge(
         self, round_id: str, *, batch_size: int = 1000

@@ -372,9 +372,14 @@ def round_summary(store: ArenaStore, round_id: str, exports: ExportIndex) -> Rou
 
 
 def live_token(store: ArenaStore, round_id: str, battle_id: str | None = None) -> str:
-    """Changes whenever what a page shows may have changed: the round's battle count and the
-    stored leaderboard (and the battle and its judgments, for a battle's page). One count per
-    check: the live script asks every few seconds while a page is open."""
+    """Changes whenever what a page shows may have changed. The embedded store says for free
+    whether anything was written since (its data version); on MongoDB the token is the round's
+    battle count (an index count on a real server), the stored leaderboard, and for a battle's
+    page that battle and its judgment count. Cheap: the live script asks every few seconds
+    while a page is open."""
+    version = store.data_version()
+    if version is not None:
+        return f"v{version}"
     parts = [store.count("battles", {"round_id": round_id})]
     board = store.leaderboard(round_id)
     digest = board.battles_digest if board is not None else ""
