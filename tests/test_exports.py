@@ -161,6 +161,7 @@ def test_a_season_keeps_one_record_per_instruction_the_best_across_rounds(
     seed_round(store, "r1", ["Sort a list.", "Only in round one."], score_a=0.6)
     # The same task again (whitespace differs), answered more decisively in round two.
     seed_round(store, "r2", ["Sort   a list.\n", "Only in round two."], score_a=1.0)
+    store.save_round_info("r1", config_hash="r1-config")  # round one ran another config
     b = board(season=["r1", "r2"])
     exporter = Exporter(config, store, chunk_challenges=1)  # several chunks per round
     export = exporter.export(b, tmp_path / "season")
@@ -172,6 +173,11 @@ def test_a_season_keeps_one_record_per_instruction_the_best_across_rounds(
     # The kept record of the shared instruction is round two's: its winner scored higher.
     sort = rows[1]
     assert sort["provenance"]["round_id"] == "r2"
+    # Each record carries the config hash of the round it came from.
+    assert [r["provenance"]["config_hash"] for r in rows] == [
+        "r1-config", config.config_hash(), config.config_hash()]
+    assert [r["config_hash"] for r in export.manifest["rounds"]] == [
+        "r1-config", config.config_hash()]
     assert sort["score"] > 0.8
     streamed = list(exporter.stream(ExportScope.of(b), b))
     assert [r.record_id for r in streamed if r.kind == "sft"] == [r["id"] for r in rows]

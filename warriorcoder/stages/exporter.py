@@ -106,6 +106,7 @@ class Skipped:
 @dataclass
 class RoundCounts:
     round_id: str
+    config_hash: str = ""
     battles: int = 0
     rated_battles: int = 0
     challenges: int = 0
@@ -168,6 +169,10 @@ class Exporter:
         seen = Collected()
         for round_id in scope.rounds:
             counts = RoundCounts(round_id)
+            # Records carry the config their round was run with (a season spans configs); a
+            # round the store has no config hash for was run with this one.
+            counts.config_hash = str((self.store.round_info(round_id) or {}).get("config_hash")
+                                     or self.config.config_hash())
             seen.rounds.append(counts)
             groups = itertools.groupby(self.store.iter_battles_by_challenge(round_id),
                                        key=attrgetter("challenge_id"))
@@ -218,7 +223,7 @@ class Exporter:
         out = []
         for o in outcomes:
             candidate = self._candidate(round_id, o, challenges.get(o.challenge_id), answers,
-                                        seen)
+                                        counts, seen)
             if candidate is not None:
                 out.append(candidate)
         return out
@@ -229,6 +234,7 @@ class Exporter:
         o: ChallengeOutcome,
         challenge: tuple[str, str] | None,
         answers: dict[tuple[str, str], str],
+        counts: RoundCounts,
         seen: Collected,
     ) -> tuple[arena_pb2.TrainingRecord, arena_pb2.TrainingRecord | None] | None:
         """The challenge's SFT record and preference pair, or None (skipped, with a reason)."""
@@ -256,7 +262,7 @@ class Exporter:
         assert challenge is not None
         sft, preference = training_records(
             [o], {cid: challenge[1]}, answers, round_id=round_id,
-            config_hash=self.config.config_hash(),
+            config_hash=counts.config_hash,
             min_preference_margin=self.config.export.min_preference_margin)
         pair = preference[0] if preference else None
         if pair is not None and not pair.rejected.strip():
@@ -414,7 +420,7 @@ class Exporter:
             "rounds": [
                 {"round_id": r.round_id, "battles": r.battles, "rated_battles": r.rated_battles,
                  "challenges": r.challenges,
-                 "config_hash": (self.store.round_info(r.round_id) or {}).get("config_hash")}
+                 "config_hash": r.config_hash}
                 for r in seen.rounds],
             "selection": {"alpha": sel.alpha, "rating": sel.rating, "aggregate": sel.aggregate,
                           "head_to_head_guard": sel.head_to_head_guard,
