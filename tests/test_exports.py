@@ -540,3 +540,33 @@ def test_a_file_where_a_folder_should_be_and_a_busy_folder(tmp_path: Path) -> No
         first.lock()
         with pytest.raises(FolderBusy, match="another export is writing this folder"):
             second.lock()
+
+
+def test_a_first_export_cut_off_half_way_can_be_redone(
+        store: ArenaStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash after some files moved into a fresh folder leaves a pending manifest that
+    vouches for them: the next export of the same scope goes through."""
+    from warriorcoder.exports import folder as folder_module
+
+    config = make_config()
+    seed_round(store, "t1", ["Sort a list."])
+    moved: list[str] = []
+    commit = folder_module.AtomicFile.commit
+
+    def crash_after_two(self: Any) -> Any:
+        if self.name != "manifest.json" and len(moved) == 2:
+            raise OSError("simulated crash")
+        moved.append(self.name)
+        return commit(self)
+
+    monkeypatch.setattr(folder_module.AtomicFile, "commit", crash_after_two)
+    root = ExportRoot(tmp_path)
+    with root.open("out") as folder, pytest.raises(OSError, match="simulated crash"):
+        Exporter(config, store).write(ExportScope(("t1",)), board(), folder)
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["pending"] is True
+    assert (tmp_path / "out" / "sft.jsonl").exists()
+    assert not list((tmp_path / "out").glob(".*.partial"))  # no temporary file left
+    monkeypatch.setattr(folder_module.AtomicFile, "commit", commit)
+    with root.open("out") as folder:
+        export = Exporter(config, store).write(ExportScope(("t1",)), board(), folder)
+    assert "pending" not in export.manifest and export.sft_records == 1

@@ -324,14 +324,16 @@ class Exporter:
                 if MANIFEST_FILE in owned:
                     with contextlib.suppress(NotOwned):  # adopted: any manifest.json
                         previous = read_manifest(folder)
-                if previous is not None:
-                    pending = dict(previous)
-                    pending["files"] = [*previous.get("files", []),
-                                        *(_file_json(w, None) for w in written)]
-                    with folder.writer(MANIFEST_FILE) as f:
-                        f.write(manifest_bytes(pending))
-                        f.finish()
-                        f.commit()
+                # A first export of the folder writes one too: files without any manifest
+                # would be refused as someone else's.
+                pending = dict(previous or {"format": FORMAT, "scope": scope.name})
+                pending["pending"] = True  # not a finished export: the final one replaces it
+                pending["files"] = [*(previous or {}).get("files", []),
+                                    *(_file_json(w, None) for w in written)]
+                with folder.writer(MANIFEST_FILE) as f:
+                    f.write(manifest_bytes(pending))
+                    f.finish()
+                    f.commit()
                 for atomic, _, _ in staged:
                     atomic.commit()
             finally:
