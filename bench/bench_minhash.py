@@ -7,6 +7,15 @@ the injected duplicates, originals dropped, and how many dropped pairs have an e
 below the threshold (estimation false positives).
 
     .venv/bin/python bench/bench_minhash.py            # 100,000 instructions
+
+With ``--store embedded`` or ``--store mongodb`` it measures the arena's index in the store
+instead (``storage/dedup_index.py``): the corpus is split into ``--rounds`` rounds, and each
+round is claimed against the index as the challenger does (batches of 1,000), on the embedded
+SQLite store or on a MongoDB wire server (nx-27017) started on a free loopback port. It prints
+the time per round, the documents written, and whether the index kept exactly what
+``minhash_dedup`` keeps over the whole corpus.
+
+    .venv/bin/python bench/bench_minhash.py --store mongodb --n 10000 --rounds 5
 """
 
 from __future__ import annotations
@@ -14,7 +23,16 @@ from __future__ import annotations
 import argparse
 import random
 import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from warriorcoder.arena.dedup import jaccard, minhash_dedup
 
@@ -105,6 +123,81 @@ def build_corpus(n: int, dup_rate: float, seed: int) -> tuple[list[str], dict[in
     return texts, source_of
 
 
+@contextmanager
+def mongodb_server(data_dir: Path) -> Iterator[str]:
+    """A MongoDB wire server (nx-27017) on a free loopback port, from an empty folder."""
+    exe = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen([exe, "--data-dir", str(data_dir), "-p", str(port), "--host",
+                             "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError("nx-27017 did not start")
+            time.sleep(0.05)
+        yield f"mongodb://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def bench_store(texts: list[str], args: argparse.Namespace) -> None:
+    """Claim the corpus round by round into the store's index; print time per round."""
+    from warriorcoder.stages.challenger import challenge_id_for
+    from warriorcoder.storage.dedup_index import ENTRIES, DedupIndex, IndexedItem
+    from warriorcoder.v1 import arena_pb2
+
+    with tempfile.TemporaryDirectory() as tmp, open_store(args.store, Path(tmp)) as store:
+        index = DedupIndex(store, threshold=args.threshold, num_perm=args.num_perm)
+        per_round = -(-len(texts) // args.rounds)
+        kept: list[int] = []
+        total = 0.0
+        for r in range(args.rounds):
+            lo, hi = r * per_round, min((r + 1) * per_round, len(texts))
+            round_id = f"round-{r + 1}"
+            items = [IndexedItem(challenge_id_for(round_id, texts[i]), round_id, texts[i])
+                     for i in range(lo, hi)]
+            start = time.perf_counter()
+            result = index.claim(items)
+            wall = time.perf_counter() - start
+            # As the challenger does (not timed): the kept ones are stored as challenges.
+            store.save_challenges([arena_pb2.Challenge(
+                challenge_id=items[i].challenge_id, round_id=round_id,
+                instruction=items[i].instruction) for i in result.kept])
+            store.save_round_info(round_id, arena="default")
+            total += wall
+            kept += [lo + i for i in result.kept]
+            print(f"{round_id}: {hi - lo} texts claimed in {wall:.2f} s "
+                  f"({(hi - lo) / wall:,.0f} texts/s), kept {len(result.kept)}, "
+                  f"index holds {index.size()}")
+        reference = minhash_dedup(texts, threshold=args.threshold, num_perm=args.num_perm).kept
+        print(f"store: {args.store}  texts: {len(texts)}  rounds: {args.rounds}  "
+              f"total: {total:.2f} s ({len(texts) / total:,.0f} texts/s)")
+        print(f"documents: {store.count(ENTRIES)} entries ({index.bands} bands x {index.rows} "
+              "rows, buckets kept in memory)")
+        print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        print(f"kept exactly what minhash_dedup keeps over the whole corpus: "
+              f"{kept == reference} ({len(kept)} vs {len(reference)})")
+
+
+@contextmanager
+def open_store(kind: str, tmp: Path) -> Iterator[Any]:
+    """The embedded store in `tmp`, or a store on a MongoDB wire server started for it."""
+    from warriorcoder.storage.store import ArenaStore
+
+    if kind == "embedded":
+        yield ArenaStore.open_embedded(tmp / "arena.db")
+        return
+    with mongodb_server(tmp / "mongo") as uri:
+        yield ArenaStore.connect(uri, "bench")
+
+
 def main() -> None:
     """Run the benchmark and print its numbers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -113,9 +206,16 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--num-perm", type=int, default=128)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--store", choices=["none", "embedded", "mongodb"], default="none",
+                        help="measure the arena's index in this store instead of minhash_dedup")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="with --store: rounds the corpus is split into")
     args = parser.parse_args()
 
     texts, source_of = build_corpus(args.n, args.dup_rate, args.seed)
+    if args.store != "none":
+        bench_store(texts, args)
+        return
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
     result = minhash_dedup(texts, threshold=args.threshold, num_perm=args.num_perm)

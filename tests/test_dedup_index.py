@@ -285,3 +285,18 @@ def test_concurrent_claims_keep_exactly_one_of_each_group(mongo_uri: str,
     store = ArenaStore.connect(mongo_uri, database)
     assert sorted(d["challenge_id"] for d in store.db[ENTRIES].find({})) == sorted(
         item.challenge_id for mine in kept for item in mine)
+
+
+def test_an_id_claimed_twice_in_one_call_is_kept_once_across_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from warriorcoder.storage import dedup_index
+
+    monkeypatch.setattr(dedup_index, "CLAIM_CHUNK", 2)  # each chunk its own lock hold
+    index = DedupIndex(ArenaStore.open_embedded(tmp_path / "arena.db"))
+    claimed = items([BASES[0], BASES[1], BASES[0], BASES[2], variants(BASES[1])[0]], "r1")
+    result = index.claim(claimed)
+    assert (result.kept, result.already_indexed) == ([0, 1, 3], [])
+    assert {i: o.challenge_id for i, o in result.duplicate_of.items()} == {
+        2: claimed[0].challenge_id, 4: claimed[1].challenge_id}
+    assert index.size() == 3

@@ -4,12 +4,9 @@ nothing is mined (or submitted) twice across rounds and challenger replicas.
 Layout (one index per arena scope and dedup layout; changing ``challenger.dedup`` starts a new
 index, filled again from the stored challenges):
 
-- ``dedup_entries``: one document per indexed challenge, ``_id = "<index>/<challenge_id>"``,
-  with its round and its MinHash signature. An entry is the commit record of a claim: it is
-  written after the challenge's bucket documents.
-- ``dedup_buckets``: one document per (band, key, challenge), ``_id =
-  "<index>/<band>/<key>/<challenge_id>"`` and the field ``bucket`` (indexed) naming the bucket.
-  Deterministic ids and upserts: writing a claim twice (a rerun, a resume) changes nothing.
+- ``dedup_entries``: one document per indexed challenge, ``_id = "<index>/<challenge_id>"``
+  (deterministic: writing a claim twice changes nothing), with its round, its MinHash
+  signature and ``seq``, its position in the order of claims.
 - ``dedup_rounds``: which rounds' stored challenges the index holds (rounds stored before the
   index existed are added on first use).
 - ``dedup_locks``: on a MongoDB server, a lease lock per index. Deciding and writing a batch is
@@ -18,6 +15,11 @@ index, filled again from the stored challenges):
   taken by inserting a document with a deterministic id (insert-if-absent); one left by a
   process that died is taken over once its lease has expired. The embedded store has one
   writer (its run) and takes no lock.
+
+Each process keeps the LSH buckets of the index in memory (band keys are computed from the
+stored signatures: 8 bytes per band and challenge) and reads only the entries claimed since it
+last looked (``seq`` above the last one it saw), so a claim costs one document written per kept
+challenge and reads that grow with the batch, not with the arena's history.
 
 A claim decides in input order (:func:`warriorcoder.arena.dedup.first_wins`): a text is kept
 unless an indexed challenge, or an earlier text of the batch, is a near-duplicate. A challenge
@@ -37,7 +39,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -48,13 +49,14 @@ from warriorcoder.storage.store import ArenaStore
 log = logging.getLogger(__name__)
 
 ENTRIES = "dedup_entries"
-BUCKETS = "dedup_buckets"
 ROUNDS = "dedup_rounds"
 LOCKS = "dedup_locks"
 # Texts decided per lock hold: bounds how long other replicas wait for the lock.
 CLAIM_CHUNK = 1000
-# Bucket names per `$in` query.
+# Ids per `$in` query.
 _IN_CHUNK = 1000
+# Bucket entries added since the sorted arrays were last rebuilt, before they are merged in.
+_MERGE_AT = 1 << 17
 DEFAULT_LEASE_S = 30.0
 # Seed of the permutations and band keys: the same as minhash_dedup's default, so that a
 # round's own dedup and the index agree.
@@ -100,6 +102,81 @@ def _decode(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<u4").astype(np.uint32)
 
 
+class _Buckets:
+    """The indexed challenges in memory: their LSH buckets (a sorted array of bucket ids, band
+    and key mixed into one 64-bit id, with the member of each, plus a dict of recent additions)
+    and, per challenge, its signature (512 bytes at 128 permutations), round and claim time."""
+
+    def __init__(self, bands: int) -> None:
+        self.salts = (np.arange(bands, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+                      + np.uint64(1))
+        self.ids: list[str] = []
+        self.sorted = np.zeros(0, dtype=np.uint64)
+        self.owner = np.zeros(0, dtype=np.int64)
+        self.recent: dict[int, list[int]] = {}
+        self.number: dict[str, int] = {}
+        self.signature_blocks: list[np.ndarray] = []
+        self.block_of: list[tuple[int, int]] = []
+        self.round_of: list[str] = []
+        self.claimed_at: list[float] = []
+
+    def signature(self, text_id: str) -> np.ndarray:
+        block, row = self.block_of[self.number[text_id]]
+        sig: np.ndarray = self.signature_blocks[block][row]
+        return sig
+
+    def entry(self, text_id: str) -> tuple[str, float]:
+        """(round, claim time) of an indexed challenge."""
+        n = self.number[text_id]
+        return self.round_of[n], self.claimed_at[n]
+
+    def bucket_ids(self, keys: np.ndarray) -> np.ndarray:
+        """One id per (text, band): the band's key mixed with the band (shape of `keys`)."""
+        return keys ^ self.salts[None, :]
+
+    def add(self, ids: Sequence[str], sig: np.ndarray, keys: np.ndarray,
+            rounds: Sequence[str], claimed_at: Sequence[float]) -> None:
+        buckets = self.bucket_ids(keys)
+        block = len(self.signature_blocks)
+        self.signature_blocks.append(sig)
+        for i, text_id in enumerate(ids):
+            n = len(self.ids)
+            self.ids.append(text_id)
+            self.number[text_id] = n
+            self.block_of.append((block, i))
+            self.round_of.append(rounds[i])
+            self.claimed_at.append(claimed_at[i])
+            for b in buckets[i].tolist():
+                self.recent.setdefault(b, []).append(n)
+        if len(self.recent) > _MERGE_AT:
+            self._merge()
+
+    def _merge(self) -> None:
+        extra_keys = np.fromiter((b for b, ns in self.recent.items() for _ in ns),
+                                 dtype=np.uint64)
+        extra_owner = np.fromiter((n for ns in self.recent.values() for n in ns), dtype=np.int64)
+        keys = np.concatenate((self.sorted, extra_keys))
+        owner = np.concatenate((self.owner, extra_owner))
+        order = np.argsort(keys, kind="stable")
+        self.sorted, self.owner = keys[order], owner[order]
+        self.recent = {}
+
+    def members(self, keys: np.ndarray) -> list[list[str]]:
+        """For each text (a row of band keys), the ids sharing one of its buckets."""
+        buckets = self.bucket_ids(keys)
+        lo = np.searchsorted(self.sorted, buckets, side="left")
+        hi = np.searchsorted(self.sorted, buckets, side="right")
+        out: list[list[str]] = []
+        for i in range(buckets.shape[0]):
+            found: set[int] = set()
+            for b, a, z in zip(buckets[i].tolist(), lo[i].tolist(), hi[i].tolist(), strict=True):
+                if z > a:
+                    found.update(self.owner[a:z].tolist())
+                found.update(self.recent.get(b, ()))
+            out.append([self.ids[n] for n in sorted(found)])
+        return out
+
+
 class DedupIndex:
     """The store's MinHash LSH index for one arena scope and dedup layout (see the module
     docstring). Blocking: call from a worker thread (``ArenaStore.call``) in async code."""
@@ -126,28 +203,48 @@ class DedupIndex:
                      f"-b{self.bands}r{self.rows}")
         self.lease_s = lease_s
         self.lock_wait_s = lock_wait_s
-        self.db[BUCKETS].create_index("bucket")
         self.db[ENTRIES].create_index("index")
+        self.db[ENTRIES].create_index("seq")
+        self._memory = _Buckets(self.bands)
+        self._stored: set[str] = set()
+        self._seq = -1  # the highest seq read from the store
 
     # -- public ---------------------------------------------------------------------------
     def check(self, items: Sequence[IndexedItem]) -> ClaimResult:
         """Which items the index would keep now, writing nothing (a pre-filter: a claim later
         decides again against what other challengers claimed meanwhile)."""
         self._backfill()
-        return self._decide(items, write=False)
+        self._sync()
+        return self._decide(items, write=False, own={it.challenge_id for it in items})
 
     def claim(self, items: Sequence[IndexedItem]) -> ClaimResult:
         """Decide and add the kept items to the index, atomically against other challengers
         (a batch at a time); raises DedupLockTimeout when the lock cannot be had."""
         self._backfill()
         result = ClaimResult()
-        for start in range(0, len(items), CLAIM_CHUNK):
-            chunk = items[start : start + CLAIM_CHUNK]
+        # An id given twice goes the way of its first occurrence (a later chunk would find
+        # the first one indexed and take it for itself).
+        first: dict[str, int] = {}
+        for i, it in enumerate(items):
+            first.setdefault(it.challenge_id, i)
+        unique = [i for i, it in enumerate(items) if first[it.challenge_id] == i]
+        # The batch's own entries count whatever their age: the batch is stored after it.
+        own = set(first)
+        for start in range(0, len(unique), CLAIM_CHUNK):
+            positions = unique[start : start + CLAIM_CHUNK]
             with self._locked():
-                part = self._decide(chunk, write=True)
-            result.kept += [start + i for i in part.kept]
-            result.already_indexed += [start + i for i in part.already_indexed]
-            result.duplicate_of.update({start + i: o for i, o in part.duplicate_of.items()})
+                self._sync()
+                part = self._decide([items[i] for i in positions], write=True, own=own)
+            result.kept += [positions[i] for i in part.kept]
+            result.already_indexed += [positions[i] for i in part.already_indexed]
+            result.duplicate_of.update({positions[i]: o for i, o in part.duplicate_of.items()})
+        for i, it in enumerate(items):
+            j = first[it.challenge_id]
+            if j != i:
+                result.duplicate_of[i] = result.duplicate_of.get(
+                    j, Owner(it.challenge_id, it.round_id))
+        result.kept.sort()
+        result.already_indexed.sort()
         return result
 
     def size(self) -> int:
@@ -155,32 +252,46 @@ class DedupIndex:
         return int(self.db[ENTRIES].count_documents({"index": self.name}))
 
     # -- deciding -------------------------------------------------------------------------
-    def _bucket(self, band: int, key: int) -> str:
-        return f"{self.name}/{band:02d}/{key:016x}"
+    def _sync(self) -> None:
+        """Read the entries claimed since this process last looked into memory."""
+        query = {"index": self.name, "seq": {"$gt": self._seq}}
+        fields = {"challenge_id": 1, "signature": 1, "seq": 1, "round_id": 1, "claimed_at": 1}
+        docs = list(self.db[ENTRIES].find(query, fields))
+        if not docs:
+            return
+        self._seq = max(self._seq, max(int(d["seq"]) for d in docs))
+        docs = [d for d in docs if str(d["challenge_id"]) not in self._memory.number]
+        if not docs:
+            return
+        docs.sort(key=lambda d: int(d["seq"]))
+        sig = np.stack([_decode(d["signature"]) for d in docs])
+        self._memory.add([str(d["challenge_id"]) for d in docs], sig,
+                         band_keys(sig, self.bands, self.rows, _SEED),
+                         [str(d.get("round_id", "")) for d in docs],
+                         [float(d.get("claimed_at", 0.0)) for d in docs])
 
-    def _decide(self, items: Sequence[IndexedItem], *, write: bool) -> ClaimResult:
+    def _decide(self, items: Sequence[IndexedItem], *, write: bool,
+                own: set[str]) -> ClaimResult:
         if not items:
             return ClaimResult()
         sig = minhash_signatures([it.instruction for it in items], self.num_perm,
                                  self.shingle_size, _SEED)
         keys = band_keys(sig, self.bands, self.rows, _SEED)
-        names = {self._bucket(b, int(keys[i, b])): (b, int(keys[i, b]))
-                 for i in range(len(items)) for b in range(self.bands)}
+        members = {m for row in self._memory.members(keys) for m in row}
+        counted = self._counted(members, own=own)
+        signatures = {cid: self._memory.signature(cid) for cid in counted}
+        # Buckets of the members that still count, in the form first_wins reads.
         buckets: dict[tuple[int, int], list[str]] = {}
-        members: set[str] = set()
-        bucket_list = list(names)
-        for start in range(0, len(bucket_list), _IN_CHUNK):
-            query = {"bucket": {"$in": bucket_list[start : start + _IN_CHUNK]}}
-            for doc in self.db[BUCKETS].find(query, {"bucket": 1, "challenge_id": 1}):
-                buckets.setdefault(names[doc["bucket"]], []).append(str(doc["challenge_id"]))
-                members.add(str(doc["challenge_id"]))
-        for listed in buckets.values():
-            listed.sort()
-        entries = self._entries(members, own={it.challenge_id for it in items})
-        signatures = {cid: _decode(doc["signature"]) for cid, doc in entries.items()}
+        if signatures:
+            ids = sorted(signatures)
+            member_keys = band_keys(np.stack([signatures[c] for c in ids]), self.bands,
+                                    self.rows, _SEED)
+            for n, cid in enumerate(ids):
+                for band in range(self.bands):
+                    buckets.setdefault((band, int(member_keys[n, band])), []).append(cid)
         decision = first_wins([it.challenge_id for it in items], sig, keys, buckets, signatures,
                               self.threshold)
-        rounds = {cid: str(doc.get("round_id", "")) for cid, doc in entries.items()}
+        rounds = {cid: self._memory.entry(cid)[0] for cid in counted}
         rounds.update({it.challenge_id: it.round_id for it in items})
         result = ClaimResult(
             kept=decision.kept, already_indexed=decision.already_indexed,
@@ -192,53 +303,41 @@ class DedupIndex:
             self._write([items[i] for i in new], sig[new], keys[new])
         return result
 
-    def _entries(self, members: set[str], own: set[str]) -> dict[str, dict[str, Any]]:
-        """The complete entries among bucket `members` that still count: an entry whose
-        challenge was never stored counts only within the lease after its claim (its claimer
-        may be about to store it), unless it is one of the texts now decided (`own`)."""
-        ids = sorted(members)
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            query = {"_id": {"$in": [f"{self.name}/{c}" for c in ids[start : start + _IN_CHUNK]]}}
-            for doc in self.db[ENTRIES].find(query):
-                found[str(doc["challenge_id"])] = doc
+    def _counted(self, members: set[str], own: set[str]) -> list[str]:
+        """The indexed challenges among `members` that still count: one whose challenge was
+        never stored counts only within the lease after its claim (its claimer may be about to
+        store it), unless it is one of the texts now decided (`own`)."""
         stale_before = time.time() - self.lease_s
-        old = [c for c, doc in found.items()
-               if c not in own and float(doc.get("claimed_at", 0.0)) < stale_before]
-        stored: set[str] = set()
+        old = sorted(c for c in members if c not in own and c not in self._stored
+                     and self._memory.entry(c)[1] < stale_before)
         for start in range(0, len(old), _IN_CHUNK):
             query = {"_id": {"$in": old[start : start + _IN_CHUNK]}}
-            stored |= {str(d["_id"]) for d in self.db["challenges"].find(query, {"_id": 1})}
-        for c in old:
-            if c not in stored:
-                log.info("dedup index: challenge %s was claimed but never stored; it no longer "
-                         "counts", c)
-                del found[c]
-        return found
+            # Once stored, a challenge stays stored: confirmed ones are never asked again.
+            self._stored |= {str(d["_id"]) for d in self.db["challenges"].find(query, {"_id": 1})}
+        void = {c for c in old if c not in self._stored}
+        for c in sorted(void):
+            log.info("dedup index: challenge %s was claimed but never stored; it no longer "
+                     "counts", c)
+        return sorted(members - void)
 
     def _write(self, items: Sequence[IndexedItem], sig: np.ndarray, keys: np.ndarray) -> None:
-        """Buckets first, entries last: an entry marks a complete claim."""
+        """One entry per kept challenge, numbered after every entry this process has read
+        (under the lock that is every entry of the index)."""
         if not items:
             return
         replace = self.store._replace_one  # the driver's own request class
-        bucket_ops = []
-        for i, item in enumerate(items):
-            for band in range(self.bands):
-                bucket = self._bucket(band, int(keys[i, band]))
-                doc_id = f"{bucket}/{item.challenge_id}"
-                bucket_ops.append(replace(
-                    {"_id": doc_id},
-                    {"_id": doc_id, "bucket": bucket, "challenge_id": item.challenge_id},
-                    upsert=True))
-        self.db[BUCKETS].bulk_write(bucket_ops, ordered=False)
         now = time.time()
-        entry_ops = [replace(
+        first = self._seq + 1
+        ops = [replace(
             {"_id": f"{self.name}/{item.challenge_id}"},
             {"_id": f"{self.name}/{item.challenge_id}", "index": self.name,
              "challenge_id": item.challenge_id, "round_id": item.round_id,
-             "signature": _encode(sig[i]), "claimed_at": now},
+             "signature": _encode(sig[i]), "seq": first + i, "claimed_at": now},
             upsert=True) for i, item in enumerate(items)]
-        self.db[ENTRIES].bulk_write(entry_ops, ordered=False)
+        self.db[ENTRIES].bulk_write(ops, ordered=False)
+        self._memory.add([item.challenge_id for item in items], sig, keys,
+                         [item.round_id for item in items], [now] * len(items))
+        self._seq = first + len(items) - 1
 
     # -- rounds stored before the index ---------------------------------------------------
     def _backfill(self) -> None:
@@ -258,8 +357,10 @@ class DedupIndex:
                     continue
                 stored = self.store.challenges(round_id)
                 items = [IndexedItem(c.challenge_id, round_id, c.instruction) for c in stored]
+                self._sync()
                 for start in range(0, len(items), CLAIM_CHUNK):
-                    self._decide(items[start : start + CLAIM_CHUNK], write=True)
+                    self._decide(items[start : start + CLAIM_CHUNK], write=True,
+                                 own={it.challenge_id for it in items})
                 self.db[ROUNDS].replace_one(
                     {"_id": f"{self.name}/{round_id}"},
                     {"_id": f"{self.name}/{round_id}", "index": self.name, "round_id": round_id},
