@@ -354,6 +354,57 @@ def test_a_battle_rated_again_is_counted_once(tmp_path: Path) -> None:
     assert rater.leaderboard("r1") == first
 
 
+class Stop(Exception):
+    """A rater killed mid-batch."""
+
+
+@pytest.mark.parametrize("killed_at", ["round tally", "season tally", "marking counted"])
+def test_a_rater_killed_mid_batch_counts_the_redelivered_batch_once(
+        tmp_path: Path, killed_at: str) -> None:
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    rng = random.Random(17)
+    first = [judged("r1", f"c{c}", "alpha", "beta", POOL, rng) for c in range(6)]
+    batch = [judged("r1", f"d{c}", "gamma", "delta", POOL, rng) for c in range(6)]
+    Rater(make_config(), store).handle(first)
+    expected = Rater(make_config(), ArenaStore.open_embedded(tmp_path / "clean.db"))
+    expected.handle(first)
+    expected.handle(batch)
+
+    killed = Rater(make_config(), store)
+    real_put, real_mark = store.put_rating_tally, store.mark_tallied
+    puts: list[str] = []
+
+    def put(scope: str, doc: Any, version: int | None) -> bool:
+        if killed_at == ("round tally" if scope.startswith("round/") else "season tally"):
+            raise Stop
+        puts.append(scope)
+        return real_put(scope, doc, version)
+
+    def mark(ids: Any) -> None:
+        raise Stop
+
+    store.put_rating_tally = put  # type: ignore[method-assign]
+    if killed_at == "marking counted":
+        store.mark_tallied = mark  # type: ignore[method-assign]
+    with pytest.raises(Stop):
+        killed.handle(batch)
+    store.put_rating_tally, store.mark_tallied = real_put, real_mark  # type: ignore[method-assign]
+    # The batch is stored; redelivered to a restarted rater, it is counted exactly once.
+    assert store.count("battles") == 12
+    restarted = Rater(make_config(), store)
+    restarted.handle(batch)
+    restarted.handle(batch)
+    for name in ("leaderboard", "season_leaderboard"):
+        got, want = getattr(restarted, name)(*(["r1"] if name == "leaderboard" else [])), \
+            getattr(expected, name)(*(["r1"] if name == "leaderboard" else []))
+        assert (got.battles, got.records) == (want.battles, want.records) == (12, 12)
+        assert [(r.model_id, r.wins, r.losses) for r in got.ratings] == [
+            (r.model_id, r.wins, r.losses) for r in want.ratings]
+        assert [r.bradley_terry for r in got.ratings] == pytest.approx(
+            [r.bradley_terry for r in want.ratings])
+    assert store.untallied_among(store.battle_ids("r1")) == set()
+
+
 def test_a_store_rated_before_tallies_is_counted_from_its_battles(tmp_path: Path) -> None:
     store = ArenaStore.open_embedded(tmp_path / "arena.db")
     rater = Rater(make_config(), store)

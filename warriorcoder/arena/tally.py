@@ -35,10 +35,13 @@ import numpy as np
 from warriorcoder.arena.judging import JudgeTally
 from warriorcoder.arena.rating import BattleOutcomes, RatingScale, win_probability
 
-__all__ = ["SCORE_BINS", "BattleEntry", "RatingTally", "score_cell"]
+__all__ = ["RECENT_IDS", "SCORE_BINS", "BattleEntry", "RatingTally", "score_cell"]
 
 # Score bins per unit of score: scores closer than 1/SCORE_BINS may share a cell.
 SCORE_BINS = 1000
+# Battle ids a tally remembers having counted last: a writer stopped between counting a batch
+# and marking its battles counted is redelivered that batch, which must not count twice.
+RECENT_IDS = 4096
 
 
 def score_cell(score: float) -> tuple[int, int]:
@@ -77,6 +80,7 @@ class RatingTally:
     judges: dict[str, JudgeTally] = field(default_factory=dict)
     elo: dict[str, float] = field(default_factory=dict)
     rounds: list[str] = field(default_factory=list)
+    recent: list[str] = field(default_factory=list)
 
     @property
     def battles(self) -> int:
@@ -109,6 +113,10 @@ class RatingTally:
                 mine = self.judges.setdefault(judge, JudgeTally())
                 for name in JudgeTally.__dataclass_fields__:
                     setattr(mine, name, getattr(mine, name) + sign * getattr(tally, name))
+
+    def remember(self, battle_ids: Iterable[str]) -> None:
+        """Note battles as counted; only the last `RECENT_IDS` are kept."""
+        self.recent = [*self.recent, *battle_ids][-RECENT_IDS:]
 
     def rate_elo(self, entries: Iterable[BattleEntry], k_factor: float, scale: RatingScale
                  ) -> None:
@@ -162,6 +170,7 @@ class RatingTally:
                        for judge, t in sorted(self.judges.items())],
             "elo": [[model, rating] for model, rating in sorted(self.elo.items())],
             "rounds": list(self.rounds),
+            "recent": list(self.recent),
         }
 
     @classmethod
@@ -173,6 +182,7 @@ class RatingTally:
             judge_tokens=int(doc.get("judge_tokens", 0)),
             records=int(doc.get("records", 0)),
             rounds=[str(r) for r in doc.get("rounds", [])],
+            recent=[str(r) for r in doc.get("recent", [])],
         )
         for a, b, bin_, side, count, total in doc.get("cells", []):
             tally.cells[(str(a), str(b), int(bin_), int(side))] = [float(count), float(total)]
@@ -183,6 +193,8 @@ class RatingTally:
         return tally
 
     def digest(self, config_hash: str) -> str:
-        """SHA-256 of the arena config's hash and this tally: equal digests, equal boards."""
-        blob = json.dumps([config_hash, self.to_document()], sort_keys=True).encode()
+        """SHA-256 of the arena config's hash and this tally (what a board is computed from;
+        the ids it remembers are bookkeeping): equal digests, equal boards."""
+        content = {k: v for k, v in self.to_document().items() if k != "recent"}
+        blob = json.dumps([config_hash, content], sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()

@@ -125,24 +125,44 @@ def _entry(battle: arena_pb2.RatedBattle, judges: Mapping[str, JudgeTally]) -> B
 
 class _Change:
     """What one stored batch changes in one tally: battles stored for the first time (counted
-    with their judges, and rated for Elo, in battle-id order), battles rated anew (counted out
-    and in again), and the change in the number of challenges with a rated battle."""
+    with their judges, and rated for Elo, in battle-id order), battles stored earlier but never
+    counted (a writer stopped in between: counted unless the tally remembers them), battles
+    rated anew (counted out and in again), and the change in the number of challenges with a
+    rated battle."""
 
     def __init__(self) -> None:
-        self.fresh: list[BattleEntry] = []
-        self.fresh_ids: set[str] = set()
+        self.fresh: list[tuple[str, BattleEntry]] = []
+        self.leftover: list[tuple[str, BattleEntry]] = []
         self.moved: list[tuple[BattleEntry, BattleEntry]] = []  # (stored before, now)
-        self.records = 0
+        # Challenges whose first rated battle this is; and ones marked by a writer that
+        # stopped before counting them (counted unless the tally remembers them).
+        self.new_records: list[str] = []
+        self.leftover_records: list[str] = []
+        self.records = 0  # challenges whose last rated battle failed anew (negative)
         self.rounds: list[str] = []
+
+    @property
+    def uncounted_ids(self) -> set[str]:
+        """Battles of the batch that no tally has counted from the store."""
+        return {battle_id for battle_id, _ in [*self.fresh, *self.leftover]}
 
     def apply(self, tally: RatingTally, k_factor: float, scale: RatingScale, *,
               fresh_only: bool = False) -> None:
-        """Count the change into `tally`; `fresh_only`: only the new battles (the tally was
-        just counted from the store without them, and with everything else as stored now)."""
-        for entry in self.fresh:
+        """Count the change into `tally`; `fresh_only`: only the uncounted battles (the tally
+        was just counted from the store without them, and with everything else as stored
+        now)."""
+        remembered = set(tally.recent)
+        counted = sorted([*self.fresh, *((i, e) for i, e in self.leftover if i not in remembered)],
+                         key=lambda pair: pair[0])
+        for _, entry in counted:
             tally.add(entry)
-        tally.rate_elo(self.fresh, k_factor, scale)
+        tally.rate_elo([entry for _, entry in counted], k_factor, scale)
+        tally.remember(battle_id for battle_id, _ in counted)
         if not fresh_only:
+            records = [*self.new_records,
+                       *(c for c in self.leftover_records if f"c:{c}" not in remembered)]
+            tally.records += len(records)
+            tally.remember(f"c:{challenge}" for challenge in records)
             for old, new in self.moved:
                 tally.add(old, -1, judges=False)
                 tally.add(new, judges=False)
@@ -223,7 +243,10 @@ class Rater:
                         arena)
                     self._tally(scope, rounds, create=True)
         before = self.store.battles_of(latest)
-        inserted = self.store.save_battles_inserting(latest.values())
+        # Stored but never counted: a writer stopped between storing and counting them.
+        pending = self.store.untallied_among(before)
+        inserted = self.store.save_battles_inserting(
+            latest.values(), untallied={i for i in latest if i not in before or i in pending})
         changes: dict[str, _Change] = {}
         gained: dict[str, str] = {}  # challenge -> round: a battle of it is rated now
         lost: dict[str, str] = {}  # challenge -> round: a rated battle of it failed anew
@@ -232,8 +255,9 @@ class Rater:
             change = changes.setdefault(battle.round_id, _Change())
             entry = _entry(battle, judges.get(battle_id, {}))
             if battle_id in inserted:
-                change.fresh.append(entry)
-                change.fresh_ids.add(battle_id)
+                change.fresh.append((battle_id, entry))
+            elif battle_id in pending:
+                change.leftover.append((battle_id, entry))
             elif battle_id in before and before[battle_id] != battle:
                 old = _entry(before[battle_id], {})
                 change.moved.append((old, entry))
@@ -244,8 +268,13 @@ class Rater:
             if entry.rated:
                 gained[battle.challenge_id] = battle.round_id
         # Records (challenges with a rated battle) by key, never by a query over the round.
-        for challenge in self.store.mark_rated_challenges(gained.items()):
-            changes[gained[challenge]].records += 1
+        marked = self.store.mark_rated_challenges(gained.items())
+        for challenge in marked:
+            changes[gained[challenge]].new_records.append(challenge)
+        leftover_challenges = {latest[i].challenge_id for i in pending} & set(gained)
+        unfinished = self.store.pending_marks(leftover_challenges - marked)
+        for challenge in unfinished:
+            changes[gained[challenge]].leftover_records.append(challenge)
         lost = {c: r for c, r in lost.items() if c not in gained}
         if lost:  # rare: a rated battle rated again as failed
             gone = [c for c, n in self.store.rated_battle_counts(lost).items() if n == 0]
@@ -257,6 +286,9 @@ class Rater:
             arena = self.arena_of(round_id)
             self._update(round_scope(round_id), [round_id], change)
             self._update(season_scope(arena), None, change, arena=arena)
+        # Counted in both tallies (which remember them): not counted again when redelivered.
+        self.store.mark_tallied(inserted | pending)
+        self.store.clear_pending_marks(marked | unfinished)
 
     def _mark_records(self, round_id: str) -> None:
         """Make sure every challenge of the round with a rated battle is marked (records are
@@ -267,7 +299,8 @@ class Rater:
             rated = arena_pb2.BattleStatus.Name(arena_pb2.BATTLE_STATUS_RATED)
             for page in self.store.stream_battles(round_id, ("challenge_id", "status")):
                 self.store.mark_rated_challenges(
-                    (str(d["challenge_id"]), round_id) for d in page if d.get("status") == rated)
+                    ((str(d["challenge_id"]), round_id) for d in page
+                     if d.get("status") == rated), pending=False)
             self.store.save_round_info(round_id, records_marked=True)
         self._marked.add(round_id)
 
@@ -294,7 +327,7 @@ class Rater:
             self.tally_reads += 1
             if doc is None:
                 tally = self.rebuild(rounds if rounds is not None else self._season_rounds(arena),
-                                     skip=change.fresh_ids)
+                                     skip=change.uncounted_ids)
                 change.apply(tally, k_factor, self.scale, fresh_only=True)
                 version = None
             else:

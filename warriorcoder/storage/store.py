@@ -9,7 +9,7 @@ writing the same event twice (a redelivered message, a resumed run) changes noth
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +28,9 @@ DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5000
 # the broker acknowledged it (`save_challenges_unpublished`, `mark_published`).
 OUTBOX_FIELD = "outbox"
 OUTBOX_PENDING = "pending"
+# A battle document carries UNTALLIED_FIELD = True from the moment it is stored until the rater
+# has counted it into its rating tallies (`save_battles_inserting`, `mark_tallied`).
+UNTALLIED_FIELD = "untallied"
 
 # collection -> fields to index (besides _id)
 COLLECTIONS: dict[str, tuple[str, ...]] = {
@@ -369,13 +372,19 @@ class ArenaStore:
         """Stored battles among `battle_ids`, in one request; missing ones absent."""
         return self._get_many("battles", battle_ids, arena_pb2.RatedBattle)
 
-    def save_battles_inserting(self, battles: Iterable[arena_pb2.RatedBattle]) -> set[str]:
+    def save_battles_inserting(
+        self, battles: Iterable[arena_pb2.RatedBattle], untallied: Collection[str] = ()
+    ) -> set[str]:
         """Upsert many rated battles in one request; returns the ids this write inserted (the
         ones no writer had stored before: the server decides, so two writers of one battle
-        never both see it as new)."""
-        items = [(b.battle_id, b) for b in battles]
-        ops = [self._replace_one({"_id": doc_id}, to_document(message, doc_id), upsert=True)
-               for doc_id, message in items]
+        never both see it as new). Battles in `untallied` are stored marked as not yet counted
+        into the rating tallies (`mark_tallied` clears the mark)."""
+        ops = []
+        for battle in battles:
+            doc = to_document(battle, battle.battle_id)
+            if battle.battle_id in untallied:
+                doc[UNTALLIED_FIELD] = True
+            ops.append(self._replace_one({"_id": battle.battle_id}, doc, upsert=True))
         if not ops:
             return set()
         result = self.db["battles"].bulk_write(ops, ordered=False)
@@ -533,15 +542,19 @@ class ArenaStore:
         """Whether worker threads may use this store (MongoDB: yes; the embedded file: no)."""
         return self._threadsafe
 
-    def mark_rated_challenges(self, challenges: Iterable[tuple[str, str]]) -> set[str]:
+    def mark_rated_challenges(
+        self, challenges: Iterable[tuple[str, str]], pending: bool = True
+    ) -> set[str]:
         """Record that each (challenge_id, round_id) has a rated battle, in one request keyed
         by challenge id; returns the challenge ids no writer had recorded before (the server
-        decides, so two writers never both count one)."""
+        decides, so two writers never both count one). A new mark is `pending` until
+        `clear_pending_marks`: counted into the tallies."""
         if type(self.db).__module__.startswith("neosqlite"):
             from neosqlite import UpdateOne
         else:
             from pymongo import UpdateOne
-        ops = [UpdateOne({"_id": challenge}, {"$setOnInsert": {"round_id": round_id}},
+        ops = [UpdateOne({"_id": challenge},
+                         {"$setOnInsert": {"round_id": round_id, UNTALLIED_FIELD: pending}},
                          upsert=True)
                for challenge, round_id in dict(challenges).items()]
         if not ops:
@@ -554,3 +567,37 @@ class ArenaStore:
         ids = list(dict.fromkeys(challenge_ids))
         for start in range(0, len(ids), _IN_CHUNK):
             self.db["rated_challenges"].delete_many({"_id": {"$in": ids[start:start + _IN_CHUNK]}})
+
+    def untallied_among(self, battle_ids: Iterable[str]) -> set[str]:
+        """The stored battles among `battle_ids` still marked as not counted into the rating
+        tallies (see `save_battles_inserting`)."""
+        ids = list(dict.fromkeys(battle_ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = {"_id": {"$in": ids[start : start + _IN_CHUNK]}, UNTALLIED_FIELD: True}
+            found |= {str(d["_id"]) for d in self.db["battles"].find(query, {"_id": 1})}
+        return found
+
+    def mark_tallied(self, battle_ids: Iterable[str]) -> None:
+        """Mark battles as counted into the rating tallies."""
+        ids = list(dict.fromkeys(battle_ids))
+        for start in range(0, len(ids), _IN_CHUNK):
+            self.db["battles"].update_many({"_id": {"$in": ids[start : start + _IN_CHUNK]}},
+                                           {"$unset": {UNTALLIED_FIELD: ""}})
+
+    def pending_marks(self, challenge_ids: Iterable[str]) -> set[str]:
+        """The challenges among `challenge_ids` whose mark is not yet counted into the
+        tallies."""
+        ids = list(dict.fromkeys(challenge_ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = {"_id": {"$in": ids[start : start + _IN_CHUNK]}, UNTALLIED_FIELD: True}
+            found |= {str(d["_id"]) for d in self.db["rated_challenges"].find(query, {"_id": 1})}
+        return found
+
+    def clear_pending_marks(self, challenge_ids: Iterable[str]) -> None:
+        """Note the marks of these challenges as counted into the tallies."""
+        ids = list(dict.fromkeys(challenge_ids))
+        for start in range(0, len(ids), _IN_CHUNK):
+            self.db["rated_challenges"].update_many(
+                {"_id": {"$in": ids[start : start + _IN_CHUNK]}}, {"$unset": {UNTALLIED_FIELD: ""}})
