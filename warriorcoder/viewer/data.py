@@ -87,6 +87,11 @@ def _row(battle: arena_pb2.RatedBattle, contradicting: list[str] | None = None) 
     return BattleRow(battle, battle_outcome(battle), execution_disagrees(battle), contradicting)
 
 
+def _shortened(text: str) -> str:
+    words = " ".join(text.split())
+    return words if len(words) <= INSTRUCTION_CHARS else words[:INSTRUCTION_CHARS - 1] + "…"
+
+
 def _contradicting(judgments: Sequence[arena_pb2.Judgment]) -> list[str] | None:
     try:
         return contradicting_judges(judgments)
@@ -176,7 +181,7 @@ def battle_page(
     first = rows[0].battle.battle_id if rows else None
     last = rows[-1].battle.battle_id if rows else None
     challenges = store.challenges_of(r.battle.challenge_id for r in rows)
-    instructions = {cid: c.instruction[:INSTRUCTION_CHARS] for cid, c in challenges.items()}
+    instructions = {cid: _shortened(c.instruction) for cid, c in challenges.items()}
     if backwards:
         # Coming back from a later page: that page follows this one.
         return BattlePage(rows, last or before, beyond, total, scanned, stopped, instructions)
