@@ -11,7 +11,9 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -608,3 +610,29 @@ def test_a_store_that_cannot_be_read_gets_an_error_page(tmp_path: Path) -> None:
     assert status == 500
     assert "the page could not be made: ServerSelectionTimeoutError" in body
     assert "script-src 'self'" in headers["Content-Security-Policy"]
+
+
+def test_view_command_serves_the_run_until_stopped(run_dir: Path) -> None:
+    exe = Path(sys.executable).parent / "warriorcoder"
+    proc = subprocess.Popen([str(exe), "view", "--run-dir", str(run_dir), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "viewer: http://127.0.0.1:PORT/  (Ctrl-C stops)"
+        url = line.split()[1]
+        status, _, body = fetch(url)
+        assert status == 200 and f"Round {ROUND}" in body
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_without_a_round_to_show_the_index_lists_the_rounds(tmp_path: Path) -> None:
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    for round_id in ("r-a", "r-b"):
+        store.save_round_info(round_id, config_hash="x")
+    with serve(ViewerSource(open_store=lambda: ArenaStore.open_embedded(tmp_path / "arena.db"))
+               ) as s:
+        status, _, body = fetch(s.url + "/")
+    assert status == 200
+    assert 'href="/rounds/r-a/"' in body and 'href="/rounds/r-b/"' in body
