@@ -16,10 +16,15 @@ index, filled again from the stored challenges):
   process that died is taken over once its lease has expired. The embedded store has one
   writer (its run) and takes no lock.
 
-Each process keeps the LSH buckets of the index in memory (band keys are computed from the
-stored signatures: 8 bytes per band and challenge) and reads only the entries claimed since it
-last looked (``seq`` above the last one it saw), so a claim costs one document written per kept
-challenge and reads that grow with the batch, not with the arena's history.
+Each process keeps the index in memory: the LSH buckets (band keys computed from the stored
+signatures, 8 bytes per band and challenge) and the signatures (4 bytes per permutation and
+challenge: about 0.7 KB per challenge in all at 25 bands and 128 permutations). It reads only
+the entries claimed since it last looked (``seq`` above the last one it saw), so a claim writes
+one document per kept challenge and reads what was claimed meanwhile, not the arena's history.
+
+The lease (``lease_s``, 30 s) bounds a critical section: a holder that stalls longer than that
+(a claim of one chunk normally takes about a second) can lose the lock to another challenger
+while it still writes, and the two may then both keep a near-duplicate pair.
 
 A claim decides in input order (:func:`warriorcoder.arena.dedup.first_wins`): a text is kept
 unless an indexed challenge, or an earlier text of the batch, is a near-duplicate. A challenge
