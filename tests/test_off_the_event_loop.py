@@ -27,6 +27,18 @@ class LoopGuard:
     def __getitem__(self, name: str) -> _GuardedCollection:
         return _GuardedCollection(self._db[name], name, self._on_loop)
 
+    def command(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        _note_if_on_loop(self._on_loop, f"command {name}")
+        return self._db.command(name, *args, **kwargs)
+
+
+def _note_if_on_loop(on_loop: list[str], what: str) -> None:
+    try:
+        asyncio.get_running_loop()
+        on_loop.append(what)
+    except RuntimeError:
+        pass  # a worker thread: what the services must use
+
 
 class _GuardedCollection:
     def __init__(self, collection: Any, name: str, on_loop: list[str]) -> None:
@@ -38,11 +50,7 @@ class _GuardedCollection:
         target = getattr(self._collection, method)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                asyncio.get_running_loop()
-                self._on_loop.append(f"{self._name}.{method}")
-            except RuntimeError:
-                pass  # a worker thread: what the services must use
+            _note_if_on_loop(self._on_loop, f"{self._name}.{method}")
             return target(*args, **kwargs)
 
         return call
