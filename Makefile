@@ -132,6 +132,8 @@ bench: $(VENV)/.installed  ## Benchmarks (results go in docs/benchmarks.md)
 	$(PY) bench/bench_verdicts.py
 	$(PY) bench/bench_viewer.py
 	$(PY) bench/bench_season_export.py
+	$(PY) bench/bench_season.py
+	$(PY) bench/bench_rater_refresh.py --before 306a77c
 
 screenshots: $(VENV)/.installed tools  ## The battle viewer's screenshots in docs/images (headless Chromium)
 	WARRIORCODER_VIEWER_SCREENSHOTS=docs/images $(PY) -m pytest -q tests/test_viewer_pages.py -k browser
