@@ -208,8 +208,6 @@ class DedupIndex:
                      f"-b{self.bands}r{self.rows}")
         self.lease_s = lease_s
         self.lock_wait_s = lock_wait_s
-        self.db[ENTRIES].create_index("index")
-        self.db[ENTRIES].create_index("seq")
         self._memory = _Buckets(self.bands)
         self._stored: set[str] = set()
         self._seq = -1  # the highest seq read from the store

@@ -46,6 +46,8 @@ COLLECTIONS: dict[str, tuple[str, ...]] = {
     # challenges that have a rated battle (one SFT record each).
     "tallies": (),
     "rated_challenges": (),
+    # The arena's shared near-duplicate index (warriorcoder/storage/dedup_index.py).
+    "dedup_entries": ("index", "seq"),
 }
 
 
