@@ -24,6 +24,9 @@ from typing import Self
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# Reading a file already in a folder: never through a link, and without blocking on a FIFO
+# (opening one for reading waits for a writer); only regular files are then read.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _MAX_COMPONENT = 255
 
 
@@ -170,13 +173,16 @@ class ExportFolder:
         """The file's bytes (None when absent); a link or a file over `limit` bytes is
         NotOwned: an export never reads through links or unbounded files."""
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.fd)
+            fd = os.open(name, _READ_FLAGS, dir_fd=self.fd)
         except FileNotFoundError:
             return None
         except OSError as error:
             if error.errno == errno.ELOOP:
                 raise NotOwned(f"{self.path / name} is a symbolic link") from None
             raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise NotOwned(f"{self.path / name} is not a regular file")
         with os.fdopen(fd, "rb") as f:
             data = f.read(limit + 1)
         if len(data) > limit:
@@ -186,8 +192,11 @@ class ExportFolder:
     def sha256(self, name: str) -> str | None:
         """Hex SHA-256 of a regular file in the folder; None when absent or not a file."""
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.fd)
+            fd = os.open(name, _READ_FLAGS, dir_fd=self.fd)
         except (FileNotFoundError, OSError):
+            return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
             return None
         digest = hashlib.sha256()
         with os.fdopen(fd, "rb") as f:
