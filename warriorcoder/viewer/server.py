@@ -3,10 +3,13 @@
 Only GET (and HEAD) routes exist, so any other method gets 405. Every page is rendered by
 Jinja2 with autoescaping on, and model-written text goes through viewer.highlight. The
 Content-Security-Policy allows scripts, styles and fetches from the viewer itself only (no
-inline script or style), so even text that escaped escaping could not run. Store reads run on
-one thread of their own: the embedded store's SQLite connection belongs to the thread that
-opened it, and the event loop (the rater service's, when the rater serves the viewer) never
-waits on the store.
+inline script or style), so even text that escaped escaping could not run. A viewer listening
+on loopback answers only requests addressed to a loopback name (the Host header): a web page
+whose own host name an attacker pointed at 127.0.0.1 (DNS rebinding) cannot read the pages.
+Store reads run on one
+thread of their own: the embedded store's SQLite connection belongs to the thread that opened
+it, and the event loop (the rater service's, when the rater serves the viewer) never waits on
+the store.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from warriorcoder.arena.battle_review import OUTCOMES
 from warriorcoder.config import ArenaConfig
+from warriorcoder.service.settings import is_loopback
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 from warriorcoder.viewer import data
@@ -78,8 +82,10 @@ class ViewerSource:
 class Viewer:
     """The pages over one source; `app()` is the aiohttp application."""
 
-    def __init__(self, source: ViewerSource) -> None:
+    def __init__(self, source: ViewerSource, *, loopback_only: bool = False) -> None:
         self.source = source
+        # Listening on loopback: requests must name a loopback host (no DNS rebinding).
+        self.loopback_only = loopback_only
         self.exports = ExportIndex(source.export_dir)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="viewer-store")
         self._store: ArenaStore | None = None
@@ -131,6 +137,10 @@ class Viewer:
         self, request: web.Request, handler: Callable[[web.Request], Any]
     ) -> web.StreamResponse:
         try:
+            if self.loopback_only and not is_loopback(request.url.host or ""):
+                raise web.HTTPForbidden(text=(
+                    f"this viewer listens on loopback and answers requests for localhost or a "
+                    f"loopback address only, not for host {request.host[:80]!r}"))
             response: web.StreamResponse = await handler(request)
         except web.HTTPException as error:
             if error.status >= 400 and error.status != 405:
@@ -321,7 +331,7 @@ async def start_viewer(
 ) -> tuple[web.AppRunner, Viewer, int]:
     """Start serving in the running event loop; returns the runner (await `runner.cleanup()`
     to stop), the viewer (`close()` after) and the port bound (useful with port 0)."""
-    viewer = Viewer(source)
+    viewer = Viewer(source, loopback_only=is_loopback(host))
     runner = web.AppRunner(viewer.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
