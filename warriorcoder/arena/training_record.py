@@ -105,16 +105,22 @@ def _answer(value: Any, name: str) -> str:
     return chat[0]["content"]
 
 
-def _text(obj: Mapping[str, Any], key: str) -> str:
+def text_field(obj: Mapping[str, Any], key: str) -> str | None:
+    """`obj[key]` of a record's JSON form: a string, or None when missing; RecordError naming
+    the key otherwise."""
     value = obj.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
+    if value is not None and not isinstance(value, str):
         raise RecordError(f"'{key}' must be a string, got {type(value).__name__}")
     return value
 
 
-def _number(obj: Mapping[str, Any], key: str) -> float | None:
+def _text(obj: Mapping[str, Any], key: str) -> str:
+    return text_field(obj, key) or ""
+
+
+def number_field(obj: Mapping[str, Any], key: str) -> float | None:
+    """`obj[key]` of a record's JSON form as a float, or None when missing; RecordError naming
+    the key when it is not a number (a bool is not one)."""
     value = obj.get(key)
     if value is None:
         return None
@@ -162,7 +168,7 @@ def record_from_json(obj: Any, kind: str) -> arena_pb2.TrainingRecord:
             raise RecordError("the answer is empty")
         prompt, record.chosen = chat[:-1], chat[-1]["content"]
         record.chosen_model = _text(obj, "model")
-        score = _number(obj, "score")
+        score = number_field(obj, "score")
         if score is not None:
             record.score = score
     elif kind == PREFERENCE:
@@ -174,7 +180,7 @@ def record_from_json(obj: Any, kind: str) -> arena_pb2.TrainingRecord:
         record.rejected = _answer(obj.get("rejected"), "rejected")
         record.chosen_model = _text(obj, "chosen_model")
         record.rejected_model = _text(obj, "rejected_model")
-        margin = _number(obj, "margin")
+        margin = number_field(obj, "margin")
         if margin is not None:
             record.margin = margin
     else:

@@ -22,7 +22,13 @@ from typing import Any
 
 from warriorcoder.arena.rating import RatingScale
 from warriorcoder.arena.selection import ChallengeOutcome, select_winners
-from warriorcoder.arena.training_record import PREFERENCE, SFT, RecordError
+from warriorcoder.arena.training_record import (
+    PREFERENCE,
+    SFT,
+    RecordError,
+    number_field,
+    text_field,
+)
 from warriorcoder.config import ArenaConfig
 from warriorcoder.v1 import arena_pb2
 
@@ -137,29 +143,16 @@ def _record_fields(obj: Any, kind: str) -> tuple[str, dict[str, Any]]:
     cid = provenance.get("challenge_id") if isinstance(provenance, dict) else None
     if not isinstance(cid, str) or not cid:
         raise RecordError("no provenance.challenge_id")
-
-    def text(key: str) -> str | None:
-        value = obj.get(key)
-        if value is not None and not isinstance(value, str):
-            raise RecordError(f"'{key}' must be a string, got {type(value).__name__}")
-        return value
-
-    def number(key: str) -> float | None:
-        value = obj.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RecordError(f"'{key}' must be a number, got {type(value).__name__}")
-        return float(value)
-
     if kind == SFT:
         if not isinstance(obj.get("messages"), list):
             raise RecordError("no 'messages' list")
-        return cid, {"sft_model": text("model"), "sft_score": number("score")}
+        return cid, {"sft_model": text_field(obj, "model"),
+                     "sft_score": number_field(obj, "score")}
     if not isinstance(obj.get("chosen"), list) or not isinstance(obj.get("rejected"), list):
         raise RecordError("no 'chosen' and 'rejected' lists")
-    return cid, {"chosen_model": text("chosen_model"), "rejected_model": text("rejected_model"),
-                 "margin": number("margin")}
+    return cid, {"chosen_model": text_field(obj, "chosen_model"),
+                 "rejected_model": text_field(obj, "rejected_model"),
+                 "margin": number_field(obj, "margin")}
 
 
 class ExportIndex:
