@@ -66,6 +66,7 @@ from warriorcoder.backends.base import (
     CompletionRequest,
     GenerationOutcome,
     ModelBackend,
+    WrappedBackend,
 )
 from warriorcoder.backends.openai import OpenAIBackend
 from warriorcoder.config import ExpertConfig, SamplingConfig, parse_config
@@ -115,12 +116,11 @@ async def direct_load(roster: list[dict[str, Any]], requests_per_expert: list[in
             await b.aclose()
 
 
-class CountingBackend(ModelBackend):
+class CountingBackend(WrappedBackend):
     """An expert's backend that counts the chat and completion requests sent through it."""
 
     def __init__(self, inner: ModelBackend) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
+        super().__init__(inner)
         self.chats = 0
         self.completions = 0
 
@@ -131,18 +131,6 @@ class CountingBackend(ModelBackend):
     async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         self.completions += len(requests)
         return await self.inner.complete(requests)
-
-    def chat_template(self) -> str:
-        return self.inner.chat_template()
-
-    def bos_token(self) -> str:
-        return self.inner.bos_token()
-
-    def end_of_turn(self) -> tuple[str, ...]:
-        return self.inner.end_of_turn()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 async def embedded_round(config: dict[str, Any], run_dir: Path,
@@ -164,19 +152,27 @@ def requests_per_s(stats: dict[str, Any]) -> float:
     return float(stats["requests"] / (stats["last_answer_at"] - stats["first_request_at"]))
 
 
+def model_server(stack: ExitStack, workdir: Path,
+                 args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """bench/instant_model_server.py started under `stack` (its log in `workdir`) with the
+    latency and answer length of `args`: its base URL and the arena config of experts on it."""
+    (port,) = free_ports(1)
+    stack.enter_context(process(
+        [sys.executable, str(ROOT / "bench" / "instant_model_server.py"), "--port", str(port),
+         "--latency-s", str(args.latency_s), "--completion-tokens",
+         str(args.completion_tokens)], workdir / "models.log"))
+    wait_for_port(port)
+    base = f"http://127.0.0.1:{port}"
+    config = arena_config(f"sat-{uuid.uuid4().hex[:8]}", "openai", base + "/v1",
+                          args.max_concurrency, args.completion_tokens)
+    return base, config
+
+
 def measure_embedded(args: argparse.Namespace) -> None:
     """The embedded run against the server, then the same requests sent straight to it."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-sat-embedded-"))
     with ExitStack() as stack:
-        (port,) = free_ports(1)
-        stack.enter_context(process(
-            [sys.executable, str(ROOT / "bench" / "instant_model_server.py"), "--port", str(port),
-             "--latency-s", str(args.latency_s), "--completion-tokens",
-             str(args.completion_tokens)], workdir / "models.log"))
-        wait_for_port(port)
-        base = f"http://127.0.0.1:{port}"
-        config = arena_config(f"sat-{uuid.uuid4().hex[:8]}", "openai", base + "/v1",
-                              args.max_concurrency, args.completion_tokens)
+        base, config = model_server(stack, workdir, args)
         # Warm-up round in its own folder (imports, first connections, first store).
         asyncio.run(embedded_round(config, workdir / "warmup", instructions(3, "warmup")))
 
@@ -230,15 +226,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-sat-"))
     with ExitStack() as stack:
         infra = stack.enter_context(infrastructure(workdir))
-        (port,) = free_ports(1)
-        stack.enter_context(process(
-            [sys.executable, str(ROOT / "bench" / "instant_model_server.py"), "--port", str(port),
-             "--latency-s", str(args.latency_s), "--completion-tokens",
-             str(args.completion_tokens)], workdir / "models.log"))
-        wait_for_port(port)
-        base = f"http://127.0.0.1:{port}"
-        config = arena_config(f"sat-{uuid.uuid4().hex[:8]}", "openai", base + "/v1",
-                              args.max_concurrency, args.completion_tokens)
+        base, config = model_server(stack, workdir, args)
         d = deploy(stack, workdir, infra, config, judges=args.judges,
                    poll_max_records=args.poll_max_records, partitions=args.partitions)
         warmup = 3

@@ -6,6 +6,7 @@ import asyncio
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ from warriorcoder.backends.base import (
     ChatRequest,
     CompletionRequest,
     GenerationError,
+    GenerationOutcome,
     GenerationResult,
+    WrappedBackend,
 )
 from warriorcoder.backends.chat_templates import prequery_prefix
 from warriorcoder.backends.fake import FakeBackend, parse_fake_flags
@@ -225,3 +228,40 @@ def test_label_prompts_get_label_verdicts(model: str, label: str) -> None:
     [done] = asyncio.run(fake(model).complete([CompletionRequest(system + "\n[[", sampling)]))
     assert isinstance(done, GenerationResult)
     assert done.text == f"{label}]]"
+
+
+def test_a_wrapped_backend_passes_every_call_on_unless_it_overrides_it() -> None:
+    class Closing(FakeBackend):
+        closed = False
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    class CountingChats(WrappedBackend):
+        chats = 0
+
+        async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
+            self.chats += len(requests)
+            return await super().chat(requests)
+
+    config = ExpertConfig(id="w1", backend="fake", model="fake",
+                          chat_template=ChatTemplateConfig(builtin="llama3", bos_token="<B>"))
+    inner, twin = Closing(config), FakeBackend(config)
+    wrapped = CountingChats(inner)
+    assert wrapped.model_id == "w1"
+    assert wrapped.chat_template() == twin.chat_template()
+    assert (wrapped.bos_token(), wrapped.end_of_turn()) == ("<B>", twin.end_of_turn())
+    sampling = SamplingConfig(seed=3, max_tokens=64)
+    chats = [ChatRequest((ChatMessage("user", "Write a sort."),), sampling)]
+    completions = [CompletionRequest("<B>Write", sampling)]
+
+
+    def texts(outcomes: list[GenerationOutcome]) -> list[str]:
+        return [o.text for o in outcomes if isinstance(o, GenerationResult)]
+
+    assert texts(asyncio.run(wrapped.chat(chats))) == texts(asyncio.run(twin.chat(chats)))
+    assert (texts(asyncio.run(wrapped.complete(completions)))
+            == texts(asyncio.run(twin.complete(completions))))
+    assert (wrapped.chats, inner.calls) == (1, 2)
+    asyncio.run(wrapped.aclose())
+    assert inner.closed

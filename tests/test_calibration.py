@@ -19,6 +19,7 @@ from warriorcoder.backends.base import (
     CompletionRequest,
     GenerationOutcome,
     ModelBackend,
+    WrappedBackend,
 )
 from warriorcoder.config import ArenaConfig, ConfigError, parse_config
 from warriorcoder.evaluation.calibration import REPORT_FILE, format_report, run_calibration
@@ -41,12 +42,11 @@ def make_config(**overrides: Any) -> ArenaConfig:
     return parse_config(data)
 
 
-class CountingBackend(ModelBackend):
+class CountingBackend(WrappedBackend):
     """A fake judge that counts the requests it serves."""
 
     def __init__(self, inner: ModelBackend) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
+        super().__init__(inner)
         self.requests = 0
 
     async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
@@ -56,12 +56,6 @@ class CountingBackend(ModelBackend):
     async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         self.requests += len(requests)
         return await self.inner.complete(requests)
-
-    def chat_template(self) -> str:
-        return self.inner.chat_template()
-
-    def end_of_turn(self) -> tuple[str, ...]:
-        return self.inner.end_of_turn()
 
 
 def calibrate(config: ArenaConfig, out: Path, **kwargs: Any) -> tuple[dict[str, Any], int]:

@@ -13,11 +13,11 @@ from warriorcoder.arena.challenge_tests import TESTS_PROMPT
 from warriorcoder.backends import load_backend
 from warriorcoder.backends.base import (
     ChatRequest,
-    CompletionRequest,
     GenerationError,
     GenerationOutcome,
     GenerationResult,
     ModelBackend,
+    WrappedBackend,
 )
 from warriorcoder.config import ArenaConfig, parse_config
 from warriorcoder.stages.challenger import Challenger
@@ -40,13 +40,12 @@ WRITTEN_TESTS = ("Here are the tests.\n\n```python\nfrom solution import solve\n
 USER_TESTS = "assert solve([2, 1]) == [1, 2]\n"
 
 
-class ScriptedBackend(ModelBackend):
+class ScriptedBackend(WrappedBackend):
     """The fake model for mining and judging; scripted answers and tests (the fake model's own
     answers are not code that tests could decide)."""
 
     def __init__(self, inner: ModelBackend, fail_tests: bool = False) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
+        super().__init__(inner)
         self.fail_tests = fail_tests
         self.tests_requests = 0
 
@@ -68,15 +67,6 @@ class ScriptedBackend(ModelBackend):
             out.append(GenerationResult(self.model_id, text, len(prompt.split()),
                                         len(text.split()), 0.0, "stop"))
         return out
-
-    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
-        return await self.inner.complete(requests)
-
-    def chat_template(self) -> str:
-        return self.inner.chat_template()
-
-    def end_of_turn(self) -> tuple[str, ...]:
-        return self.inner.end_of_turn()
 
 
 def make_config(tmp_path: Path, **execution: Any) -> ArenaConfig:

@@ -27,6 +27,7 @@ from warriorcoder.backends.base import (
     CompletionRequest,
     GenerationOutcome,
     ModelBackend,
+    WrappedBackend,
 )
 from warriorcoder.config import ArenaConfig, parse_config
 from warriorcoder.service.grpc_server import (
@@ -354,30 +355,20 @@ def test_submit_instructions_accepts_new_and_rejects_duplicates_and_leaks(
 # -- StartRound while a round is being prepared -----------------------------------------------
 
 
-class GatedBackend(ModelBackend):
+class GatedBackend(WrappedBackend):
     """Holds every mining request until the gate opens; counts them."""
 
     def __init__(self, inner: ModelBackend, entered: asyncio.Event, gate: asyncio.Event) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
+        super().__init__(inner)
         self.entered = entered
         self.gate = gate
         self.completion_requests = 0
-
-    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
-        return await self.inner.chat(requests)
 
     async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         self.completion_requests += len(requests)
         self.entered.set()
         await self.gate.wait()
         return await self.inner.complete(requests)
-
-    def chat_template(self) -> str:
-        return self.inner.chat_template()
-
-    def end_of_turn(self) -> tuple[str, ...]:
-        return self.inner.end_of_turn()
 
 
 class ArrivalInterceptor(grpc.aio.ServerInterceptor):

@@ -20,6 +20,7 @@ from warriorcoder.backends.base import (
     CompletionRequest,
     GenerationOutcome,
     ModelBackend,
+    WrappedBackend,
 )
 from warriorcoder.config import ArenaConfig, ConfigError, parse_config
 from warriorcoder.stages.embedded import run_arena
@@ -51,12 +52,11 @@ class SimulatedCrash(RuntimeError):
     """Stands for the process dying mid-run."""
 
 
-class CountingBackend(ModelBackend):
+class CountingBackend(WrappedBackend):
     """Wraps a backend, counts requests, and can crash after a number of chat requests."""
 
     def __init__(self, inner: ModelBackend, interrupt_after: int | None = None) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
+        super().__init__(inner)
         self.chat_requests = 0
         self.completion_requests = 0
         self.interrupt_after = interrupt_after
@@ -70,12 +70,6 @@ class CountingBackend(ModelBackend):
     async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
         self.completion_requests += len(requests)
         return await self.inner.complete(requests)
-
-    def chat_template(self) -> str:
-        return self.inner.chat_template()
-
-    def end_of_turn(self) -> tuple[str, ...]:
-        return self.inner.end_of_turn()
 
 
 def backends_for(config: ArenaConfig, **kwargs: Any) -> dict[str, CountingBackend]:

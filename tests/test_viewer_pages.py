@@ -33,11 +33,10 @@ from warriorcoder.arena.challenge_tests import TESTS_PROMPT
 from warriorcoder.backends import load_backend
 from warriorcoder.backends.base import (
     ChatRequest,
-    CompletionRequest,
     GenerationError,
     GenerationOutcome,
     GenerationResult,
-    ModelBackend,
+    WrappedBackend,
 )
 from warriorcoder.config import ArenaConfig, load_config, parse_config
 from warriorcoder.stages.embedded import run_arena
@@ -67,13 +66,9 @@ ANSWERS = {
 FAILING = "reverses"
 
 
-class ScriptedBackend(ModelBackend):
+class ScriptedBackend(WrappedBackend):
     """The fake model for mining and judging (with the payload in every explanation); scripted
     answers and tests."""
-
-    def __init__(self, inner: ModelBackend) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
 
     async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
         out: list[GenerationOutcome] = []
@@ -97,15 +92,6 @@ class ScriptedBackend(ModelBackend):
             out.append(GenerationResult(self.model_id, text, len(prompt.split()),
                                         len(text.split()), 0.01, "stop"))
         return out
-
-    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
-        return await self.inner.complete(requests)
-
-    def chat_template(self) -> str:
-        return self.inner.chat_template()
-
-    def end_of_turn(self) -> tuple[str, ...]:
-        return self.inner.end_of_turn()
 
 
 def make_config(tmp: Path) -> ArenaConfig:

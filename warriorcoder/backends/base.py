@@ -140,3 +140,31 @@ class ModelBackend(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - a no-op unless the backend holds something
         """Release connections or memory."""
+
+
+class WrappedBackend(ModelBackend):
+    """A ModelBackend that hands every call to another, `inner`, under the same expert id.
+    Wrappers that watch or change some calls (metrics, request counts, scripted answers in
+    tests) override those and inherit the rest, so none forgets to pass one on."""
+
+    def __init__(self, inner: ModelBackend) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
+        return await self.inner.chat(requests)
+
+    async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
+        return await self.inner.complete(requests)
+
+    def chat_template(self) -> str:
+        return self.inner.chat_template()
+
+    def bos_token(self) -> str:
+        return self.inner.bos_token()
+
+    def end_of_turn(self) -> tuple[str, ...]:
+        return self.inner.end_of_turn()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -40,6 +40,7 @@ from warriorcoder.backends.base import (
     GenerationOutcome,
     GenerationResult,
     ModelBackend,
+    WrappedBackend,
 )
 from warriorcoder.v1 import arena_pb2
 
@@ -298,7 +299,7 @@ class ServiceMetrics:
             self._http = None
 
 
-class InstrumentedBackend(ModelBackend):
+class InstrumentedBackend(WrappedBackend):
     """A ModelBackend that records in-flight requests, latency, tokens and errors of another.
 
     In flight counts every request handed to the wrapped backend and not answered yet,
@@ -307,15 +308,14 @@ class InstrumentedBackend(ModelBackend):
     """
 
     def __init__(self, backend: ModelBackend, metrics: ServiceMetrics) -> None:
-        self.backend = backend
-        self.model_id = backend.model_id
+        super().__init__(backend)
         self._metrics = metrics
 
     async def chat(self, requests: Sequence[ChatRequest]) -> list[GenerationOutcome]:
-        return await self._observe("chat", len(requests), self.backend.chat(requests))
+        return await self._observe("chat", len(requests), self.inner.chat(requests))
 
     async def complete(self, requests: Sequence[CompletionRequest]) -> list[GenerationOutcome]:
-        return await self._observe("complete", len(requests), self.backend.complete(requests))
+        return await self._observe("complete", len(requests), self.inner.complete(requests))
 
     async def _observe(self, kind: str, count: int, call: Any) -> list[GenerationOutcome]:
         m, service, model = self._metrics, self._metrics.service, self.model_id
@@ -338,18 +338,6 @@ class InstrumentedBackend(ModelBackend):
             elif isinstance(outcome, GenerationError):
                 m.model_errors.labels(service, model).inc()
         return outcomes
-
-    def chat_template(self) -> str:
-        return self.backend.chat_template()
-
-    def bos_token(self) -> str:
-        return self.backend.bos_token()
-
-    def end_of_turn(self) -> tuple[str, ...]:
-        return self.backend.end_of_turn()
-
-    async def aclose(self) -> None:
-        await self.backend.aclose()
 
 
 __all__ = ["InstrumentedBackend", "ServiceMetrics"]
