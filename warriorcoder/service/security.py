@@ -2,11 +2,13 @@
 
 - **gRPC**: TLS with the server's certificate (`grpc_tls_cert_file`, `grpc_tls_key_file`);
   with `grpc_tls_client_ca_file` every client must also present a certificate that CA signed
-  (mutual TLS). The RPCs that write (every method not in `READ_ONLY_METHODS`, so an RPC added
-  later is protected until it is declared read-only) need the bearer token (`grpc_token`, sent
-  as `authorization: Bearer TOKEN`) or, over mutual TLS, a client certificate whose identity is
-  one of `grpc_writer_identities` (any signed certificate when that list is empty). Read-only
-  RPCs, health checking and reflection stay open to whoever can connect.
+  (mutual TLS). The files are read again when they change (a renewed certificate, e.g. by
+  cert-manager) and used from the next connection on, without a restart. The RPCs that write
+  (every method not in `READ_ONLY_METHODS`, so an RPC added later is protected until it is
+  declared read-only) need the bearer token (`grpc_token`, sent as `authorization: Bearer
+  TOKEN`) or, over mutual TLS, a client certificate whose identity is one of
+  `grpc_writer_identities` (any signed certificate when that list is empty). Read-only RPCs,
+  health checking and reflection stay open to whoever can connect.
 - **Exposure**: a service that listens beyond loopback with neither a token nor client
   certificates refuses to start, unless `grpc_allow_unauthenticated` says so explicitly.
 - **Kafka**: SSL and SASL (PLAIN, SCRAM) options handed to every Kafka client.
@@ -21,8 +23,11 @@ from __future__ import annotations
 import hmac
 import inspect
 import logging
+import ssl
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -72,16 +77,71 @@ def is_read_only(method: str) -> bool:
 
 def server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:
     """TLS credentials of the API port, or None for plaintext. With a client CA, clients must
-    present a certificate it signed."""
+    present a certificate it signed. The files are read again when they change (`TlsFiles`)."""
     if settings.grpc_tls_cert_file is None or settings.grpc_tls_key_file is None:
         return None
-    key = settings.grpc_tls_key_file.read_bytes()
-    chain = settings.grpc_tls_cert_file.read_bytes()
-    ca_file = settings.grpc_tls_client_ca_file
-    client_ca = ca_file.read_bytes() if ca_file is not None else None
-    return grpc.ssl_server_credentials(
-        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
-    )
+    files = TlsFiles(settings.grpc_tls_cert_file, settings.grpc_tls_key_file,
+                     settings.grpc_tls_client_ca_file)
+    return grpc.dynamic_ssl_server_credentials(
+        files.initial(), files.fetch,
+        require_client_authentication=settings.grpc_tls_client_ca_file is not None)
+
+
+class TlsFiles:
+    """The server's certificate, key and client CA files, as gRPC's certificate configuration.
+
+    gRPC asks `fetch` at each new connection's handshake: when a file changed since it was read
+    (a renewed certificate, a Secret volume updated in place), the files are read again and
+    used from that connection on, so a certificate renewal needs no restart. A new certificate
+    that does not match its key, or files that cannot be read (half-way through an update),
+    leave the current configuration in place, with a warning.
+    """
+
+    def __init__(self, cert: Path, key: Path, client_ca: Path | None) -> None:
+        self.paths = (cert, key, client_ca)
+        self._lock = threading.Lock()  # handshakes of several connections may ask at once
+        self._seen: tuple[tuple[int, int] | None, ...] = ()
+
+    def _stamp(self) -> tuple[tuple[int, int] | None, ...]:
+        out: list[tuple[int, int] | None] = []
+        for path in self.paths:
+            if path is None:
+                out.append(None)
+                continue
+            st = path.stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def _read(self) -> grpc.ServerCertificateConfiguration:
+        cert, key, client_ca = self.paths
+        # The pair must match: a certificate renewed without its key would fail every
+        # handshake (the standard library's check, the same files gRPC gets).
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        return grpc.ssl_server_certificate_configuration(
+            [(key.read_bytes(), cert.read_bytes())],
+            root_certificates=client_ca.read_bytes() if client_ca is not None else None)
+
+    def initial(self) -> grpc.ServerCertificateConfiguration:
+        """The configuration at start-up (errors propagate: the service cannot start)."""
+        with self._lock:
+            self._seen = self._stamp()
+            return self._read()
+
+    def fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """A new configuration when the files changed, else None (keep the current one)."""
+        with self._lock:
+            try:
+                stamp = self._stamp()
+                if stamp == self._seen:
+                    return None
+                config = self._read()
+            except (OSError, ssl.SSLError) as error:
+                log.warning("gRPC TLS files changed but cannot be used yet (keeping the "
+                            "current certificate): %s", error)
+                return None
+            self._seen = stamp
+            log.info("gRPC TLS: certificate files changed; new connections use them")
+            return config
 
 
 class AccessDenied(Exception):
