@@ -36,12 +36,12 @@ from typing import Any
 import grpc
 import pymongo
 import yaml
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import free_ports, mongo_server, wait_for_port
+from distributed_harness import wait_for_health
 from kafka_broker import _wait_for_broker, tansu_binary
 
 from warriorcoder.v1 import services_pb2, services_pb2_grpc
@@ -137,20 +137,8 @@ class Deployment:
         return int(calls), seconds, consumed
 
     def wait_serving(self, name: str, timeout_s: float = 90) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.procs[name].poll() is not None:
-                raise RuntimeError(f"{name} exited: {self.log(name)}")
-            try:
-                with grpc.insecure_channel(f"127.0.0.1:{self.grpc_ports[name]}") as channel:
-                    reply = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{name} not SERVING after {timeout_s}s: {self.log(name)}")
+        wait_for_health(name, f"127.0.0.1:{self.grpc_ports[name]}", self.procs[name],
+                        lambda: self.log(name), timeout_s)
 
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text()[-3000:]

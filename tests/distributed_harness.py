@@ -11,6 +11,7 @@ Every wait here is a deadline for a broken run, never an assertion about speed.
 
 from __future__ import annotations
 
+import abc
 import os
 import shutil
 import signal
@@ -77,6 +78,27 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 120) -
         time.sleep(0.1)
 
 
+def wait_for_health(name: str, address: str, proc: subprocess.Popen[bytes],
+                    log: Callable[[], str], timeout_s: float) -> None:
+    """Poll the plaintext gRPC health service at `address` until it says SERVING; RuntimeError
+    when `proc` (the process of `name`) exits first, TimeoutError after `timeout_s`, each with
+    the end of its log."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {log()}")
+        try:
+            with grpc.insecure_channel(address) as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=1)
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{name} not SERVING after {timeout_s}s: {log()}")
+
+
 @dataclass
 class Arena:
     """Service processes of one arena. An instance is named by its service ("judge") or, for
@@ -124,22 +146,13 @@ class Arena:
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.grpc_ports[name]}"
 
+    def health_address(self, name: str) -> str:
+        """Where instance `name` answers gRPC health checks in plaintext (its API port)."""
+        return self.address(name)
+
     def wait_serving(self, name: str, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            proc = self.procs[name]
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}: {self.log(name)}")
-            try:
-                with grpc.insecure_channel(self.address(name)) as channel:
-                    reply = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{name} not SERVING after {timeout_s}s: {self.log(name)}")
+        wait_for_health(name, self.health_address(name), self.procs[name],
+                        lambda: self.log(name), timeout_s)
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text()[-3000:]
@@ -245,40 +258,40 @@ def running_arena(tmp_path: Path, config: dict[str, Any], *, kafka_bootstrap: st
         arena.close()
 
 
-class MongoServer:
-    """A MongoDB wire server (nx-27017) on a fixed port and data folder that can be stopped
-    and started again: the same URI reaches the same data after a restart."""
+class RestartableServer(abc.ABC):
+    """A server process on a fixed port and data folder that can be stopped and started again:
+    the same address reaches the same data after a restart. Subclasses say how to launch it
+    (`_launch`) and, beyond its port accepting connections, when it is ready (`_wait_ready`)."""
+
+    # How long `stop` waits for the process to write its data and exit.
+    stop_timeout_s: float = 10
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.data_dir = data_dir
         self.port = port if port is not None else free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/"
+    @abc.abstractmethod
+    def _launch(self) -> subprocess.Popen[bytes]:
+        """Start the server on `port` over `data_dir` (which exists)."""
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:  # noqa: B027 - optional hook
+        """Wait, after the port accepts connections, until the server answers."""
 
     def start(self) -> None:
         if self._proc is not None:
-            raise RuntimeError("MongoServer.start: already running")
-        exe = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
+            raise RuntimeError(f"{type(self).__name__}.start: already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with (self.data_dir / "nx-27017.log").open("ab") as log:
-            self._proc = subprocess.Popen(
-                [exe, "--data-dir", str(self.data_dir), "--pid-file",
-                 str(self.data_dir / "nx-27017.pid"), "--log-file",
-                 str(self.data_dir / "nx-27017.server.log"), "-p", str(self.port),
-                 "--host", "127.0.0.1"],
-                stdout=log, stderr=subprocess.STDOUT,
-            )
+        self._proc = self._launch()
         wait_for_port(self.port)
+        self._wait_ready(self._proc)
 
     def stop(self) -> None:
-        """SIGTERM and wait: the data stays in the folder for the next start."""
+        """SIGTERM and wait: the server writes its data for the next start."""
         if self._proc is None:
             return
         self._proc.terminate()
-        self._proc.wait(timeout=10)
+        self._proc.wait(timeout=self.stop_timeout_s)
         self._proc = None
 
     def __enter__(self) -> Self:
@@ -287,3 +300,23 @@ class MongoServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class MongoServer(RestartableServer):
+    """A MongoDB wire server (nx-27017) on a fixed port and data folder that can be stopped
+    and started again: the same URI reaches the same data after a restart."""
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/"
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        exe = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
+        with (self.data_dir / "nx-27017.log").open("ab") as log:
+            return subprocess.Popen(
+                [exe, "--data-dir", str(self.data_dir), "--pid-file",
+                 str(self.data_dir / "nx-27017.pid"), "--log-file",
+                 str(self.data_dir / "nx-27017.server.log"), "-p", str(self.port),
+                 "--host", "127.0.0.1"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )

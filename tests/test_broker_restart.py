@@ -18,11 +18,9 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Self
 
 import pytest
-from conftest import free_port, wait_for_port
-from distributed_harness import SERVICES, Arena, running_arena, wait_for
+from distributed_harness import SERVICES, Arena, RestartableServer, running_arena, wait_for
 from fake_openai_server import FakeOpenAIServer
 from kafka_broker import _wait_for_broker
 from test_distributed_faults import (
@@ -57,15 +55,12 @@ def noida_binary() -> Path:
     return path
 
 
-class PersistentBroker:
+class PersistentBroker(RestartableServer):
     """A Kafka-protocol broker (noida-db) on a fixed port and data folder that can be stopped
     and started again: the same bootstrap address reaches the same topics, messages and
     committed offsets after a restart."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
-        self.data_dir = data_dir
-        self.port = port if port is not None else free_port()
-        self._proc: subprocess.Popen[bytes] | None = None
+    stop_timeout_s = 30
 
     @property
     def bootstrap(self) -> str:
@@ -75,33 +70,16 @@ class PersistentBroker:
     def log(self) -> Path:
         return self.data_dir.parent / f"{self.data_dir.name}.log"
 
-    def start(self) -> None:
-        if self._proc is not None:
-            raise RuntimeError("PersistentBroker.start: already running")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    def _launch(self) -> subprocess.Popen[bytes]:
         with self.log.open("ab") as out:
-            self._proc = subprocess.Popen(
+            return subprocess.Popen(
                 [str(noida_binary()), "start", "--data-dir", str(self.data_dir), "--host",
                  "127.0.0.1", "--only", "kafka", "--kafka-port", str(self.port)],
                 stdout=out, stderr=subprocess.STDOUT,
             )
-        wait_for_port(self.port)
-        _wait_for_broker(self.bootstrap, self._proc, self.log)
 
-    def stop(self) -> None:
-        """SIGTERM and wait: the broker writes its data for the next start."""
-        if self._proc is None:
-            return
-        self._proc.terminate()
-        self._proc.wait(timeout=30)
-        self._proc = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
+        _wait_for_broker(self.bootstrap, proc, self.log)
 
 
 @pytest.fixture

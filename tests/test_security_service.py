@@ -8,16 +8,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
-import grpc
 from certificates import CertificateAuthority
 from conftest import free_port
 from distributed_harness import INSTRUCTIONS, Arena, arena_config, running_arena
 from fake_openai_server import FakeOpenAIServer
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 TOKEN = "token-of-the-service-test"
 
@@ -25,23 +22,8 @@ TOKEN = "token-of-the-service-test"
 class HealthPortArena(Arena):
     """Waits for SERVING on the plaintext health port (the API port speaks TLS only)."""
 
-    def wait_serving(self, name: str, timeout_s: float = 60) -> None:
-        port = int(self.env["WARRIORCODER_GRPC_HEALTH_PORT"])
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            proc = self.procs[name]
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}: {self.log(name)}")
-            try:
-                with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                    reply = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{name} not SERVING after {timeout_s}s: {self.log(name)}")
+    def health_address(self, name: str) -> str:
+        return f"127.0.0.1:{self.env['WARRIORCODER_GRPC_HEALTH_PORT']}"
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

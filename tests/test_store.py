@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
-
-
-# The MongoDB case reaches its server through getfixturevalue, which the conftest's marking
-# does not see: it is marked here.
-@pytest.fixture(params=["embedded", pytest.param("mongo", marks=pytest.mark.integration)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArenaStore]:
-    if request.param == "embedded":
-        yield ArenaStore.open_embedded(tmp_path / "arena.db")
-    else:
-        uri = request.getfixturevalue("mongo_uri")
-        yield ArenaStore.connect(uri, database=f"t{uuid.uuid4().hex[:12]}")
 
 
 def _battle(battle_id: str, score: float = 0.75) -> arena_pb2.RatedBattle:

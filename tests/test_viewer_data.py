@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,15 +28,6 @@ SCORES = (0.0, 0.25, 0.5, 0.75, 1.0)
 A, B, TIE, INVALID = (arena_pb2.VERDICT_A, arena_pb2.VERDICT_B, arena_pb2.VERDICT_TIE,
                       arena_pb2.VERDICT_INVALID)
 AB, BA = arena_pb2.ORDER_AB, arena_pb2.ORDER_BA
-
-
-@pytest.fixture(params=["embedded", pytest.param("mongo", marks=pytest.mark.integration)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArenaStore]:
-    if request.param == "embedded":
-        yield ArenaStore.open_embedded(tmp_path / "arena.db")
-    else:
-        uri = request.getfixturevalue("mongo_uri")
-        yield ArenaStore.connect(uri, database=f"v{uuid.uuid4().hex[:12]}")
 
 
 def _judgment(battle_id: str, judge: str, order: int, position: int) -> arena_pb2.Judgment:
