@@ -140,6 +140,9 @@ async def _run_stages(
     for battle in rater.handle(items):
         if battle.status == arena_pb2.BATTLE_STATUS_FAILED:
             log.warning("battle %s failed: %s", battle.battle_id, battle.failure_reason)
+    # A run stopped while the rater stored its batch resumes with those battles RATED, so they
+    # are never rated again: count the ones the tallies still lack.
+    rater.count_untallied(config.round_id)
 
     board = rater.leaderboard(config.round_id)
     export = Exporter(config, store).export(board, run_dir / "export")

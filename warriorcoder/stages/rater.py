@@ -290,6 +290,23 @@ class Rater:
         self.store.mark_tallied(inserted | pending)
         self.store.clear_pending_marks(marked | unfinished)
 
+    def count_untallied(self, round_id: str) -> int:
+        """Count the round's stored battles that a rater stopped before counting (stored
+        marked untallied, their batch never delivered again), with the judges of their stored
+        judgments; returns how many. For a run that resumes from its store, where a battle
+        stored RATED is never rated again: without this the tallies would lack it for good."""
+        untallied = self.store.untallied_among(self.store.battle_ids(round_id))
+        if not untallied:
+            return 0
+        battles = self.store.battles_of(sorted(untallied))
+        judgments = self.store.judgments_of(battles)
+        judges = {i: _judge_tallies(_pair_of(b), judgments[i])
+                  for i, b in battles.items() if judgments[i]}
+        log.info("round %s: counting %d stored battles a stopped rater had not counted",
+                 round_id, len(battles))
+        self.record(list(battles.values()), judges)
+        return len(battles)
+
     def _mark_records(self, round_id: str) -> None:
         """Make sure every challenge of the round with a rated battle is marked (records are
         counted by these marks): once per round, for battles stored before marks existed."""
