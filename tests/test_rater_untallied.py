@@ -45,7 +45,7 @@ def test_battles_a_stopped_rater_stored_are_counted_once_without_redelivery(
 
     store.put_rating_tally = put  # type: ignore[method-assign]
     if killed_at == "marking counted":
-        store.mark_tallied = mark  # type: ignore[method-assign]
+        store.mark_tallied = mark  # type: ignore[method-assign, assignment]
     with pytest.raises(Stop):
         Rater(make_config(), store).handle(batch)
     store.put_rating_tally, store.mark_tallied = real_put, real_mark  # type: ignore[method-assign]
