@@ -300,6 +300,83 @@ class ArenaStore:
             return int(self.db[collection].count_documents(query or {}))
         return int(self.db.command("count", collection, query=query or {})["n"])
 
+    # -- paging and lookups of the battle viewer ------------------------------------------------
+    def battles_page(
+        self,
+        query: dict[str, Any],
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[arena_pb2.RatedBattle]:
+        """Battles matching `query`, in battle-id order: the first `limit` with an id above
+        `after`, or (with `before`) the last `limit` with an id below `before`. One request
+        that reads at most `limit` documents, however many battles the round holds."""
+        query = dict(query)
+        bound = {"$gt": after} if after is not None else {}
+        if before is not None:
+            bound["$lt"] = before
+        if bound:
+            query["battle_id"] = bound
+        direction = -1 if before is not None and after is None else 1
+        docs = list(self.db["battles"].find(query).sort("battle_id", direction).limit(limit))
+        battles = [from_document(d, arena_pb2.RatedBattle) for d in docs]
+        return battles[::-1] if direction < 0 else battles
+
+    def battles_of_challenge(self, challenge_id: str) -> list[arena_pb2.RatedBattle]:
+        """Every stored battle of one challenge, sorted by battle id."""
+        return self._find("battles", {"challenge_id": challenge_id}, arena_pb2.RatedBattle)
+
+    def round_ids(self) -> list[str]:
+        """Ids of the rounds the store holds a record of, sorted."""
+        return sorted(str(d["_id"]) for d in self.db["rounds"].find({}, {"_id": 1}))
+
+    def data_version(self) -> int | None:
+        """On the embedded store, a number that changes whenever another connection (a running
+        round) commits to the file: SQLite's data_version, free to read. None on MongoDB."""
+        if self._threadsafe:
+            return None
+        return int(self.db.db.execute("PRAGMA data_version").fetchone()[0])
+
+    # -- streaming reads of the exporter ---------------------------------------------------------
+    def iter_battles_by_challenge(
+        self, round_id: str, *, batch_size: int = 1000
+    ) -> Iterator[arena_pb2.RatedBattle]:
+        """Every stored battle of a round, sorted by challenge id then battle id, read from a
+        cursor `batch_size` documents at a time: the battles of one challenge come together,
+        and the caller holds one challenge's battles, never the round's."""
+        cursor = (self.db["battles"].find({"round_id": round_id})
+                  .sort([("challenge_id", 1), ("battle_id", 1)]).batch_size(batch_size))
+        for doc in cursor:
+            yield from_document(doc, arena_pb2.RatedBattle)
+
+    def instructions_of(self, challenge_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """(round id, instruction) of the stored challenges among `challenge_ids`, read with a
+        projection (no other field travels or is parsed); missing ones absent."""
+        ids = list(dict.fromkeys(challenge_ids))
+        found: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = {"_id": {"$in": ids[start : start + _IN_CHUNK]}}
+            for doc in self.db["challenges"].find(query, {"round_id": 1, "instruction": 1}):
+                found[str(doc["_id"])] = (str(doc.get("round_id") or ""),
+                                          str(doc.get("instruction") or ""))
+        return found
+
+    def answer_texts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The answer text of each stored (challenge_id, model_id) response among `keys`, read
+        with a projection; missing ones absent."""
+        wanted = {self.response_id(c, m): (c, m) for c, m in keys}
+        ids = list(wanted)
+        found: dict[tuple[str, str], str] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = {"_id": {"$in": ids[start : start + _IN_CHUNK]}}
+            # The whole generation: the MongoDB wire server ignores dotted projections.
+            for doc in self.db["responses"].find(query, {"generation": 1}):
+                generation = doc.get("generation")
+                text = generation.get("text") if isinstance(generation, dict) else None
+                found[wanted[str(doc["_id"])]] = text if isinstance(text, str) else ""
+        return found
+
     # -- the challenger's outbox: challenges stored but not yet acknowledged by the broker -------
     @property
     def shared(self) -> bool:
@@ -461,83 +538,6 @@ class ArenaStore:
     def season_leaderboard(self, arena: str) -> arena_pb2.Leaderboard | None:
         """The stored season board of `arena`, or None."""
         return self._get("leaderboards", f"arena/{arena}", arena_pb2.Leaderboard)
-
-    # -- paging and lookups of the battle viewer ------------------------------------------------
-    def battles_page(
-        self,
-        query: dict[str, Any],
-        *,
-        after: str | None = None,
-        before: str | None = None,
-        limit: int = 50,
-    ) -> list[arena_pb2.RatedBattle]:
-        """Battles matching `query`, in battle-id order: the first `limit` with an id above
-        `after`, or (with `before`) the last `limit` with an id below `before`. One request
-        that reads at most `limit` documents, however many battles the round holds."""
-        query = dict(query)
-        bound = {"$gt": after} if after is not None else {}
-        if before is not None:
-            bound["$lt"] = before
-        if bound:
-            query["battle_id"] = bound
-        direction = -1 if before is not None and after is None else 1
-        docs = list(self.db["battles"].find(query).sort("battle_id", direction).limit(limit))
-        battles = [from_document(d, arena_pb2.RatedBattle) for d in docs]
-        return battles[::-1] if direction < 0 else battles
-
-    def battles_of_challenge(self, challenge_id: str) -> list[arena_pb2.RatedBattle]:
-        """Every stored battle of one challenge, sorted by battle id."""
-        return self._find("battles", {"challenge_id": challenge_id}, arena_pb2.RatedBattle)
-
-    def round_ids(self) -> list[str]:
-        """Ids of the rounds the store holds a record of, sorted."""
-        return sorted(str(d["_id"]) for d in self.db["rounds"].find({}, {"_id": 1}))
-
-    def data_version(self) -> int | None:
-        """On the embedded store, a number that changes whenever another connection (a running
-        round) commits to the file: SQLite's data_version, free to read. None on MongoDB."""
-        if self._threadsafe:
-            return None
-        return int(self.db.db.execute("PRAGMA data_version").fetchone()[0])
-
-    # -- streaming reads of the exporter ---------------------------------------------------------
-    def iter_battles_by_challenge(
-        self, round_id: str, *, batch_size: int = 1000
-    ) -> Iterator[arena_pb2.RatedBattle]:
-        """Every stored battle of a round, sorted by challenge id then battle id, read from a
-        cursor `batch_size` documents at a time: the battles of one challenge come together,
-        and the caller holds one challenge's battles, never the round's."""
-        cursor = (self.db["battles"].find({"round_id": round_id})
-                  .sort([("challenge_id", 1), ("battle_id", 1)]).batch_size(batch_size))
-        for doc in cursor:
-            yield from_document(doc, arena_pb2.RatedBattle)
-
-    def instructions_of(self, challenge_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-        """(round id, instruction) of the stored challenges among `challenge_ids`, read with a
-        projection (no other field travels or is parsed); missing ones absent."""
-        ids = list(dict.fromkeys(challenge_ids))
-        found: dict[str, tuple[str, str]] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            query = {"_id": {"$in": ids[start : start + _IN_CHUNK]}}
-            for doc in self.db["challenges"].find(query, {"round_id": 1, "instruction": 1}):
-                found[str(doc["_id"])] = (str(doc.get("round_id") or ""),
-                                          str(doc.get("instruction") or ""))
-        return found
-
-    def answer_texts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        """The answer text of each stored (challenge_id, model_id) response among `keys`, read
-        with a projection; missing ones absent."""
-        wanted = {self.response_id(c, m): (c, m) for c, m in keys}
-        ids = list(wanted)
-        found: dict[tuple[str, str], str] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            query = {"_id": {"$in": ids[start : start + _IN_CHUNK]}}
-            # The whole generation: the MongoDB wire server ignores dotted projections.
-            for doc in self.db["responses"].find(query, {"generation": 1}):
-                generation = doc.get("generation")
-                text = generation.get("text") if isinstance(generation, dict) else None
-                found[wanted[str(doc["_id"])]] = text if isinstance(text, str) else ""
-        return found
 
     @property
     def threadsafe(self) -> bool:
