@@ -405,6 +405,64 @@ def test_a_rater_killed_mid_batch_counts_the_redelivered_batch_once(
     assert store.untallied_among(store.battle_ids("r1")) == set()
 
 
+@pytest.mark.parametrize("killed_at", ["round tally", "season tally", "marking counted"])
+@pytest.mark.parametrize("now_rated", [True, False])
+def test_a_battle_rated_anew_by_a_killed_rater_moves_once(
+        tmp_path: Path, killed_at: str, now_rated: bool) -> None:
+    """A stored battle rated again with another result (failed -> rated, or rated -> failed,
+    which loses its challenge's record) by a rater killed mid-batch: the redelivered batch
+    moves it once in both tallies, however often it comes."""
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    rng = random.Random(29)
+    items = [judged("r1", f"c{c}", "alpha", "beta", POOL, rng) for c in range(4)]
+    rated = Rater(make_config(), store).handle(items)
+    failed = arena_pb2.RatedBattle()
+    failed.CopyFrom(rated[0])
+    failed.status = arena_pb2.BATTLE_STATUS_FAILED
+    failed.failure_reason = "no valid verdict"
+    before, after = (failed, rated[0]) if now_rated else (rated[0], failed)
+    Rater(make_config(), store).record([before])
+    expected = Rater(make_config(), ArenaStore.open_embedded(tmp_path / "clean.db"))
+    expected.handle(items)
+    expected.record([after])
+    want_round, want_season = expected.leaderboard("r1"), expected.season_leaderboard()
+    assert want_season is not None
+    assert (want_round.battles, want_round.records) == ((4, 4) if now_rated else (3, 3))
+
+    real_put, real_mark = store.put_rating_tally, store.mark_tallied
+
+    def put(scope: str, doc: Any, version: int | None) -> bool:
+        if killed_at == ("round tally" if scope.startswith("round/") else "season tally"):
+            raise Stop
+        return real_put(scope, doc, version)
+
+    def mark(ids: Any) -> None:
+        raise Stop
+
+    store.put_rating_tally = put  # type: ignore[method-assign]
+    if killed_at == "marking counted":
+        store.mark_tallied = mark  # type: ignore[method-assign]
+    with pytest.raises(Stop):
+        Rater(make_config(), store).record([after])
+    store.put_rating_tally, store.mark_tallied = real_put, real_mark  # type: ignore[method-assign]
+    restarted = Rater(make_config(), store)
+    restarted.record([after])  # redelivered
+    restarted.record([after])
+    for got, want in ((restarted.leaderboard("r1"), want_round),
+                      (restarted.season_leaderboard(), want_season)):
+        assert got is not None
+        assert (got.battles, got.failed_battles, got.records) == (
+            want.battles, want.failed_battles, want.records)
+        assert [(r.model_id, r.wins, r.losses) for r in got.ratings] == [
+            (r.model_id, r.wins, r.losses) for r in want.ratings]
+    assert store.untallied_among(store.battle_ids("r1")) == set()
+    assert store.pending_moves(store.battle_ids("r1")) == {}
+    # Moved back by a later rating: counted out and in once more.
+    restarted.record([before])
+    board = restarted.season_leaderboard()
+    assert board is not None and board.battles == (3 if now_rated else 4)
+
+
 def test_a_store_rated_before_tallies_is_counted_from_its_battles(tmp_path: Path) -> None:
     store = ArenaStore.open_embedded(tmp_path / "arena.db")
     rater = Rater(make_config(), store)

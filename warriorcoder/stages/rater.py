@@ -9,7 +9,9 @@ battles as after a hundred (docs/ratings.md).
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from warriorcoder.arena.grounding import rate_grounded_battle
@@ -123,22 +125,49 @@ def _entry(battle: arena_pb2.RatedBattle, judges: Mapping[str, JudgeTally]) -> B
     )
 
 
+def _entry_doc(entry: BattleEntry) -> dict[str, Any]:
+    """A battle's counted result (judges left out) as a document, for a move stored with it."""
+    return {"model_a": entry.model_a, "model_b": entry.model_b, "rated": entry.rated,
+            "score_a": entry.score_a, "judge_calls": entry.judge_calls,
+            "judge_tokens": entry.judge_tokens}
+
+
+def _entry_of(doc: Mapping[str, Any]) -> BattleEntry:
+    """The result `_entry_doc` wrote."""
+    return BattleEntry(model_a=str(doc["model_a"]), model_b=str(doc["model_b"]),
+                       rated=bool(doc["rated"]), score_a=float(doc["score_a"]),
+                       judge_calls=int(doc["judge_calls"]),
+                       judge_tokens=int(doc["judge_tokens"]))
+
+
+@dataclass
+class _Move:
+    """A stored battle's result changed (rated anew): counted out and in again once per tally,
+    under its own `token` (a tally remembers it like a battle id). `records`: -1 when the
+    battle's challenge has no rated battle left."""
+
+    battle_id: str
+    token: str
+    old: BattleEntry
+    new: BattleEntry
+    records: int = 0
+
+
 class _Change:
     """What one stored batch changes in one tally: battles stored for the first time (counted
     with their judges, and rated for Elo, in battle-id order), battles stored earlier but never
     counted (a writer stopped in between: counted unless the tally remembers them), battles
-    rated anew (counted out and in again), and the change in the number of challenges with a
-    rated battle."""
+    rated anew (moves: counted out and in again unless the tally remembers the move), and the
+    challenges that got their first rated battle."""
 
     def __init__(self) -> None:
         self.fresh: list[tuple[str, BattleEntry]] = []
         self.leftover: list[tuple[str, BattleEntry]] = []
-        self.moved: list[tuple[BattleEntry, BattleEntry]] = []  # (stored before, now)
+        self.moved: list[_Move] = []
         # Challenges whose first rated battle this is; and ones marked by a writer that
         # stopped before counting them (counted unless the tally remembers them).
-        self.new_records: list[str] = []
-        self.leftover_records: list[str] = []
-        self.records = 0  # challenges whose last rated battle failed anew (negative)
+        self.new_records: list[tuple[str, str]] = []  # (challenge, its mark's token)
+        self.leftover_records: list[tuple[str, str]] = []
         self.rounds: list[str] = []
 
     @property
@@ -158,15 +187,22 @@ class _Change:
             tally.add(entry)
         tally.rate_elo([entry for _, entry in counted], k_factor, scale)
         tally.remember(battle_id for battle_id, _ in counted)
+        uncounted = self.uncounted_ids
+        for move in self.moved:
+            # Counted from the store, a battle already holds its latest result; one left out
+            # of that count (uncounted) holds its first and moves on from there.
+            if move.token in remembered or (fresh_only and move.battle_id not in uncounted):
+                continue
+            tally.add(move.old, -1, judges=False)
+            tally.add(move.new, judges=False)
+            if not fresh_only:
+                tally.records += move.records
+            tally.remember([move.token])
         if not fresh_only:
             records = [*self.new_records,
-                       *(c for c in self.leftover_records if f"c:{c}" not in remembered)]
+                       *(r for r in self.leftover_records if r[1] not in remembered)]
             tally.records += len(records)
-            tally.remember(f"c:{challenge}" for challenge in records)
-            for old, new in self.moved:
-                tally.add(old, -1, judges=False)
-                tally.add(new, judges=False)
-            tally.records += self.records
+            tally.remember(token for _, token in records)
         tally.rounds += [r for r in self.rounds if r not in tally.rounds]
 
 
@@ -245,50 +281,72 @@ class Rater:
         before = self.store.battles_of(latest)
         # Stored but never counted: a writer stopped between storing and counting them.
         pending = self.store.untallied_among(before)
+        # Ops not yet counted into every tally, per stored battle: (token, old, new) where old
+        # None counts the battle in (a leftover). A move is stored with the battle's mark
+        # before any tally counts it, so a writer stopped anywhere leaves it to be counted
+        # when the batch comes again.
+        stored_ops = self.store.pending_moves(pending)
+        ops: dict[str, list[dict[str, Any]]] = {}
+        for battle_id in sorted(set(before) & set(latest)):
+            mine = stored_ops.get(battle_id) or (
+                [{"token": battle_id, "old": None,
+                  "new": _entry_doc(_entry(before[battle_id], {}))}]
+                if battle_id in pending else [])
+            if before[battle_id] != latest[battle_id]:
+                mine = [*mine, {"token": f"m:{battle_id}:{uuid.uuid4().hex}",
+                                "old": _entry_doc(_entry(before[battle_id], {})),
+                                "new": _entry_doc(_entry(latest[battle_id], {}))}]
+            if mine:
+                ops[battle_id] = mine
+        moves = {i: o for i, o in ops.items() if any(op["old"] is not None for op in o)}
         inserted = self.store.save_battles_inserting(
-            latest.values(), untallied={i for i in latest if i not in before or i in pending})
+            latest.values(), untallied={i for i in latest if i not in before} | set(ops),
+            moves=moves)
         changes: dict[str, _Change] = {}
         gained: dict[str, str] = {}  # challenge -> round: a battle of it is rated now
-        lost: dict[str, str] = {}  # challenge -> round: a rated battle of it failed anew
+        lost: dict[str, tuple[str, _Move]] = {}  # challenge -> (round, move): rated, now failed
         for battle_id in sorted(latest):
             battle = latest[battle_id]
             change = changes.setdefault(battle.round_id, _Change())
             entry = _entry(battle, judges.get(battle_id, {}))
             if battle_id in inserted:
                 change.fresh.append((battle_id, entry))
-            elif battle_id in pending:
-                change.leftover.append((battle_id, entry))
-            elif battle_id in before and before[battle_id] != battle:
-                old = _entry(before[battle_id], {})
-                change.moved.append((old, entry))
-                if old.rated and not entry.rated:
-                    lost[battle.challenge_id] = battle.round_id
+            elif battle_id in ops:
+                for op in ops[battle_id]:
+                    new = _entry_of(op["new"])
+                    if op["old"] is None:  # with the judges the batch carries
+                        change.leftover.append((battle_id, replace(new, judges=entry.judges)))
+                        continue
+                    move = _Move(battle_id, str(op["token"]), _entry_of(op["old"]), new)
+                    change.moved.append(move)
+                    if move.old.rated and not move.new.rated:
+                        lost.setdefault(battle.challenge_id, (battle.round_id, move))
             else:
                 continue
             if entry.rated:
                 gained[battle.challenge_id] = battle.round_id
         # Records (challenges with a rated battle) by key, never by a query over the round.
         marked = self.store.mark_rated_challenges(gained.items())
-        for challenge in marked:
-            changes[gained[challenge]].new_records.append(challenge)
+        for challenge, token in marked.items():
+            changes[gained[challenge]].new_records.append((challenge, token))
         leftover_challenges = {latest[i].challenge_id for i in pending} & set(gained)
-        unfinished = self.store.pending_marks(leftover_challenges - marked)
-        for challenge in unfinished:
-            changes[gained[challenge]].leftover_records.append(challenge)
+        unfinished = self.store.pending_marks(leftover_challenges - set(marked))
+        for challenge, token in unfinished.items():
+            changes[gained[challenge]].leftover_records.append((challenge, token))
         lost = {c: r for c, r in lost.items() if c not in gained}
         if lost:  # rare: a rated battle rated again as failed
             gone = [c for c, n in self.store.rated_battle_counts(lost).items() if n == 0]
             self.store.unmark_rated_challenges(gone)
             for challenge in gone:
-                changes[lost[challenge]].records -= 1
+                lost[challenge][1].records = -1
         for round_id, change in changes.items():
             change.rounds = [round_id]
             arena = self.arena_of(round_id)
             self._update(round_scope(round_id), [round_id], change)
             self._update(season_scope(arena), None, change, arena=arena)
         # Counted in both tallies (which remember them): not counted again when redelivered.
-        self.store.mark_tallied(inserted | pending)
-        self.store.clear_pending_marks(marked | unfinished)
+        self.store.mark_tallied(inserted | set(ops))
+        self.store.clear_pending_marks({*marked, *unfinished})
 
     def count_untallied(self, round_id: str) -> int:
         """Count the round's stored battles that a rater stopped before counting (stored

@@ -9,6 +9,7 @@ writing the same event twice (a redelivered message, a resumed run) changes noth
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +32,10 @@ OUTBOX_PENDING = "pending"
 # A battle document carries UNTALLIED_FIELD = True from the moment it is stored until the rater
 # has counted it into its rating tallies (`save_battles_inserting`, `mark_tallied`).
 UNTALLIED_FIELD = "untallied"
+# A stored battle's changes of result not yet counted into the tallies (with its mark).
+MOVES_FIELD = "tally_moves"
+# A challenge's rated mark carries a token unique to it (what a tally remembers it by).
+MARK_FIELD = "mark"
 
 # collection -> fields to index (besides _id)
 COLLECTIONS: dict[str, tuple[str, ...]] = {
@@ -452,17 +457,22 @@ class ArenaStore:
         return self._get_many("battles", battle_ids, arena_pb2.RatedBattle)
 
     def save_battles_inserting(
-        self, battles: Iterable[arena_pb2.RatedBattle], untallied: Collection[str] = ()
+        self, battles: Iterable[arena_pb2.RatedBattle], untallied: Collection[str] = (),
+        moves: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> set[str]:
         """Upsert many rated battles in one request; returns the ids this write inserted (the
         ones no writer had stored before: the server decides, so two writers of one battle
         never both see it as new). Battles in `untallied` are stored marked as not yet counted
-        into the rating tallies (`mark_tallied` clears the mark)."""
+        into the rating tallies (`mark_tallied` clears the mark), with their `moves` (changes
+        of result not yet counted, see `pending_moves`) if any."""
         ops = []
+        moves = moves or {}
         for battle in battles:
             doc = to_document(battle, battle.battle_id)
             if battle.battle_id in untallied:
                 doc[UNTALLIED_FIELD] = True
+                if moves.get(battle.battle_id):
+                    doc[MOVES_FIELD] = list(moves[battle.battle_id])
             ops.append(self._replace_one({"_id": battle.battle_id}, doc, upsert=True))
         if not ops:
             return set()
@@ -546,23 +556,28 @@ class ArenaStore:
 
     def mark_rated_challenges(
         self, challenges: Iterable[tuple[str, str]], pending: bool = True
-    ) -> set[str]:
+    ) -> dict[str, str]:
         """Record that each (challenge_id, round_id) has a rated battle, in one request keyed
         by challenge id; returns the challenge ids no writer had recorded before (the server
-        decides, so two writers never both count one). A new mark is `pending` until
-        `clear_pending_marks`: counted into the tallies."""
+        decides, so two writers never both count one), each with its mark's token (unique to
+        this mark: a challenge marked again after `unmark_rated_challenges` gets a new one).
+        A new mark is `pending` until `clear_pending_marks`: counted into the tallies."""
         if type(self.db).__module__.startswith("neosqlite"):
             from neosqlite import UpdateOne
         else:
             from pymongo import UpdateOne
+        rounds = dict(challenges)
+        tokens = {challenge: f"c:{challenge}:{uuid.uuid4().hex}" for challenge in rounds}
         ops = [UpdateOne({"_id": challenge},
-                         {"$setOnInsert": {"round_id": round_id, UNTALLIED_FIELD: pending}},
+                         {"$setOnInsert": {"round_id": round_id, UNTALLIED_FIELD: pending,
+                                           MARK_FIELD: tokens[challenge]}},
                          upsert=True)
-               for challenge, round_id in dict(challenges).items()]
+               for challenge, round_id in rounds.items()]
         if not ops:
-            return set()
+            return {}
         result = self.db["rated_challenges"].bulk_write(ops, ordered=False)
-        return {str(doc_id) for doc_id in (result.upserted_ids or {}).values()}
+        return {str(doc_id): tokens[str(doc_id)]
+                for doc_id in (result.upserted_ids or {}).values()}
 
     def unmark_rated_challenges(self, challenge_ids: Iterable[str]) -> None:
         """Forget that these challenges have a rated battle (their last one failed anew)."""
@@ -580,21 +595,34 @@ class ArenaStore:
             found |= {str(d["_id"]) for d in self.db["battles"].find(query, {"_id": 1})}
         return found
 
+    def pending_moves(self, battle_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """The changes of result not yet counted into the rating tallies of the stored
+        battles among `battle_ids` that have any (stored by `save_battles_inserting`)."""
+        ids = list(dict.fromkeys(battle_ids))
+        found: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = {"_id": {"$in": ids[start : start + _IN_CHUNK]}, UNTALLIED_FIELD: True}
+            for doc in self.db["battles"].find(query, {MOVES_FIELD: 1}):
+                if doc.get(MOVES_FIELD):
+                    found[str(doc["_id"])] = [dict(m) for m in doc[MOVES_FIELD]]
+        return found
+
     def mark_tallied(self, battle_ids: Iterable[str]) -> None:
-        """Mark battles as counted into the rating tallies."""
+        """Mark battles as counted into the rating tallies (their moves too)."""
         ids = list(dict.fromkeys(battle_ids))
         for start in range(0, len(ids), _IN_CHUNK):
             self.db["battles"].update_many({"_id": {"$in": ids[start : start + _IN_CHUNK]}},
-                                           {"$unset": {UNTALLIED_FIELD: ""}})
+                                           {"$unset": {UNTALLIED_FIELD: "", MOVES_FIELD: ""}})
 
-    def pending_marks(self, challenge_ids: Iterable[str]) -> set[str]:
+    def pending_marks(self, challenge_ids: Iterable[str]) -> dict[str, str]:
         """The challenges among `challenge_ids` whose mark is not yet counted into the
-        tallies."""
+        tallies, each with its mark's token (see `mark_rated_challenges`)."""
         ids = list(dict.fromkeys(challenge_ids))
-        found: set[str] = set()
+        found: dict[str, str] = {}
         for start in range(0, len(ids), _IN_CHUNK):
             query = {"_id": {"$in": ids[start : start + _IN_CHUNK]}, UNTALLIED_FIELD: True}
-            found |= {str(d["_id"]) for d in self.db["rated_challenges"].find(query, {"_id": 1})}
+            for d in self.db["rated_challenges"].find(query, {MARK_FIELD: 1}):
+                found[str(d["_id"])] = str(d.get(MARK_FIELD) or f"c:{d['_id']}")
         return found
 
     def clear_pending_marks(self, challenge_ids: Iterable[str]) -> None:
