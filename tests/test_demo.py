@@ -236,6 +236,38 @@ def test_round_status_says_what_keeps_a_round_from_being_complete(tmp_path: Path
     assert "(1 failed, each with its reason stored on the battle)" in round_state_line(status)
 
 
+def test_round_status_reads_the_round_a_chunk_at_a_time(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from warriorcoder.arena.ids import battle_id
+
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    store.save_round_info("r", challenges_ready=True)
+    challenges = [arena_pb2.Challenge(challenge_id=f"c{i}", round_id="r", attacker="a",
+                                      defenders=["b", "d"]) for i in range(7)]
+    store.save_challenges(challenges)
+    battles = []
+    for i, c in enumerate(challenges):  # c0..c4 settled (c4 by a failure); c5, c6 half fought
+        for d in ("b", "d") if i < 5 else ("b",):
+            b = _battle(c.challenge_id, "a", d, FAILED if (i, d) == (4, "d") else RATED, 0.8)
+            b.battle_id, b.round_id = battle_id(c.challenge_id, "a", d), "r"
+            battles.append(b)
+    store.save_battles(battles)
+    store.save_judgments([arena_pb2.Judgment(judgment_id=f"j{i}", battle_id=b.battle_id)
+                          for i, b in enumerate(battles[:3])])
+
+    def whole_round(*args: Any) -> None:
+        raise AssertionError("round status loaded the whole round")
+
+    monkeypatch.setattr(store, "challenges", whole_round)
+    monkeypatch.setattr(store, "battles", whole_round)
+    for chunk in (1, 2, 3, 1000):
+        status = round_status(store, "r", "none", chunk=chunk)
+        assert status is not None
+        assert (status.challenges, status.judgments, status.rated_battles,
+                status.failed_battles, status.pending_challenges, status.complete) == (
+            7, 3, 11, 1, 2, False), chunk
+
+
 # -- the README as a new user reads it ---------------------------------------------------------
 
 

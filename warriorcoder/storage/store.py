@@ -529,6 +529,23 @@ class ArenaStore:
         if page:
             yield page
 
+    def stream_fields(
+        self, collection: str, query: Mapping[str, Any], fields: Iterable[str],
+        chunk: int = 1000, cls: type[M] | None = None,
+    ) -> Iterator[list[Any]]:
+        """The documents of `collection` matching `query`, holding only `fields` (and _id), in
+        _id order, `chunk` at a time (parsed as `cls` when given, the other fields left at
+        their defaults): a cursor, never the whole result in memory."""
+        cursor = self.db[collection].find(dict(query), dict.fromkeys(fields, 1))
+        page: list[Any] = []
+        for doc in cursor.sort("_id", 1).batch_size(chunk):
+            page.append(doc if cls is None else from_document(doc, cls))
+            if len(page) >= chunk:
+                yield page
+                page = []
+        if page:
+            yield page
+
     def rated_challenge_count(self, round_id: str) -> int:
         """Challenges of the round with at least one rated battle, counted from a cursor sorted
         by challenge (memory does not grow with the round)."""

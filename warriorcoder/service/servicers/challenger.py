@@ -25,6 +25,9 @@ _RATED = arena_pb2.BattleStatus.Name(arena_pb2.BATTLE_STATUS_RATED)
 _FAILED = arena_pb2.BattleStatus.Name(arena_pb2.BATTLE_STATUS_FAILED)
 # Ids per `$in` query when counting a round's responses and judgments.
 _IN_CHUNK = 1000
+# What the round's completeness rule reads of a challenge and of a battle.
+_CHALLENGE_FIELDS = ("challenge_id", "attacker", "defenders")
+_BATTLE_FIELDS = ("challenge_id", "model_a", "model_b", "status", "local_score_a")
 
 
 def _checked_instructions(texts: Sequence[str], field: str, max_chars: int) -> list[str]:
@@ -203,37 +206,43 @@ class ChallengerServicer(services_grpc.ChallengerServicer):
 
 
 def round_status(
-    store: ArenaStore, round_id: str, tournament: TournamentMode = "contenders"
+    store: ArenaStore, round_id: str, tournament: TournamentMode = "contenders",
+    chunk: int = _IN_CHUNK,
 ) -> services_pb2.RoundStatus | None:
     """Counts of the round's challenges, responses, judgments and battles in the store; None
     when the round is unknown (no challenges and no round record). Blocking: several reads.
 
     A round is complete when its challenges are final (mining and test writing finished) and
-    every battle their tournaments schedule is rated or failed (`unsettled_challenges`).
+    every battle their tournaments schedule is rated or failed (`unsettled_challenges`). The
+    challenges are read `chunk` at a time, with only the fields that rule reads, and the
+    battles of each chunk with them: memory holds one chunk, never the round (anyone may poll
+    this until the round completes).
     """
-    challenges = store.challenges(round_id)
     info = store.round_info(round_id)
+    challenges = responses = judgments = pending = 0
+    for page in store.stream_fields("challenges", {"round_id": round_id}, _CHALLENGE_FIELDS,
+                                    chunk, arena_pb2.Challenge):
+        ids = [c.challenge_id for c in page]
+        battles = [b for part in store.stream_fields(
+            "battles", {"round_id": round_id, "challenge_id": {"$in": ids}}, _BATTLE_FIELDS,
+            chunk, arena_pb2.RatedBattle) for b in part]
+        challenges += len(page)
+        pending += len(unsettled_challenges(tournament, page, battles))
+        responses += store.count("responses", {"challenge_id": {"$in": ids}})
+        judgments += store.count("judgments", {"battle_id": {"$in": [
+            battle_id(c.challenge_id, c.attacker, d) for c in page for d in c.defenders]}})
     if not challenges and info is None:
         return None
     ready = bool((info or {}).get("challenges_ready"))
-    pending = unsettled_challenges(tournament, challenges, store.battles(round_id))
-    challenge_ids = [c.challenge_id for c in challenges]
-    battle_ids = [battle_id(c.challenge_id, c.attacker, d) for c in challenges
-                  for d in c.defenders]
-
-    def count_in(collection: str, field: str, values: Sequence[str]) -> int:
-        return sum(store.count(collection, {field: {"$in": list(values[i : i + _IN_CHUNK])}})
-                   for i in range(0, len(values), _IN_CHUNK))
-
     return services_pb2.RoundStatus(
         round_id=round_id,
-        challenges=len(challenges),
-        responses=count_in("responses", "challenge_id", challenge_ids),
-        judgments=count_in("judgments", "battle_id", battle_ids),
+        challenges=challenges,
+        responses=responses,
+        judgments=judgments,
         rated_battles=store.count("battles", {"round_id": round_id, "status": _RATED}),
         failed_battles=store.count("battles", {"round_id": round_id, "status": _FAILED}),
         challenges_ready=ready,
-        pending_challenges=len(pending),
+        pending_challenges=pending,
         complete=ready and not pending,
     )
 
