@@ -406,6 +406,60 @@ def test_a_rater_killed_mid_batch_counts_the_redelivered_batch_once(
 
 
 @pytest.mark.parametrize("killed_at", ["round tally", "season tally", "marking counted"])
+def test_a_batch_redelivered_after_many_others_is_counted_once(
+        tmp_path: Path, killed_at: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exactly once does not depend on how many battles other raters counted into the same
+    tallies before the killed rater's batch came again (the remembered ids are pruned, here
+    from 8 on, keeping only those still marked not counted)."""
+    import warriorcoder.stages.rater as rater_module
+
+    monkeypatch.setattr(rater_module, "PRUNE_AT", 8)
+    store = ArenaStore.open_embedded(tmp_path / "arena.db")
+    rng = random.Random(31)
+    batch = [judged("r1", f"d{c}", "gamma", "delta", POOL, rng) for c in range(6)]
+    others = [[judged("r1", f"o{n}-{c}", "alpha", "beta", POOL, rng) for c in range(6)]
+              for n in range(4)]
+    expected = Rater(make_config(), ArenaStore.open_embedded(tmp_path / "clean.db"))
+    for items in (batch, *others):
+        expected.handle(items)
+
+    real_put, real_mark = store.put_rating_tally, store.mark_tallied
+
+    def put(scope: str, doc: Any, version: int | None) -> bool:
+        if version is not None and killed_at == (
+                "round tally" if scope.startswith("round/") else "season tally"):
+            raise Stop
+        return real_put(scope, doc, version)
+
+    def mark(ids: Any) -> None:
+        raise Stop
+
+    store.put_rating_tally = put  # type: ignore[method-assign]
+    if killed_at == "marking counted":
+        store.mark_tallied = mark  # type: ignore[method-assign]
+    with pytest.raises(Stop):
+        Rater(make_config(), store).handle(batch)
+    store.put_rating_tally, store.mark_tallied = real_put, real_mark  # type: ignore[method-assign]
+    other = Rater(make_config(), store)  # another replica counts 24 battles meanwhile
+    for items in others:
+        other.handle(items)
+    restarted = Rater(make_config(), store)
+    restarted.handle(batch)
+    restarted.handle(batch)
+    for got, want in ((restarted.leaderboard("r1"), expected.leaderboard("r1")),
+                      (restarted.season_leaderboard(), expected.season_leaderboard())):
+        assert got is not None and want is not None
+        assert (got.battles, got.records) == (want.battles, want.records) == (30, 30)
+        assert [(r.model_id, r.wins, r.losses) for r in got.ratings] == [
+            (r.model_id, r.wins, r.losses) for r in want.ratings]
+    assert store.untallied_among(store.battle_ids("r1")) == set()
+    # What a tally remembers stays bounded by what is still in flight, not by the history.
+    for scope in (round_scope("r1"), season_scope("default")):
+        doc = store.rating_tally(scope)
+        assert doc is not None and len(doc["recent"]) <= 8 + 12
+
+
+@pytest.mark.parametrize("killed_at", ["round tally", "season tally", "marking counted"])
 @pytest.mark.parametrize("now_rated", [True, False])
 def test_a_battle_rated_anew_by_a_killed_rater_moves_once(
         tmp_path: Path, killed_at: str, now_rated: bool) -> None:

@@ -35,13 +35,16 @@ import numpy as np
 from warriorcoder.arena.judging import JudgeTally
 from warriorcoder.arena.rating import BattleOutcomes, RatingScale, win_probability
 
-__all__ = ["RECENT_IDS", "SCORE_BINS", "BattleEntry", "RatingTally", "score_cell"]
+__all__ = ["PRUNE_AT", "SCORE_BINS", "BattleEntry", "RatingTally", "score_cell"]
 
 # Score bins per unit of score: scores closer than 1/SCORE_BINS may share a cell.
 SCORE_BINS = 1000
-# Battle ids a tally remembers having counted last: a writer stopped between counting a batch
-# and marking its battles counted is redelivered that batch, which must not count twice.
-RECENT_IDS = 4096
+# A tally remembers the ids (battle ids, move and record tokens) it counted: a writer stopped
+# between counting a batch and marking its battles counted is redelivered that batch, which must
+# not count twice. An id is needed only while its battle (or challenge) is still marked not
+# counted; past this many ids, the rater drops the ones no longer marked (whose marks are never
+# set again: ids are unique), so exactly once never depends on how many battles came since.
+PRUNE_AT = 4096
 
 
 def score_cell(score: float) -> tuple[int, int]:
@@ -115,8 +118,8 @@ class RatingTally:
                     setattr(mine, name, getattr(mine, name) + sign * getattr(tally, name))
 
     def remember(self, battle_ids: Iterable[str]) -> None:
-        """Note battles as counted; only the last `RECENT_IDS` are kept."""
-        self.recent = [*self.recent, *battle_ids][-RECENT_IDS:]
+        """Note battles (or move and record tokens) as counted."""
+        self.recent = [*self.recent, *battle_ids]
 
     def rate_elo(self, entries: Iterable[BattleEntry], k_factor: float, scale: RatingScale
                  ) -> None:

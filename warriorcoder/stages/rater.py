@@ -23,7 +23,7 @@ from warriorcoder.arena.rating import (
     rating_intervals,
     win_stats,
 )
-from warriorcoder.arena.tally import BattleEntry, RatingTally
+from warriorcoder.arena.tally import PRUNE_AT, BattleEntry, RatingTally
 from warriorcoder.config import DEFAULT_ARENA, ArenaConfig
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
@@ -408,11 +408,37 @@ class Rater:
             else:
                 tally = RatingTally.from_document(doc)
                 version = int(doc["version"])
+                if len(tally.recent) > PRUNE_AT:
+                    tally.recent = self._still_marked(tally.recent)
                 change.apply(tally, k_factor, self.scale)
             if self.store.put_rating_tally(scope, tally.to_document(), version):
                 return
         raise RuntimeError(f"rating tally {scope!r}: other writers kept changing it "
                            f"({_TALLY_ATTEMPTS} attempts)")
+
+    def _still_marked(self, ids: Sequence[str]) -> list[str]:
+        """The ids a tally remembers whose battle (for a battle id or a move token "m:<battle
+        id>:<hex>") or challenge (a record token "c:<challenge id>[:<hex>]") is still marked not
+        counted: only those can come again. The others are dropped for good: their marks are
+        cleared and never set again (every id is unique)."""
+        battles: dict[str, str] = {}
+        challenges: dict[str, str] = {}
+        for token in ids:
+            if token.startswith("m:"):
+                battles[token] = token[2:].rpartition(":")[0]
+            elif token.startswith("c:"):
+                head, _, tail = token[2:].rpartition(":")
+                unique = bool(head) and len(tail) == 32 and all(
+                    ch in "0123456789abcdef" for ch in tail)
+                challenges[token] = head if unique else token[2:]
+            else:  # battle ids are hexadecimal: never "m:" or "c:"
+                battles[token] = token
+        marked = self.store.untallied_among(set(battles.values()))
+        pending = self.store.pending_marks(set(challenges.values()))
+        kept = [t for t in ids if battles.get(t) in marked or challenges.get(t) in pending]
+        log.debug("rating tally: %d of %d remembered ids still marked not counted",
+                 len(kept), len(ids))
+        return kept
 
     def rebuild(self, rounds: Iterable[str], skip: Collection[str] = ()) -> RatingTally:
         """A tally counted from the stored battles of `rounds` (and their judgments), read
