@@ -385,7 +385,7 @@ def test_a_rater_killed_mid_batch_counts_the_redelivered_batch_once(
 
     store.put_rating_tally = put  # type: ignore[method-assign]
     if killed_at == "marking counted":
-        store.mark_tallied = mark  # type: ignore[method-assign]
+        store.mark_tallied = mark  # type: ignore[method-assign, assignment]
     with pytest.raises(Stop):
         killed.handle(batch)
     store.put_rating_tally, store.mark_tallied = real_put, real_mark  # type: ignore[method-assign]
@@ -436,7 +436,7 @@ def test_a_batch_redelivered_after_many_others_is_counted_once(
 
     store.put_rating_tally = put  # type: ignore[method-assign]
     if killed_at == "marking counted":
-        store.mark_tallied = mark  # type: ignore[method-assign]
+        store.mark_tallied = mark  # type: ignore[method-assign, assignment]
     with pytest.raises(Stop):
         Rater(make_config(), store).handle(batch)
     store.put_rating_tally, store.mark_tallied = real_put, real_mark  # type: ignore[method-assign]
@@ -495,7 +495,7 @@ def test_a_battle_rated_anew_by_a_killed_rater_moves_once(
 
     store.put_rating_tally = put  # type: ignore[method-assign]
     if killed_at == "marking counted":
-        store.mark_tallied = mark  # type: ignore[method-assign]
+        store.mark_tallied = mark  # type: ignore[method-assign, assignment]
     with pytest.raises(Stop):
         Rater(make_config(), store).record([after])
     store.put_rating_tally, store.mark_tallied = real_put, real_mark  # type: ignore[method-assign]
