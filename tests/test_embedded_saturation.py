@@ -12,7 +12,7 @@ from typing import Any
 from fake_openai_server import FakeOpenAIServer
 
 from warriorcoder.config import parse_config
-from warriorcoder.stages.embedded import run_arena
+from warriorcoder.stages.embedded import CHALLENGE_BATCH, run_arena
 from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 
@@ -57,9 +57,11 @@ def test_slots_fill_and_judging_overlaps_answering(tmp_path: Path) -> None:
     assert len(battles) == CHALLENGES  # one defender each
     assert all(bt.status == arena_pb2.BATTLE_STATUS_RATED for bt in battles)
     assert result.leaderboard.battles == CHALLENGES
-    # Every expert had all its slots busy at some point (one batch at a time gave at most 8
-    # answers per expert), and never more than its max_concurrency.
-    assert most == dict.fromkeys(servers, SLOTS)
+    # Slots filled up to max_concurrency and never beyond it, and every expert had more requests
+    # in flight than one batch at a time ever gave (at most 8 answers per expert). Which expert
+    # reaches all 12 at once depends on how its requests interleave with the others'.
+    assert max(most.values()) == SLOTS
+    assert all(CHALLENGE_BATCH < n <= SLOTS for n in most.values()), most
     # Judges (pre-filled completions) were asked while answers (chats) were still being asked.
     assert any(
         COMPLETIONS in log and log.index(COMPLETIONS) < len(log) - 1 - log[::-1].index(CHAT)
