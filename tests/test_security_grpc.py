@@ -22,7 +22,11 @@ from test_grpc_servicers import SEED, SERVICE_NAMES, make_config
 from warriorcoder.backends import load_backend
 from warriorcoder.commands.remote import RemoteError, add_remote_args, call, client_security
 from warriorcoder.service.grpc_server import ServiceServer, build_service_server
-from warriorcoder.service.security import READ_ONLY_METHODS, is_read_only
+from warriorcoder.service.security import (
+    READ_ONLY_METHODS,
+    is_read_only,
+    plaintext_token_warning,
+)
 from warriorcoder.service.servicers.challenger import ChallengerServicer
 from warriorcoder.service.servicers.exporter import ExporterServicer
 from warriorcoder.service.servicers.judge import JudgeServicer
@@ -392,6 +396,20 @@ def test_exposed_services_start_with_a_way_to_authenticate_or_the_explicit_opt_o
     tmp_path: Path, values: dict[str, Any]
 ) -> None:
     ServiceSettings(arena_config=tmp_path / "arena.yaml", **values)
+
+
+def test_a_token_sent_in_plaintext_beyond_loopback_is_warned_about(
+    tmp_path: Path, pki: Pki
+) -> None:
+    def warning(**values: Any) -> str | None:
+        return plaintext_token_warning(
+            ServiceSettings(arena_config=tmp_path / "arena.yaml", **values))
+
+    assert "without TLS" in (warning(grpc_host="0.0.0.0", grpc_token=TOKEN) or "")
+    assert warning(grpc_host="127.0.0.1", grpc_token=TOKEN) is None
+    assert warning(grpc_host="0.0.0.0", grpc_token=TOKEN, grpc_tls_cert_file=pki.server.cert,
+                   grpc_tls_key_file=pki.server.key) is None
+    assert warning(grpc_host="0.0.0.0", grpc_allow_unauthenticated=True) is None
 
 
 def test_loopback_hosts() -> None:

@@ -24,7 +24,12 @@ from grpc_reflection.v1alpha import reflection
 
 from warriorcoder.config import ConfigError
 from warriorcoder.service.errors import is_transient
-from warriorcoder.service.security import WriteAccessInterceptor, server_credentials, write_access
+from warriorcoder.service.security import (
+    WriteAccessInterceptor,
+    plaintext_token_warning,
+    server_credentials,
+    write_access,
+)
 
 if TYPE_CHECKING:
     from warriorcoder.service.settings import ServiceSettings
@@ -289,6 +294,8 @@ async def build_service_server(
         interceptors=[WriteAccessInterceptor(access)] if access is not None else [],
         credentials=server_credentials(settings),
     )
+    if (warning := plaintext_token_warning(settings)) is not None:
+        log.warning("%s", warning)
     out = ServiceServer(server, health, port)
     if settings.grpc_health_port is not None:
         try:

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from warriorcoder.service.settings import is_loopback
+
 if TYPE_CHECKING:
     from warriorcoder.service.settings import ServiceSettings
 
@@ -210,6 +212,17 @@ def write_access(settings: ServiceSettings) -> WriteAccess | None:
     if token is None and not mutual_tls:
         return None
     return WriteAccess(token, mutual_tls, settings.writer_identities())
+
+
+def plaintext_token_warning(settings: ServiceSettings) -> str | None:
+    """A warning when writes need the token but it would cross the network in plaintext (a
+    listener beyond loopback without TLS), else None."""
+    if settings.grpc_token is None or settings.grpc_tls_cert_file or is_loopback(
+            settings.grpc_host):
+        return None
+    return (f"gRPC listens on {settings.grpc_host} without TLS: the write token travels in "
+            "plaintext and anyone on the network path can read and reuse it; set "
+            "grpc_tls_cert_file and grpc_tls_key_file")
 
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
