@@ -9,6 +9,8 @@ battles as after a hundred (docs/ratings.md).
 from __future__ import annotations
 
 import logging
+import random
+import time
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -397,7 +399,10 @@ class Rater:
         from the store (which already holds this batch) without the batch's new battles, whose
         judges only the batch carries."""
         k_factor = self.config.rating.k_factor
-        for _ in range(_TALLY_ATTEMPTS):
+        for attempt in range(_TALLY_ATTEMPTS):
+            if attempt:
+                # Lost a race: a random, growing pause so that replicas stop colliding.
+                time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
             doc = self.store.rating_tally(scope)
             self.tally_reads += 1
             if doc is None:
