@@ -17,7 +17,9 @@ from warriorcoder.storage.store import ArenaStore
 from warriorcoder.v1 import arena_pb2
 
 SLOTS = 12
-CHALLENGES = 36
+# More challenges than the responder's window holds at once (5 batches of 8 fill 3 experts' 36
+# slots twice over), so later answers are asked after the first judges.
+CHALLENGES = 72
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 
