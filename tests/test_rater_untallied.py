@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
 
 import pytest
-from test_season import POOL, judged, make_config
+from test_season import POOL, judged, kill_rater_at, make_config
 
 from warriorcoder.stages.rater import Rater
 from warriorcoder.storage.store import ArenaStore
-
-
-class Stop(Exception):
-    """The rater's process ends here."""
 
 
 @pytest.mark.parametrize("killed_at", ["round tally", "season tally", "marking counted"])
@@ -32,23 +27,8 @@ def test_battles_a_stopped_rater_stored_are_counted_once_without_redelivery(
     expected.handle(first)
     expected.handle(batch)
 
-    real_put, real_mark = store.put_rating_tally, store.mark_tallied
-
-    def put(scope: str, doc: Any, version: int | None) -> bool:
-        if version is not None and killed_at == (
-                "round tally" if scope.startswith("round/") else "season tally"):
-            raise Stop
-        return real_put(scope, doc, version)
-
-    def mark(ids: Any) -> None:
-        raise Stop
-
-    store.put_rating_tally = put  # type: ignore[method-assign]
-    if killed_at == "marking counted":
-        store.mark_tallied = mark  # type: ignore[method-assign, assignment]
-    with pytest.raises(Stop):
-        Rater(make_config(), store).handle(batch)
-    store.put_rating_tally, store.mark_tallied = real_put, real_mark  # type: ignore[method-assign]
+    kill_rater_at(store, killed_at, lambda: Rater(make_config(), store).handle(batch),
+                  spare_first_writes=True)
 
     resumed = Rater(make_config(), store)
     resumed.handle([])  # nothing is redelivered

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -358,6 +359,33 @@ class Stop(Exception):
     """A rater killed mid-batch."""
 
 
+def kill_rater_at(store: ArenaStore, killed_at: str, work: Callable[[], object], *,
+                  spare_first_writes: bool = False) -> None:
+    """Run `work` (a rater's batch on `store`) and let the rater die (raise Stop) where
+    `killed_at` says: storing the "round tally", the "season tally", or "marking counted" its
+    battles. With `spare_first_writes`, a tally's first write (no version yet) goes through.
+    The store's own methods are back afterwards."""
+    real_put, real_mark = store.put_rating_tally, store.mark_tallied
+
+    def put(scope: str, doc: Any, version: int | None) -> bool:
+        if (version is not None or not spare_first_writes) and killed_at == (
+                "round tally" if scope.startswith("round/") else "season tally"):
+            raise Stop
+        return real_put(scope, doc, version)
+
+    def mark(ids: Any) -> None:
+        raise Stop
+
+    store.put_rating_tally = put  # type: ignore[method-assign]
+    if killed_at == "marking counted":
+        store.mark_tallied = mark  # type: ignore[method-assign, assignment]
+    try:
+        with pytest.raises(Stop):
+            work()
+    finally:
+        store.put_rating_tally, store.mark_tallied = real_put, real_mark  # type: ignore[method-assign]
+
+
 @pytest.mark.parametrize("killed_at", ["round tally", "season tally", "marking counted"])
 def test_a_rater_killed_mid_batch_counts_the_redelivered_batch_once(
         tmp_path: Path, killed_at: str) -> None:
@@ -371,24 +399,7 @@ def test_a_rater_killed_mid_batch_counts_the_redelivered_batch_once(
     expected.handle(batch)
 
     killed = Rater(make_config(), store)
-    real_put, real_mark = store.put_rating_tally, store.mark_tallied
-    puts: list[str] = []
-
-    def put(scope: str, doc: Any, version: int | None) -> bool:
-        if killed_at == ("round tally" if scope.startswith("round/") else "season tally"):
-            raise Stop
-        puts.append(scope)
-        return real_put(scope, doc, version)
-
-    def mark(ids: Any) -> None:
-        raise Stop
-
-    store.put_rating_tally = put  # type: ignore[method-assign]
-    if killed_at == "marking counted":
-        store.mark_tallied = mark  # type: ignore[method-assign, assignment]
-    with pytest.raises(Stop):
-        killed.handle(batch)
-    store.put_rating_tally, store.mark_tallied = real_put, real_mark  # type: ignore[method-assign]
+    kill_rater_at(store, killed_at, lambda: killed.handle(batch))
     # The batch is stored; redelivered to a restarted rater, it is counted exactly once.
     assert store.count("battles") == 12
     restarted = Rater(make_config(), store)
@@ -423,23 +434,8 @@ def test_a_batch_redelivered_after_many_others_is_counted_once(
     for items in (batch, *others):
         expected.handle(items)
 
-    real_put, real_mark = store.put_rating_tally, store.mark_tallied
-
-    def put(scope: str, doc: Any, version: int | None) -> bool:
-        if version is not None and killed_at == (
-                "round tally" if scope.startswith("round/") else "season tally"):
-            raise Stop
-        return real_put(scope, doc, version)
-
-    def mark(ids: Any) -> None:
-        raise Stop
-
-    store.put_rating_tally = put  # type: ignore[method-assign]
-    if killed_at == "marking counted":
-        store.mark_tallied = mark  # type: ignore[method-assign, assignment]
-    with pytest.raises(Stop):
-        Rater(make_config(), store).handle(batch)
-    store.put_rating_tally, store.mark_tallied = real_put, real_mark  # type: ignore[method-assign]
+    kill_rater_at(store, killed_at, lambda: Rater(make_config(), store).handle(batch),
+                  spare_first_writes=True)
     other = Rater(make_config(), store)  # another replica counts 24 battles meanwhile
     for items in others:
         other.handle(items)
@@ -483,22 +479,7 @@ def test_a_battle_rated_anew_by_a_killed_rater_moves_once(
     assert want_season is not None
     assert (want_round.battles, want_round.records) == ((4, 4) if now_rated else (3, 3))
 
-    real_put, real_mark = store.put_rating_tally, store.mark_tallied
-
-    def put(scope: str, doc: Any, version: int | None) -> bool:
-        if killed_at == ("round tally" if scope.startswith("round/") else "season tally"):
-            raise Stop
-        return real_put(scope, doc, version)
-
-    def mark(ids: Any) -> None:
-        raise Stop
-
-    store.put_rating_tally = put  # type: ignore[method-assign]
-    if killed_at == "marking counted":
-        store.mark_tallied = mark  # type: ignore[method-assign, assignment]
-    with pytest.raises(Stop):
-        Rater(make_config(), store).record([after])
-    store.put_rating_tally, store.mark_tallied = real_put, real_mark  # type: ignore[method-assign]
+    kill_rater_at(store, killed_at, lambda: Rater(make_config(), store).record([after]))
     restarted = Rater(make_config(), store)
     restarted.record([after])  # redelivered
     restarted.record([after])
