@@ -47,6 +47,19 @@ def test_writing_twice_changes_nothing(store: ArenaStore) -> None:
     assert [b.local_score_a for b in store.battles("r1")] == [0.25]
 
 
+def test_judgments_by_id_finds_what_judgments_of_finds(store: ArenaStore) -> None:
+    made = [arena_pb2.Judgment(judgment_id=f"j{n}", battle_id=f"b{n % 3}", judge=f"judge{n}",
+                               order=arena_pb2.ORDER_AB, verdict=arena_pb2.VERDICT_A)
+            for n in range(7)]
+    store.save_judgments(made)
+    found = store.judgments_by_id(["j1", "j4", "j6", "missing", "j1"])
+    assert found == {"j1": made[1], "j4": made[4], "j6": made[6]}
+    by_battle = store.judgments_of(["b1", "b0"])
+    assert by_battle["b1"] == [made[1], made[4]]
+    assert store.judgments_by_id(j.judgment_id for j in by_battle["b0"]) == {
+        j.judgment_id: j for j in made if j.battle_id == "b0"}
+
+
 def test_round_info_merges(store: ArenaStore) -> None:
     store.save_round_info("r1", config_hash="abc")
     store.save_round_info("r1", challenges_ready=True)

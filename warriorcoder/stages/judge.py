@@ -269,9 +269,7 @@ class Judge(ModelStage):
         previous: dict[str, arena_pb2.Judgment] = {}
         judged = [p for p in pairs if not (p.response_a.error or p.response_b.error)]
         # One store read for the whole batch (a round trip per battle dominated the stage).
-        stored_by_battle = await self.store.call(
-            self.store.judgments_of, [p.battle_id for p in judged]
-        )
+        stored_by_battle = await self._stored_judgments(judged)
         for pair in judged:
             for stored in stored_by_battle[pair.battle_id]:
                 previous[stored.judgment_id] = stored
@@ -300,6 +298,19 @@ class Judge(ModelStage):
             if judgment.judge in asked.get(judgment.battle_id, ()):
                 by_battle.setdefault(judgment.battle_id, []).append(judgment)
         return by_battle, asked
+
+    async def _stored_judgments(
+        self, pairs: Sequence[arena_pb2.ResponsePair]
+    ) -> dict[str, list[arena_pb2.Judgment]]:
+        """The stored judgments of each pair's panel in both orders, by battle id, each list
+        sorted by judgment id: one read by id, whose cost does not grow with the store."""
+        ids = [judgment_id(p.battle_id, judge, order)
+               for p in pairs for judge in p.judges for order in ORDERS]
+        found = await self.store.call(self.store.judgments_by_id, ids)
+        by_battle: dict[str, list[arena_pb2.Judgment]] = {p.battle_id: [] for p in pairs}
+        for jid in sorted(found):
+            by_battle[found[jid].battle_id].append(found[jid])
+        return by_battle
 
     async def _ask(
         self,
@@ -447,7 +458,7 @@ class Judge(ModelStage):
         }
         built = await self._tournament_pairs([(c, matches[c.challenge_id]) for c in challenges])
         pairs = {p.battle_id: p for p in built}
-        stored = await self.store.call(self.store.judgments_of, list(pairs))
+        stored = await self._stored_judgments(list(pairs.values()))
         results: dict[str, dict[Match, float | None]] = {}
         # A battle that cannot be built (an answer missing, no judge to sit it) counts as failed,
         # so the schedule goes on without it; `_tournament_pairs` logged why.

@@ -248,8 +248,15 @@ class ArenaStore:
     def judgments(self, battle_id: str) -> list[arena_pb2.Judgment]:
         return self._find("judgments", {"battle_id": battle_id}, arena_pb2.Judgment)
 
+    def judgments_by_id(self, judgment_ids: Iterable[str]) -> dict[str, arena_pb2.Judgment]:
+        """The stored judgments among `judgment_ids`, by judgment id. A read by `_id` takes the
+        same time however many judgments are stored, on every server; the read by battle id of
+        `judgments_of` grows with the collection on the MongoDB wire server."""
+        return self._get_many("judgments", judgment_ids, arena_pb2.Judgment)
+
     def judgments_of(self, battle_ids: Iterable[str]) -> dict[str, list[arena_pb2.Judgment]]:
-        """Stored judgments of many battles (by battle id, each list sorted by judgment id)."""
+        """Stored judgments of many battles (by battle id, each list sorted by judgment id),
+        whoever judged them. Where the judges are known, `judgments_by_id` is cheaper."""
         ids = list(dict.fromkeys(battle_ids))
         out: dict[str, list[arena_pb2.Judgment]] = {b: [] for b in ids}
         for start in range(0, len(ids), _IN_CHUNK):
