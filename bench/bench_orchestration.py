@@ -123,12 +123,15 @@ class Deployment:
         self.grpc_ports[name] = grpc_port
         self.metrics_ports[name] = metrics_port
 
+    def metrics(self, name: str) -> str:
+        """The service's /metrics page."""
+        url = f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
+        return str(urllib.request.urlopen(url, timeout=10).read().decode())
+
     def batches(self, name: str) -> tuple[int, float, float]:
         """(handler calls, handler seconds, messages consumed) so far, from /metrics."""
-        url = f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
-        text = urllib.request.urlopen(url, timeout=10).read().decode()
         calls = seconds = consumed = 0.0
-        for line in text.splitlines():
+        for line in self.metrics(name).splitlines():
             if line.startswith("warriorcoder_handler_seconds_count"):
                 calls += float(line.rsplit(" ", 1)[1])
             elif line.startswith("warriorcoder_handler_seconds_sum"):
@@ -253,9 +256,7 @@ def stored_battles(battles: Collection[Any]) -> int:
 def rated_battles(d: Deployment) -> int:
     """Battles the rater has stored (rated or failed) since it started, from its /metrics: a
     poll that costs the store nothing, however many battles it holds."""
-    url = f"http://127.0.0.1:{d.metrics_ports['rater']}/metrics"
-    text = urllib.request.urlopen(url, timeout=10).read().decode()
-    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in d.metrics("rater").splitlines()
                    if line.startswith("warriorcoder_battles_total")))
 
 

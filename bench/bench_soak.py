@@ -8,7 +8,10 @@ service's gRPC health every 0.5 s, and reports per wave:
 
 - battles/s of the wave (first submission to last battle stored),
 - the export's records and seconds, and health probes that failed or took over 1 s during it,
-- each service's resident memory (VmRSS) after the wave.
+- each service's resident memory (VmRSS) after the wave,
+- each service's time in MongoDB commands per battle during the wave (from its
+  warriorcoder_store_command_seconds), and at the end the commands whose mean duration grew
+  most from the first wave to the last: the store reads that still scale with the data stored.
 
 The run passes when the last wave's battles/s is within 10% of the first's and no service's RSS
 grew by more than 50 MiB from the end of the first wave to the end of the last (printed as
@@ -21,6 +24,7 @@ PASS/FAIL; the exit status is 1 on FAIL).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import threading
@@ -106,6 +110,29 @@ class HealthProbe:
                 channel.close()
 
 
+StoreTimes = dict[tuple[str, str], tuple[float, float]]  # (collection, command) -> (calls, s)
+_STORE_SERIES = re.compile(
+    r'^warriorcoder_store_command_seconds_(count|sum)\{[^}]*collection="([^"]*)",'
+    r'command="([^"]*)"[^}]*\} (\S+)$')
+
+
+def store_times(d: Deployment, name: str) -> StoreTimes:
+    """The service's MongoDB commands so far, from its warriorcoder_store_command_seconds."""
+    calls: dict[tuple[str, str], float] = {}
+    seconds: dict[tuple[str, str], float] = {}
+    for line in d.metrics(name).splitlines():
+        if (m := _STORE_SERIES.match(line)) is not None:
+            kind, key, number = m.group(1), (m.group(2), m.group(3)), float(m.group(4))
+            (calls if kind == "count" else seconds)[key] = number
+    return {key: (calls.get(key, 0.0), seconds.get(key, 0.0)) for key in calls}
+
+
+def since(now: StoreTimes, before: StoreTimes) -> StoreTimes:
+    zero = (0.0, 0.0)
+    return {key: (c - before.get(key, zero)[0], s - before.get(key, zero)[1])
+            for key, (c, s) in now.items() if c > before.get(key, zero)[0]}
+
+
 def stream_export(d: Deployment) -> int:
     """Records of the round's export, streamed through StreamRecords."""
     with grpc.insecure_channel(f"127.0.0.1:{d.grpc_ports['exporter']}") as channel:
@@ -138,18 +165,21 @@ def run(args: argparse.Namespace) -> bool:
 
         rates: list[float] = []
         rss: list[dict[str, float]] = []
+        store: list[dict[str, StoreTimes]] = []  # per wave and service: the wave's commands
         print(f"{'wave':>4} {'battles':>8} {'total':>8} {'battles/s':>9} {'export':>8} "
               f"{'export s':>8} {'health fail/slow':>16}  RSS MiB "
               + " ".join(f"{n:>10}" for n in d.procs))
         total = args.warmup
         for wave in range(1, args.waves + 1):
             texts = instructions(args.per_wave, f"{d.round_id}-wave{wave}")
+            marks = {name: store_times(d, name) for name in d.procs}
             t0 = time.perf_counter()
             submit(d, texts, args.submit_batch)
             total += args.per_wave
             wait_battles(d, total, args.timeout_s)
             rate = args.per_wave / (time.perf_counter() - t0)
             rates.append(rate)
+            store.append({name: since(store_times(d, name), marks[name]) for name in d.procs})
             with HealthProbe(d) as probe:
                 t1 = time.perf_counter()
                 records = stream_export(d)
@@ -159,6 +189,10 @@ def run(args: argparse.Namespace) -> bool:
             print(f"{wave:>4} {args.per_wave:>8} {total:>8} {rate:>9.1f} {records:>8} "
                   f"{export_s:>8.1f} {health:>16}          "
                   + " ".join(f"{rss[-1][n]:>10.0f}" for n in d.procs), flush=True)
+            per_battle = {n: 1000 * sum(s for _, s in store[-1][n].values()) / args.per_wave
+                          for n in d.procs}
+            print(f"{'':>58}store ms/battle "
+                  + " ".join(f"{per_battle[n]:>10.2f}" for n in d.procs), flush=True)
             for line in (probe.failed + probe.slow)[:5]:
                 print(f"       health: {line}")
         failed = battles.count_documents({"status": {"$ne": "BATTLE_STATUS_RATED"}})
@@ -174,8 +208,27 @@ def run(args: argparse.Namespace) -> bool:
           + ", ".join(f"{n} {g:+.0f}" for n, g in growth.items())
           + f" (target < {RSS_GROWTH_LIMIT_MIB:.0f})")
     print(f"failed battles: {failed}")
+    print("store commands by ms per call, first wave -> last wave (the five that grew most):")
+    for line in grown_commands(store[0], store[-1])[:5]:
+        print(f"  {line}")
     print("PASS" if passed else "FAIL")
     return passed
+
+
+def grown_commands(first: dict[str, StoreTimes], last: dict[str, StoreTimes]) -> list[str]:
+    """Each service's commands present in both waves, by how much their mean duration grew
+    (the reads that still scale with the data stored come first)."""
+    rows = []
+    for name, commands in last.items():
+        for key, (calls, seconds) in commands.items():
+            before = first[name].get(key)
+            if before is None or not before[0]:
+                continue
+            ms_first, ms_last = 1000 * before[1] / before[0], 1000 * seconds / calls
+            text = (f"{name}: {key[1]} {key[0]}: {ms_first:.1f} -> {ms_last:.1f} ms "
+                    f"({before[0]:.0f} -> {calls:.0f} calls)")
+            rows.append((ms_last - ms_first, text))
+    return [text for _, text in sorted(rows, reverse=True)]
 
 
 def main() -> None:

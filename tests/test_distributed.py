@@ -116,7 +116,9 @@ def test_metrics_endpoints_expose_the_key_series(arena: Arena) -> None:
     expected = {
         "responder": ["warriorcoder_messages_consumed_total", "warriorcoder_model_tokens_total",
                       "warriorcoder_handler_seconds", "warriorcoder_consumer_lag"],
-        "judge": ["warriorcoder_model_request_seconds", "warriorcoder_model_requests_in_flight"],
+        "judge": ["warriorcoder_model_request_seconds", "warriorcoder_model_requests_in_flight",
+                  ('warriorcoder_store_command_seconds_count{collection="judgments",'
+                   'command="update",service="judge"}')],
         "rater": ["warriorcoder_battles_total", "warriorcoder_judge_verdicts_total",
                   "warriorcoder_judge_consistency"],
     }

@@ -41,6 +41,33 @@ def value(metrics: ServiceMetrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, {"service": metrics.service, **labels})
 
 
+@pytest.mark.integration
+def test_store_commands_are_timed_by_collection_and_command(mongo_uri: str) -> None:
+    m = ServiceMetrics("judge")
+    database = f"metrics-{uuid.uuid4().hex[:8]}"
+    store = ArenaStore.connect(mongo_uri, database,
+                               client_options={"event_listeners": [m.store_listener()]})
+    store.save_judgments([arena_pb2.Judgment(judgment_id=f"j{n}", battle_id="b", judge="c")
+                          for n in range(3)])
+    assert len(store.judgments_by_id(["j0", "j2", "nope"])) == 2
+    assert len(list(store.db["judgments"].find({}, batch_size=1))) == 3  # find, then getMores
+    store.db["unknown_collection"].find_one({})
+    store.db.command("ping")
+
+    def count(collection: str, command: str) -> float:
+        return value(m, "warriorcoder_store_command_seconds_count", collection=collection,
+                     command=command) or 0.0
+
+    assert count("judgments", "update") == 1  # the bulk upsert is one command
+    assert count("judgments", "find") == 2
+    assert count("judgments", "getMore") >= 2
+    assert count("other", "find") == 1  # collections the store does not have share one label
+    assert value(m, "warriorcoder_store_command_seconds_sum", collection="judgments",
+                 command="find") > 0
+    exposed = m.exposition().decode()
+    assert 'command="ping"' not in exposed and "unknown_collection" not in exposed
+
+
 def test_transport_counters_histogram_and_lag() -> None:
     m = ServiceMetrics("judge")
     m.count_consumed("responses", 5)

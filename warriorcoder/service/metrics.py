@@ -25,6 +25,7 @@ from prometheus_client import (
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from pymongo import monitoring
 
 from warriorcoder.arena.judging import (
     JudgeTally,
@@ -42,11 +43,17 @@ from warriorcoder.backends.base import (
     ModelBackend,
     WrappedBackend,
 )
+from warriorcoder.storage.store import COLLECTIONS
 from warriorcoder.v1 import arena_pb2
 
 # Handler calls run from milliseconds (rater) to minutes (a judge batch on a slow model).
 HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 MODEL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
+# One store command: a millisecond for a read by id, seconds for a scan of a large collection.
+STORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# MongoDB commands timed by collection; any other (hello, ping, endSessions...) is "other".
+_STORE_COMMANDS = frozenset({"find", "getMore", "insert", "update", "delete", "aggregate",
+                             "count", "distinct", "findAndModify", "createIndexes"})
 
 _VERDICT_LABELS: dict[int, str] = {
     arena_pb2.VERDICT_A: "a",
@@ -157,6 +164,11 @@ class ServiceMetrics:
             "warriorcoder_judge_calls",
             "Judge model calls over all battles of the round on the latest leaderboard.",
             ["service", "round"], registry=r)
+        self.store_seconds = Histogram(
+            "warriorcoder_store_command_seconds",
+            "Duration of one MongoDB command, from sending it to its reply, by collection and "
+            "command (find, getMore, update, ...).",
+            ["service", "collection", "command"], buckets=STORE_BUCKETS, registry=r)
 
     # -- transport ------------------------------------------------------------------------
 
@@ -175,6 +187,11 @@ class ServiceMetrics:
     def time_handler(self) -> AbstractContextManager[Any]:
         """Context manager that observes its duration in warriorcoder_handler_seconds."""
         return self.handler_seconds.labels(self.service).time()
+
+    def store_listener(self) -> monitoring.CommandListener:
+        """A pymongo command listener that times every command of the store's client in
+        warriorcoder_store_command_seconds (pass it in MongoClient's event_listeners)."""
+        return _StoreCommandTimer(self)
 
     def set_consumer_lag(self, topic: str, partition: int, lag: int) -> None:
         self.consumer_lag.labels(self.service, topic, str(partition)).set(lag)
@@ -341,3 +358,33 @@ class InstrumentedBackend(WrappedBackend):
 
 
 __all__ = ["InstrumentedBackend", "ServiceMetrics"]
+
+
+class _StoreCommandTimer(monitoring.CommandListener):
+    """Observes each command's duration under its collection and command name. pymongo calls
+    it from whichever thread runs the command; the label is kept between its start and end."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self._metrics = metrics
+        self._labels: dict[tuple[Any, int], tuple[str, str]] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        if name not in _STORE_COMMANDS:
+            return
+        target = event.command.get("collection" if name == "getMore" else name)
+        collection = target if isinstance(target, str) and target in COLLECTIONS else "other"
+        self._labels[(event.connection_id, event.request_id)] = (collection, name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._observe(event)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._observe(event)
+
+    def _observe(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent,
+                 ) -> None:
+        labels = self._labels.pop((event.connection_id, event.request_id), None)
+        if labels is not None:
+            self._metrics.store_seconds.labels(self._metrics.service, *labels).observe(
+                event.duration_micros / 1e6)

@@ -97,9 +97,10 @@ Builder = Callable[[ServiceContext], ServiceParts]
 
 async def run_service(name: ServiceName, settings: ServiceSettings, build: Builder) -> int:
     config = load_config(settings.arena_config)
-    store = ArenaStore.connect(settings.mongo_uri.get_secret_value(), settings.mongo_database,
-                               client_options=mongo_client_options(settings))
     metrics = ServiceMetrics(name)
+    store = ArenaStore.connect(settings.mongo_uri.get_secret_value(), settings.mongo_database,
+                               client_options={**mongo_client_options(settings),
+                                               "event_listeners": [metrics.store_listener()]})
     metrics_port = metrics.start_http(settings.metrics_port)
     await asyncio.to_thread(ensure_topics, settings, list(Topic))
     producer = EventProducer(settings, client_id=f"warriorcoder-{name}")
