@@ -261,20 +261,29 @@ def rated_battles(d: Deployment) -> int:
 
 
 def wait_battles(d: Deployment, count: int, timeout_s: float,
-                 between_polls: Callable[[], None] = lambda: None) -> None:
-    """Until the rater has stored `count` battles in all: polls the rater's counter every
-    0.1 s (calling `between_polls` each time), then checks the store (a redelivered batch is
-    counted twice by the counter, never by the store)."""
-    battles = pymongo.MongoClient(d.mongo_uri)[d.database]["battles"]
+                 between_polls: Callable[[], None] = lambda: None) -> float:
+    """Wait until the rater has stored `count` battles in all; return the perf_counter time at
+    which its counter reached `count`. Polls the rater's counter every 0.1 s (calling
+    `between_polls` each time) and the store every 5 s, and checks the store at the end: a
+    redelivered batch is counted twice by the counter (never by the store), and a restarted
+    rater starts its counter from zero."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        if rated_battles(d) >= count and stored_battles(battles) >= count:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"only {stored_battles(battles)} of {count} battles after "
-                               f"{timeout_s}s")
-        between_polls()
-        time.sleep(0.1)
+    reached: float | None = None
+    last_store_check = time.monotonic()
+    with pymongo.MongoClient(d.mongo_uri) as client:
+        battles = client[d.database]["battles"]
+        while True:
+            if reached is None and rated_battles(d) >= count:
+                reached = time.perf_counter()
+            if reached is not None or time.monotonic() - last_store_check > 5:
+                last_store_check = time.monotonic()
+                if stored_battles(battles) >= count:
+                    return reached if reached is not None else time.perf_counter()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {stored_battles(battles)} of {count} battles after "
+                                   f"{timeout_s}s")
+            between_polls()
+            time.sleep(0.1)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -325,8 +334,7 @@ def run(args: argparse.Namespace) -> None:
             for name in d.procs:
                 peak_rss[name] = max(peak_rss.get(name, 0.0), rss_mib(pids[name]))
 
-        wait_battles(d, target, args.timeout_s, sample_rss)
-        elapsed = time.perf_counter() - t0
+        elapsed = wait_battles(d, target, args.timeout_s, sample_rss) - t0
         cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
         batches = {name: tuple(b - a for a, b in zip(batches0[name], d.batches(name),
                                                       strict=True)) for name in looped}

@@ -59,6 +59,8 @@ from warriorcoder.v1 import services_pb2, services_pb2_grpc
 ROOT = Path(__file__).resolve().parent.parent
 THROUGHPUT_TOLERANCE = 0.10
 RSS_GROWTH_LIMIT_MIB = 50.0
+# A store command needs this many calls in a wave for its mean duration to be compared.
+MIN_CALLS = 10
 
 
 @dataclass
@@ -176,8 +178,7 @@ def run(args: argparse.Namespace) -> bool:
             t0 = time.perf_counter()
             submit(d, texts, args.submit_batch)
             total += args.per_wave
-            wait_battles(d, total, args.timeout_s)
-            rate = args.per_wave / (time.perf_counter() - t0)
+            rate = args.per_wave / (wait_battles(d, total, args.timeout_s) - t0)
             rates.append(rate)
             store.append({name: since(store_times(d, name), marks[name]) for name in d.procs})
             with HealthProbe(d) as probe:
@@ -216,13 +217,13 @@ def run(args: argparse.Namespace) -> bool:
 
 
 def grown_commands(first: dict[str, StoreTimes], last: dict[str, StoreTimes]) -> list[str]:
-    """Each service's commands present in both waves, by how much their mean duration grew
-    (the reads that still scale with the data stored come first)."""
+    """Each service's commands called at least MIN_CALLS times in both waves, by how much their
+    mean duration grew (the reads that still scale with the data stored come first)."""
     rows = []
     for name, commands in last.items():
         for key, (calls, seconds) in commands.items():
             before = first[name].get(key)
-            if before is None or not before[0]:
+            if before is None or min(before[0], calls) < MIN_CALLS:
                 continue
             ms_first, ms_last = 1000 * before[1] / before[0], 1000 * seconds / calls
             text = (f"{name}: {key[1]} {key[0]}: {ms_first:.1f} -> {ms_last:.1f} ms "

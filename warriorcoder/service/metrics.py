@@ -51,7 +51,8 @@ HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 MODEL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
 # One store command: a millisecond for a read by id, seconds for a scan of a large collection.
 STORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-# MongoDB commands timed by collection; any other (hello, ping, endSessions...) is "other".
+# The MongoDB commands timed (hello, ping, endSessions and the like are not); a collection the
+# store does not have is labelled "other".
 _STORE_COMMANDS = frozenset({"find", "getMore", "insert", "update", "delete", "aggregate",
                              "count", "distinct", "findAndModify", "createIndexes"})
 

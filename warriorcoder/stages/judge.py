@@ -268,7 +268,7 @@ class Judge(ModelStage):
         judgments: dict[str, arena_pb2.Judgment] = {}
         previous: dict[str, arena_pb2.Judgment] = {}
         judged = [p for p in pairs if not (p.response_a.error or p.response_b.error)]
-        # One store read for the whole batch (a round trip per battle dominated the stage).
+        # One store read by id for the whole batch (a round trip per battle dominated the stage).
         stored_by_battle = await self._stored_judgments(judged)
         for pair in judged:
             for stored in stored_by_battle[pair.battle_id]:
@@ -304,12 +304,12 @@ class Judge(ModelStage):
     ) -> dict[str, list[arena_pb2.Judgment]]:
         """The stored judgments of each pair's panel in both orders, by battle id, each list
         sorted by judgment id: one read by id, whose cost does not grow with the store."""
-        ids = [judgment_id(p.battle_id, judge, order)
-               for p in pairs for judge in p.judges for order in ORDERS]
-        found = await self.store.call(self.store.judgments_by_id, ids)
+        battle_of = {judgment_id(p.battle_id, judge, order): p.battle_id
+                     for p in pairs for judge in p.judges for order in ORDERS}
+        found = await self.store.call(self.store.judgments_by_id, battle_of)
         by_battle: dict[str, list[arena_pb2.Judgment]] = {p.battle_id: [] for p in pairs}
         for jid in sorted(found):
-            by_battle[found[jid].battle_id].append(found[jid])
+            by_battle[battle_of[jid]].append(found[jid])
         return by_battle
 
     async def _ask(
