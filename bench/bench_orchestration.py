@@ -51,6 +51,12 @@ SERVICES = ("challenger", "responder", "judge", "rater", "exporter")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so that the benchmark's ExitStack stops what it started: a
+    benchmark killed otherwise leaves the broker, the store and the services running."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -366,6 +372,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--battles", type=int, default=2000)
     parser.add_argument("--judges", type=int, default=1, help="judge replicas")

@@ -55,6 +55,7 @@ from bench_orchestration import (
     infrastructure,
     instructions,
     process,
+    stop_on_sigterm,
     submit,
     wait_battles,
     wait_for_port,
@@ -206,6 +207,7 @@ def measure_embedded(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--mode", choices=("services", "embedded"), default="services",
                         help="the five services over Kafka (default) or the embedded run")

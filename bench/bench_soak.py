@@ -9,6 +9,8 @@ service's gRPC health every 0.5 s, and reports per wave:
 - battles/s of the wave (first submission to last battle stored),
 - the export's records and seconds, and health probes that failed or took over 1 s during it,
 - each service's resident memory (VmRSS) after the wave,
+- the seconds the wave's submission took, and the CPU time per battle of every process during
+  the wave (services, broker, MongoDB wire server),
 - each service's time in MongoDB commands per battle during the wave (from its
   warriorcoder_store_command_seconds), and at the end the commands whose mean duration grew
   most from the first wave to the last: the store reads that still scale with the data stored.
@@ -44,11 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_orchestration import (
     Deployment,
     arena_config,
+    cpu_seconds,
     deploy,
     infrastructure,
     instructions,
     process,
     rss_mib,
+    stop_on_sigterm,
     submit,
     wait_battles,
 )
@@ -168,6 +172,8 @@ def run(args: argparse.Namespace) -> bool:
         rates: list[float] = []
         rss: list[dict[str, float]] = []
         store: list[dict[str, StoreTimes]] = []  # per wave and service: the wave's commands
+        cpu: list[dict[str, float]] = []  # per wave and process: CPU ms per battle
+        pids = {**infra["pids"], **{name: proc.pid for name, proc in d.procs.items()}}
         print(f"{'wave':>4} {'battles':>8} {'total':>8} {'battles/s':>9} {'export':>8} "
               f"{'export s':>8} {'health fail/slow':>16}  RSS MiB "
               + " ".join(f"{n:>10}" for n in d.procs))
@@ -175,10 +181,14 @@ def run(args: argparse.Namespace) -> bool:
         for wave in range(1, args.waves + 1):
             texts = instructions(args.per_wave, f"{d.round_id}-wave{wave}")
             marks = {name: store_times(d, name) for name in d.procs}
+            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
             t0 = time.perf_counter()
             submit(d, texts, args.submit_batch)
+            submit_s = time.perf_counter() - t0
             total += args.per_wave
             rate = args.per_wave / (wait_battles(d, total, args.timeout_s) - t0)
+            cpu.append({name: 1000 * (cpu_seconds(pid) - cpu0[name]) / args.per_wave
+                        for name, pid in pids.items()})
             rates.append(rate)
             store.append({name: since(store_times(d, name), marks[name]) for name in d.procs})
             with HealthProbe(d) as probe:
@@ -194,6 +204,8 @@ def run(args: argparse.Namespace) -> bool:
                           for n in d.procs}
             print(f"{'':>58}store ms/battle "
                   + " ".join(f"{per_battle[n]:>10.2f}" for n in d.procs), flush=True)
+            print(f"{'':>13}submit {submit_s:5.1f} s; CPU ms/battle: "
+                  + ", ".join(f"{n} {ms:.2f}" for n, ms in cpu[-1].items()), flush=True)
             for line in (probe.failed + probe.slow)[:5]:
                 print(f"       health: {line}")
         failed = battles.count_documents({"status": {"$ne": "BATTLE_STATUS_RATED"}})
@@ -233,6 +245,7 @@ def grown_commands(first: dict[str, StoreTimes], last: dict[str, StoreTimes]) ->
 
 
 def main() -> None:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--waves", type=int, default=10)
     parser.add_argument("--per-wave", type=int, default=10000, help="battles per wave")
