@@ -358,9 +358,6 @@ class InstrumentedBackend(WrappedBackend):
         return outcomes
 
 
-__all__ = ["InstrumentedBackend", "ServiceMetrics"]
-
-
 class _StoreCommandTimer(monitoring.CommandListener):
     """Observes each command's duration under its collection and command name. pymongo calls
     it from whichever thread runs the command; the label is kept between its start and end."""
@@ -389,3 +386,6 @@ class _StoreCommandTimer(monitoring.CommandListener):
         if labels is not None:
             self._metrics.store_seconds.labels(self._metrics.service, *labels).observe(
                 event.duration_micros / 1e6)
+
+
+__all__ = ["InstrumentedBackend", "ServiceMetrics"]
