@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -162,3 +163,32 @@ def test_cli_distributed_verbs(arena: Arena, tmp_path: Path) -> None:
                            "127.0.0.1:1", "--timeout", "2"], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 1 and "UNAVAILABLE" in done.stderr
+
+
+def test_the_rater_process_serves_the_battle_viewer(tmp_path: Path, kafka_bootstrap: str,
+                                                    mongo_uri: str,
+                                                    unique_kafka_prefix: str) -> None:
+    """The rater, started as a service with WARRIORCODER_VIEWER_PORT, shows the battles it rated
+    over Kafka, and refuses writes."""
+    from conftest import free_port
+
+    port = free_port()
+    with FakeOpenAIServer() as models:
+        models.set_behaviour("normal", completion_text="A]]")
+        round_id = f"view-{uuid.uuid4().hex[:8]}"
+        with running_arena(tmp_path, arena_config(models.base_url, round_id),
+                           kafka_bootstrap=kafka_bootstrap, mongo_uri=mongo_uri,
+                           prefix=unique_kafka_prefix,
+                           extra_env={"WARRIORCODER_VIEWER_PORT": str(port)}) as arena:
+            challenges = start_round(arena)
+            arena.wait_round_done(battles=3 * challenges)
+            base = f"http://127.0.0.1:{port}/rounds/{round_id}"
+            with urllib.request.urlopen(base, timeout=10) as response:
+                assert f"Round {round_id}" in response.read().decode()
+            with urllib.request.urlopen(f"{base}/battles", timeout=10) as response:
+                listing = response.read().decode()
+            assert listing.count('class="battle outcome-') == 3 * challenges, arena.log("rater")
+            refused = urllib.request.Request(f"{base}/battles", data=b"x", method="POST")
+            with pytest.raises(urllib.error.HTTPError) as error:
+                urllib.request.urlopen(refused, timeout=10)
+            assert error.value.code == 405

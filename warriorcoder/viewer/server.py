@@ -126,6 +126,7 @@ class Viewer:
         app.router.add_get("/static/highlight.css", self.highlight_css)
         app.router.add_get("/static/{name}", self.static)
         app.router.add_get("/rounds/{round_id}/", self.round_page)
+        app.router.add_get("/rounds/{round_id}", self.to_round_page)
         app.router.add_get("/rounds/{round_id}/battles", self.battles_page)
         app.router.add_get("/rounds/{round_id}/battles/{battle_id}", self.battle_page)
         app.router.add_get("/live/{round_id}", self.live)
@@ -200,6 +201,10 @@ class Viewer:
         summary = await self.read(data.round_summary, round_id, self.exports)
         return self._page("round.html", title=f"round {round_id}", round_id=round_id,
                           s=summary, live=f"/live/{round_id}")
+
+    async def to_round_page(self, request: web.Request) -> web.StreamResponse:
+        """A round's address typed without its closing slash: to the round page."""
+        raise web.HTTPMovedPermanently(request.rel_url.with_path(request.rel_url.path + "/"))
 
     async def battles_page(self, request: web.Request) -> web.StreamResponse:
         """The battle list: filters and paging."""
